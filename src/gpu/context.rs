@@ -1,0 +1,235 @@
+//! The GPU context: instance, adapter, device and queue, with the adapter's real limits.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{GruError, Result};
+
+/// How to pick an adapter. [`ContextOptions::from_env`] reads the usual wgpu variables.
+#[derive(Clone, Debug)]
+pub struct ContextOptions {
+    /// Backends to try (`WGPU_BACKEND`, e.g. `vulkan`, `metal`, `dx12`, `gl`). `None`: the
+    /// primary backends (Vulkan, Metal, DX12) first, then GL if none of them has an adapter.
+    pub backends: Option<wgpu::Backends>,
+    /// Case-insensitive substring of the adapter name (`WGPU_ADAPTER_NAME`).
+    pub adapter_name: Option<String>,
+    /// Power preference (`WGPU_POWER_PREF`: `low` or `high`; default high performance).
+    pub power_preference: wgpu::PowerPreference,
+    /// Limits to ask for instead of the adapter's own (tests use this to lower limits).
+    pub limits: Option<wgpu::Limits>,
+}
+
+impl Default for ContextOptions {
+    fn default() -> Self {
+        ContextOptions {
+            backends: None,
+            adapter_name: None,
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            limits: None,
+        }
+    }
+}
+
+impl ContextOptions {
+    /// Options from `WGPU_BACKEND`, `WGPU_ADAPTER_NAME` and `WGPU_POWER_PREF`.
+    pub fn from_env() -> Self {
+        ContextOptions {
+            backends: wgpu::Backends::from_env(),
+            adapter_name: std::env::var("WGPU_ADAPTER_NAME")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            power_preference: wgpu::PowerPreference::from_env()
+                .unwrap_or(wgpu::PowerPreference::HighPerformance),
+            limits: None,
+        }
+    }
+}
+
+/// Errors that reached the device outside any error scope; kept instead of panicking.
+#[derive(Clone, Default, Debug)]
+pub(crate) struct ErrorLog(Arc<Mutex<Vec<String>>>);
+
+impl ErrorLog {
+    pub(crate) fn take(&self) -> Vec<String> {
+        match self.0.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+}
+
+/// A device and queue, with the adapter they came from.
+///
+/// Cheap to clone (the wgpu handles are reference counted). Build one with
+/// [`GpuContext::new`] (adapter chosen from the environment), [`GpuContext::with_options`], or
+/// share an application's device with [`GpuContext::from_device`].
+#[derive(Clone, Debug)]
+pub struct GpuContext {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    pub(crate) errors: ErrorLog,
+}
+
+/// A short description of an adapter wgpu can see (for `gru info`).
+#[derive(Clone, Debug)]
+pub struct AdapterReport {
+    /// Name, backend, device type and driver.
+    pub info: wgpu::AdapterInfo,
+    /// The adapter's own limits.
+    pub limits: wgpu::Limits,
+    /// The adapter's features.
+    pub features: wgpu::Features,
+}
+
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
+    desc.backends = backends;
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter wgpu can see on the given backends (all when `None`).
+pub fn enumerate_adapters(backends: Option<wgpu::Backends>) -> Vec<AdapterReport> {
+    let backends = backends.unwrap_or(wgpu::Backends::all());
+    let inst = instance(backends);
+    pollster::block_on(inst.enumerate_adapters(backends))
+        .into_iter()
+        .map(|a| AdapterReport {
+            info: a.get_info(),
+            limits: a.limits(),
+            features: a.features(),
+        })
+        .collect()
+}
+
+fn find_adapter(options: &ContextOptions) -> Result<wgpu::Adapter> {
+    let tries: Vec<wgpu::Backends> = match options.backends {
+        Some(b) => vec![b],
+        None => vec![wgpu::Backends::PRIMARY, wgpu::Backends::SECONDARY],
+    };
+    let mut seen = Vec::new();
+    for backends in tries {
+        let inst = instance(backends);
+        if let Some(wanted) = &options.adapter_name {
+            let wanted = wanted.to_lowercase();
+            for adapter in pollster::block_on(inst.enumerate_adapters(backends)) {
+                let info = adapter.get_info();
+                if info.name.to_lowercase().contains(&wanted) {
+                    return Ok(adapter);
+                }
+                seen.push(format!("{} ({:?})", info.name, info.backend));
+            }
+        } else {
+            let request = wgpu::RequestAdapterOptions {
+                power_preference: options.power_preference,
+                ..Default::default()
+            };
+            if let Ok(adapter) = pollster::block_on(inst.request_adapter(&request)) {
+                return Ok(adapter);
+            }
+        }
+    }
+    Err(match &options.adapter_name {
+        Some(name) => GruError::NoAdapter(format!(
+            "WGPU_ADAPTER_NAME={name:?} matches none of the adapters found: [{}]",
+            seen.join(", ")
+        )),
+        None => GruError::NoAdapter(format!(
+            "wgpu found no adapter on backends {}; install a Vulkan, Metal or DX12 driver \
+             (on Debian: apt-get install mesa-vulkan-drivers) or set WGPU_BACKEND",
+            options
+                .backends
+                .map(|b| format!("{b:?}"))
+                .unwrap_or_else(|| "Vulkan/Metal/DX12, then GL".into())
+        )),
+    })
+}
+
+impl GpuContext {
+    /// A context on the adapter chosen by `WGPU_BACKEND`, `WGPU_ADAPTER_NAME` and
+    /// `WGPU_POWER_PREF` (see [`ContextOptions::from_env`]), with the adapter's own limits.
+    pub fn new() -> Result<Self> {
+        Self::with_options(&ContextOptions::from_env())
+    }
+
+    /// A context on the adapter `options` pick.
+    pub fn with_options(options: &ContextOptions) -> Result<Self> {
+        let adapter = find_adapter(options)?;
+        let info = adapter.get_info();
+        let limits = options.limits.clone().unwrap_or_else(|| adapter.limits());
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("gru-wgpu"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits,
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            GruError::RequestDevice {
+                adapter: info.name.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        Ok(Self::from_parts(device, queue, info))
+    }
+
+    /// Shares a device the application already has. `info` is reported by
+    /// [`GpuContext::adapter_info`]; the device's own limits are used.
+    ///
+    /// The context installs an uncaptured-error handler on the device (wgpu's default one
+    /// panics); errors are reported by the next forward instead.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
+        let info = device.adapter_info();
+        Self::from_parts(device, queue, info)
+    }
+
+    fn from_parts(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Self {
+        let errors = ErrorLog::default();
+        let log = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut v = match log.0.lock() {
+                Ok(v) => v,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            v.push(e.to_string());
+        }));
+        let limits = device.limits();
+        GpuContext {
+            device,
+            queue,
+            info,
+            limits,
+            errors,
+        }
+    }
+
+    /// The device.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+    /// The queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+    /// The adapter's name, backend, type and driver.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+    /// The limits the device was created with.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+    /// One line: `name (backend, device type, driver)`.
+    pub fn describe(&self) -> String {
+        describe_adapter(&self.info)
+    }
+}
+
+/// One line: `name (backend, device type, driver driver_info)`.
+pub fn describe_adapter(info: &wgpu::AdapterInfo) -> String {
+    format!(
+        "{} ({:?}, {:?}, driver {} {})",
+        info.name, info.backend, info.device_type, info.driver, info.driver_info
+    )
+}

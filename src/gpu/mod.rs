@@ -1,0 +1,9 @@
+//! The GPU path: a context (adapter, device, queue) and models resident on it.
+
+mod context;
+mod model;
+
+pub use context::{
+    describe_adapter, enumerate_adapters, AdapterReport, ContextOptions, GpuContext,
+};
+pub use model::{GpuGru, ModelStats, MAX_HIDDEN};

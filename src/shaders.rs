@@ -1,0 +1,64 @@
+//! The one place that loads WGSL.
+//!
+//! Each kernel family is one file in `shaders/`; `shaders/common.wgsl` (stable activations)
+//! is prepended to every kernel at compile time of the crate. Kernels are specialised with
+//! WGSL `override` constants when their pipelines are created, never by editing source text.
+
+/// `shaders/common.wgsl`: functions shared by every kernel.
+pub const COMMON: &str = include_str!("../shaders/common.wgsl");
+
+/// A kernel family: one `.wgsl` file in `shaders/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// `input_projection.wgsl`: `XP[T·B, 3H] = X[T·B, I] · Wᵀ + Wb`, one tiled GEMM.
+    InputProjection,
+    /// `gru_step.wgsl`: one timestep's recurrent products, activations and blend.
+    GruStep,
+}
+
+impl Kernel {
+    /// Every kernel family.
+    pub const ALL: [Kernel; 2] = [Kernel::InputProjection, Kernel::GruStep];
+
+    /// The file name under `shaders/`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Kernel::InputProjection => "input_projection.wgsl",
+            Kernel::GruStep => "gru_step.wgsl",
+        }
+    }
+
+    /// The full WGSL source: `common.wgsl` followed by the kernel's own file.
+    pub fn source(self) -> &'static str {
+        match self {
+            Kernel::InputProjection => concat!(
+                include_str!("../shaders/common.wgsl"),
+                include_str!("../shaders/input_projection.wgsl")
+            ),
+            Kernel::GruStep => concat!(
+                include_str!("../shaders/common.wgsl"),
+                include_str!("../shaders/gru_step.wgsl")
+            ),
+        }
+    }
+
+    /// The compute entry points the crate uses from this file.
+    pub fn entry_points(self) -> &'static [&'static str] {
+        match self {
+            Kernel::InputProjection => &["input_projection"],
+            Kernel::GruStep => &[
+                "step_reset_after",
+                "gates_reset_before",
+                "candidate_reset_before",
+            ],
+        }
+    }
+
+    /// The `override` constants the crate sets on this file's pipelines.
+    pub fn overrides(self) -> &'static [&'static str] {
+        match self {
+            Kernel::InputProjection => &[],
+            Kernel::GruStep => &["HIDDEN", "WG"],
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Helpers shared by the integration tests: a seeded generator, the GPU context, and
+//! comparisons that print seed, shape, worst index, got, expected and tolerance.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use gru_wgpu::gpu::GpuContext;
+use gru_wgpu::{Convention, GruWeights, Tolerance};
+
+/// SplitMix64: small, seeded, reproducible.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    pub fn sym(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.sym() * scale).collect()
+    }
+}
+
+/// Random weights; `scale` multiplies the usual 1/√H range.
+pub fn random_weights(
+    rng: &mut Rng,
+    convention: Convention,
+    i: usize,
+    h: usize,
+    scale: f32,
+    bias: bool,
+) -> GruWeights {
+    let k = scale / (h as f32).sqrt();
+    let w = rng.vec(3 * h * i, k);
+    let r = rng.vec(3 * h * h, k);
+    let b = bias.then(|| rng.vec(6 * h, k));
+    GruWeights::new(convention, i, h, w, r, b).expect("valid random weights")
+}
+
+/// The shared GPU context. No adapter is a failure, never a skip; set GRU_REQUIRE_GPU=0 to
+/// let a machine without any adapter skip explicitly (the skip is printed).
+pub fn gpu() -> Option<&'static GpuContext> {
+    static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
+    let ctx = CTX.get_or_init(|| GpuContext::new().map_err(|e| e.to_string()));
+    match ctx {
+        Ok(c) => Some(c),
+        Err(e) => {
+            if std::env::var("GRU_REQUIRE_GPU").as_deref() == Ok("0") {
+                eprintln!("SKIPPED GPU part (GRU_REQUIRE_GPU=0): {e}");
+                None
+            } else {
+                panic!(
+                    "no GPU adapter ({e}); GPU tests fail without one. Install a Vulkan driver \
+                     (apt-get install mesa-vulkan-drivers gives lavapipe), or set GRU_REQUIRE_GPU=0 \
+                     to skip them explicitly"
+                );
+            }
+        }
+    }
+}
+
+/// Asserts `got` matches `expected` within `tol`, printing the context on failure.
+pub fn assert_close(context: &str, got: &[f32], expected: &[f32], tol: Tolerance) {
+    let c = tol.compare(got, expected);
+    assert!(c.passed(), "{context}: {c}");
+}
