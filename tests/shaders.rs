@@ -1,0 +1,117 @@
+//! naga parses and validates every shader in `shaders/`, specialises it with the override
+//! values the crate uses, and translates it to SPIR-V. No GPU needed.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use gru_wgpu::shaders::{Kernel, COMMON};
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+
+fn parse_and_validate(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{name} does not parse:\n{}", e.emit_to_string(source)));
+    let info = Validator::new(ValidationFlags::all(), Capabilities::default())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name} does not validate:\n{}", e.emit_to_string(source)));
+    (module, info)
+}
+
+/// Every `.wgsl` file in `shaders/` is either `common.wgsl` or a kernel the crate loads, and
+/// every kernel's file exists: no shader escapes validation.
+#[test]
+fn every_shader_file_is_a_known_kernel() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let on_disk: BTreeSet<String> = std::fs::read_dir(&dir)
+        .expect("shaders/ exists")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".wgsl"))
+        .collect();
+    let mut known: BTreeSet<String> = Kernel::ALL
+        .iter()
+        .map(|k| k.file_name().to_string())
+        .collect();
+    known.insert("common.wgsl".to_string());
+    assert_eq!(
+        on_disk, known,
+        "shaders/ and gru_wgpu::shaders::Kernel disagree"
+    );
+    // The embedded sources are the files on disk.
+    for k in Kernel::ALL {
+        let file = std::fs::read_to_string(dir.join(k.file_name())).expect("kernel file");
+        assert_eq!(
+            k.source(),
+            format!("{COMMON}{file}"),
+            "{} is stale",
+            k.file_name()
+        );
+    }
+}
+
+#[test]
+fn common_validates_alone() {
+    parse_and_validate("common.wgsl", COMMON);
+}
+
+#[test]
+fn kernels_validate_with_their_entry_points_and_overrides() {
+    for k in Kernel::ALL {
+        let (module, _) = parse_and_validate(k.file_name(), k.source());
+        for entry in k.entry_points() {
+            assert!(
+                module.entry_points.iter().any(|e| e.name == *entry),
+                "{} has no entry point {entry}",
+                k.file_name()
+            );
+        }
+        let declared: BTreeSet<&str> = module
+            .overrides
+            .iter()
+            .filter_map(|(_, o)| o.name.as_deref())
+            .collect();
+        for o in k.overrides() {
+            assert!(
+                declared.contains(o),
+                "{} has no override {o}",
+                k.file_name()
+            );
+        }
+    }
+}
+
+/// Specialise each kernel with the override values the crate passes (several hidden sizes),
+/// validate again, and translate every entry point to SPIR-V, as the Vulkan backend will.
+#[test]
+fn kernels_specialise_and_translate_to_spirv() {
+    for k in Kernel::ALL {
+        let (module, info) = parse_and_validate(k.file_name(), k.source());
+        let hidden_sizes: &[f64] = if k.overrides().contains(&"HIDDEN") {
+            &[1.0, 64.0, 257.0, 2048.0]
+        } else {
+            &[0.0]
+        };
+        for &h in hidden_sizes {
+            let mut constants = naga::back::PipelineConstants::default();
+            if k.overrides().contains(&"HIDDEN") {
+                constants.insert("HIDDEN".to_string(), h);
+                constants.insert("WG".to_string(), 64.0);
+            }
+            for entry in k.entry_points() {
+                let (m, i) = naga::back::pipeline_constants::process_overrides(
+                    &module,
+                    &info,
+                    Some((naga::ShaderStage::Compute, entry)),
+                    &constants,
+                )
+                .unwrap_or_else(|e| panic!("{} {entry} H={h}: overrides: {e:?}", k.file_name()));
+                let options = naga::back::spv::Options::default();
+                let pipeline = naga::back::spv::PipelineOptions {
+                    shader_stage: naga::ShaderStage::Compute,
+                    entry_point: entry.to_string(),
+                };
+                naga::back::spv::write_vec(&m, &i, &options, Some(&pipeline))
+                    .unwrap_or_else(|e| panic!("{} {entry} H={h}: SPIR-V: {e}", k.file_name()));
+            }
+        }
+    }
+}
