@@ -31,8 +31,8 @@ impl Case {
             t,
             b,
             scale,
-            bias: seed % 3 != 0,
-            initial_h: seed % 2 == 0,
+            bias: !seed.is_multiple_of(3),
+            initial_h: seed.is_multiple_of(2),
         }
     }
 }
