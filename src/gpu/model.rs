@@ -234,6 +234,14 @@ impl GpuGru {
                 available: max_groups as u64,
             });
         }
+        if limits.max_storage_buffers_per_shader_stage < 6 {
+            return Err(GruError::DeviceLimit {
+                what: "the step kernels (6 storage buffers)".into(),
+                limit: "max_storage_buffers_per_shader_stage",
+                needed: 6,
+                available: limits.max_storage_buffers_per_shader_stage as u64,
+            });
+        }
         if limits.max_compute_invocations_per_workgroup < 256 {
             return Err(GruError::DeviceLimit {
                 what: "the input-projection kernel (16×16 invocations)".into(),
