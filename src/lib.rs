@@ -43,6 +43,7 @@ pub mod error;
 pub mod gpu;
 pub mod input;
 pub mod npy;
+pub mod seeded;
 pub mod shaders;
 pub mod tolerance;
 pub mod weights;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use gru_wgpu::gpu::{GpuContext, GpuGru};
+use gru_wgpu::seeded::uniform;
 use gru_wgpu::{cpu, Convention, GruInput, GruWeights, Tolerance};
 
 const I: usize = 256;
@@ -17,21 +18,6 @@ const B: usize = 16;
 const T: usize = 100;
 const SEED: u64 = 2024;
 
-/// SplitMix64 in [-scale, scale).
-fn seeded(seed: u64, n: usize, scale: f32) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            (((z >> 40) as f64 / (1u64 << 24) as f64) * 2.0 - 1.0) as f32 * scale
-        })
-        .collect()
-}
-
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -39,7 +25,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn run() -> gru_wgpu::Result<bool> {
     let k = 1.0 / (H as f32).sqrt(); // PyTorch's init range
-    let x = seeded(SEED, T * B * I, 1.0);
+    let x = uniform(SEED, T * B * I, 1.0);
     let input = GruInput::new(&x, T, B);
     println!("gru-wgpu demo: I={I}, H={H}, B={B}, T={T}, seed {SEED}");
 
@@ -65,9 +51,9 @@ fn run() -> gru_wgpu::Result<bool> {
             convention,
             I,
             H,
-            seeded(seed, 3 * H * I, k),
-            seeded(seed + 100, 3 * H * H, k),
-            Some(seeded(seed + 200, 6 * H, k)),
+            uniform(seed, 3 * H * I, k),
+            uniform(seed + 100, 3 * H * H, k),
+            Some(uniform(seed + 200, 6 * H, k)),
         )?;
         let start = Instant::now();
         let reference = cpu::forward(&weights, &input)?;

@@ -72,6 +72,17 @@ pub struct GruWeights {
     b: Vec<f32>,
 }
 
+/// Both sizes at least 1; returns `3H`.
+fn check_sizes(input_size: usize, hidden_size: usize) -> Result<usize> {
+    if hidden_size == 0 {
+        return Err(GruError::invalid("hidden_size", "at least 1", 0));
+    }
+    if input_size == 0 {
+        return Err(GruError::invalid("input_size", "at least 1", 0));
+    }
+    mul_sizes("3·hidden_size", 3, hidden_size)
+}
+
 fn check_len(what: &str, expected_shape: String, expected: usize, got: usize) -> Result<()> {
     if expected != got {
         return Err(GruError::shape(
@@ -100,13 +111,7 @@ impl GruWeights {
         r: Vec<f32>,
         b: Option<Vec<f32>>,
     ) -> Result<Self> {
-        if hidden_size == 0 {
-            return Err(GruError::invalid("hidden_size", "at least 1", 0));
-        }
-        if input_size == 0 {
-            return Err(GruError::invalid("input_size", "at least 1", 0));
-        }
-        let h3 = mul_sizes("3·hidden_size", 3, hidden_size)?;
+        let h3 = check_sizes(input_size, hidden_size)?;
         let (i, h) = (input_size, hidden_size);
         check_len(
             "W",
@@ -152,10 +157,7 @@ impl GruWeights {
         bias_ih: Option<&[f32]>,
         bias_hh: Option<&[f32]>,
     ) -> Result<Self> {
-        if hidden_size == 0 {
-            return Err(GruError::invalid("hidden_size", "at least 1", 0));
-        }
-        let h3 = mul_sizes("3·hidden_size", 3, hidden_size)?;
+        let h3 = check_sizes(input_size, hidden_size)?;
         let (i, h) = (input_size, hidden_size);
         check_len(
             "weight_ih",
@@ -208,13 +210,7 @@ impl GruWeights {
         bias: Option<&[f32]>,
         reset_after: bool,
     ) -> Result<Self> {
-        if hidden_size == 0 {
-            return Err(GruError::invalid("hidden_size", "at least 1", 0));
-        }
-        if input_size == 0 {
-            return Err(GruError::invalid("input_size", "at least 1", 0));
-        }
-        let h3 = mul_sizes("3·hidden_size", 3, hidden_size)?;
+        let h3 = check_sizes(input_size, hidden_size)?;
         let (i, h) = (input_size, hidden_size);
         check_len(
             "kernel",
@@ -293,7 +289,7 @@ fn reorder_rzn_to_zrh(a: &[f32], hidden: usize) -> Vec<f32> {
 }
 
 /// Transposes a row-major `[rows, cols]` matrix.
-fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub(crate) fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0.0; a.len()];
     for i in 0..rows {
         for j in 0..cols {

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use gru_wgpu::gpu::{GpuContext, GpuGru};
+use gru_wgpu::seeded::uniform;
 use gru_wgpu::{cpu, Convention, GruInput, GruWeights, Tolerance};
 
 struct Options {
@@ -101,20 +102,6 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
-fn seeded(seed: u64, n: usize, scale: f32) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            (((z >> 40) as f64 / (1u64 << 24) as f64) * 2.0 - 1.0) as f32 * scale
-        })
-        .collect()
-}
-
 struct Row {
     convention: Convention,
     i: usize,
@@ -196,9 +183,9 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                 convention,
                 i,
                 h,
-                seeded(1, 3 * h * i, k),
-                seeded(2, 3 * h * h, k),
-                Some(seeded(3, 6 * h, k)),
+                uniform(1, 3 * h * i, k),
+                uniform(2, 3 * h * h, k),
+                Some(uniform(3, 6 * h, k)),
             )?;
             let mut model = match &ctx {
                 Some(c) => Some(GpuGru::new(c, &weights)?),
@@ -208,7 +195,7 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                 for &t in &o.seq_len {
                     done += 1;
                     eprintln!("[{done}/{total}] {convention:?} I={i} H={h} B={b} T={t}");
-                    let x = seeded(4, t * b * i, 1.0);
+                    let x = uniform(4, t * b * i, 1.0);
                     let input = GruInput::new(&x, t, b);
                     let reference = if o.cpu {
                         let s = Instant::now();

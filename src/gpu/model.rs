@@ -7,7 +7,7 @@ use crate::error::{GruError, Result};
 use crate::gpu::context::GpuContext;
 use crate::input::{Dims, GruInput, GruOutput};
 use crate::shaders::Kernel;
-use crate::weights::{Convention, GruWeights};
+use crate::weights::{transpose, Convention, GruWeights};
 
 /// Invocations per workgroup of the step kernels (`WG` override of `gru_step.wgsl`).
 const STEP_WG: u32 = 64;
@@ -114,16 +114,6 @@ impl std::fmt::Debug for GpuGru {
             .field("stats", &self.stats)
             .finish()
     }
-}
-
-fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0; a.len()];
-    for i in 0..rows {
-        for j in 0..cols {
-            t[j * rows + i] = a[i * cols + j];
-        }
-    }
-    t
 }
 
 fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {

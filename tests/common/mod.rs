@@ -7,31 +7,8 @@ use std::sync::OnceLock;
 use gru_wgpu::gpu::GpuContext;
 use gru_wgpu::{Convention, GruWeights, Tolerance};
 
-/// SplitMix64: small, seeded, reproducible.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    pub fn sym(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.sym() * scale).collect()
-    }
-}
+/// The seeded generator of the crate (SplitMix64).
+pub use gru_wgpu::seeded::SplitMix64 as Rng;
 
 /// Random weights; `scale` multiplies the usual 1/√H range.
 pub fn random_weights(
