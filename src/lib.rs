@@ -42,6 +42,7 @@ pub mod cpu;
 pub mod error;
 pub mod gpu;
 pub mod input;
+pub mod model;
 pub mod npy;
 pub mod seeded;
 pub mod shaders;
@@ -49,6 +50,7 @@ pub mod tolerance;
 pub mod weights;
 
 pub use error::{GruError, Result};
-pub use input::{Dims, GruInput, GruOutput};
+pub use input::{Dims, GruInput, GruOutput, Layout, OutputStyle};
+pub use model::{Direction, GruModel};
 pub use tolerance::{Comparison, Tolerance};
 pub use weights::{Convention, GruWeights};

@@ -64,12 +64,12 @@ fn beyond_device_limits_is_a_typed_error() {
     })
     .expect("device with lowered limits");
     let mut rng = Rng::new(32);
-    // R is 3·40·40·4 = 19200 bytes > 4096.
+    // Rᵀ and Rb are 3·40·(40 + 1)·4 = 19680 bytes > 4096.
     let big = random_weights(&mut rng, Convention::ResetAfter, 2, 40, 1.0, true);
     match GpuGru::new(&small, &big) {
         Err(GruError::DeviceLimit { limit, needed, .. }) => {
             assert_eq!(limit, "max_storage_buffer_binding_size");
-            assert_eq!(needed, 19200);
+            assert_eq!(needed, 19680);
         }
         other => panic!("expected DeviceLimit, got {other:?}"),
     }

@@ -1,13 +1,14 @@
-//! A GRU layer resident on the GPU: weights uploaded once, pipelines built once, scratch
-//! buffers kept between forwards of the same shape.
+//! A GRU network resident on the GPU: weights uploaded once, pipelines built once, scratch
+//! buffers and bind groups kept between forwards of the same shape.
 
 use wgpu::util::DeviceExt;
 
 use crate::error::{GruError, Result};
 use crate::gpu::context::GpuContext;
-use crate::input::{Dims, GruInput, GruOutput};
+use crate::input::{Dims, GruInput, GruOutput, Layout};
+use crate::model::{Direction, GruModel, ModelView};
 use crate::shaders::Kernel;
-use crate::weights::{transpose, Convention, GruWeights};
+use crate::weights::{Convention, GruWeights};
 
 /// Invocations per workgroup of the step kernels (`WG` override of `gru_step.wgsl`).
 const STEP_WG: u32 = 64;
@@ -16,8 +17,10 @@ const STEP_NB: u32 = 4;
 /// Output tile of the input-projection GEMM (`TILE` in `input_projection.wgsl`).
 const GEMM_TILE: u32 = 64;
 /// Most K columns one GEMM dispatch walks: keeps every invocation's loop trips below
-/// lavapipe's silent 65535 cap (REFERENCES.md §6); larger I is split over dispatches.
+/// lavapipe's silent 65535 cap (REFERENCES.md §6); larger inputs are split over dispatches.
 const GEMM_MAX_K: u32 = 16384;
+/// Storage buffers the step kernels bind.
+const STEP_STORAGE_BUFFERS: u32 = 8;
 /// Largest hidden size: the step kernels loop H times per invocation (REFERENCES.md §6).
 pub const MAX_HIDDEN: usize = 32768;
 
@@ -37,8 +40,28 @@ struct GemmParams {
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct StepParams {
-    t: u32,
+    s: u32,
+    _pad: [u32; 3],
+}
+
+/// `LayerParams` of `gru_step.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct LayerParams {
     batch: u32,
+    seq_len: u32,
+    batch_major: u32,
+    reverse_mask: u32,
+    y_t: u32,
+    y_d: u32,
+    y_b: u32,
+    state_base: u32,
+    st_ld: u32,
+    st_b: u32,
+    xp_width: u32,
+    rb_offset: u32,
+    has_clip: u32,
+    clip: f32,
     _pad: [u32; 2],
 }
 
@@ -49,22 +72,41 @@ struct GemmDispatch {
     groups_y: u32,
 }
 
-/// Buffers and bind groups for one (T, B).
+/// A layer's weights on the device.
+struct LayerWeights {
+    /// `[K, D·3H]`: every direction's `Wᵀ`, side by side.
+    wt: wgpu::Buffer,
+    /// `[D·3H]`: every direction's `Wb`.
+    wb: wgpu::Buffer,
+    /// Every direction's `Rᵀ [H, 3H]`, then every direction's `Rb [3H]`.
+    rec: wgpu::Buffer,
+    /// `K`: `I` for layer 0, `D·H` after.
+    input_size: usize,
+}
+
+/// What the scratch buffers were built for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct ShapeKey {
+    dims: Dims,
+}
+
+/// Buffers and bind groups for one shape.
 struct Scratch {
-    seq_len: usize,
-    batch: usize,
+    key: ShapeKey,
     x: wgpu::Buffer,
     xp: wgpu::Buffer,
+    inter: Option<wgpu::Buffer>,
     h0: wgpu::Buffer,
     y: wgpu::Buffer,
+    yh: wgpu::Buffer,
     gates: wgpu::Buffer,
+    lens: wgpu::Buffer,
     readback: wgpu::Buffer,
-    gemm_bind: wgpu::BindGroup,
-    step_bind: wgpu::BindGroup,
-    gemm_dispatches: Vec<GemmDispatch>,
+    gemm_binds: Vec<wgpu::BindGroup>,
+    step_binds: Vec<wgpu::BindGroup>,
+    gemm_dispatches: Vec<Vec<GemmDispatch>>,
     // Kept alive for the bind groups; referenced only through them.
-    _gemm_params: wgpu::Buffer,
-    _step_params: wgpu::Buffer,
+    _uniforms: [wgpu::Buffer; 3],
 }
 
 /// Counters that show what a model has built (tests use them to prove reuse).
@@ -78,22 +120,21 @@ pub struct ModelStats {
     pub forwards: usize,
 }
 
-/// A single-layer, single-direction GRU whose weights live on the GPU.
+/// A GRU network whose weights live on the GPU.
 ///
-/// Shapes as in [`crate::cpu::forward`]: `X[T, B, I]`, `initial_h[B, H]` →
-/// `Y[T, B, H]`, `Y_h[B, H]`; gate order z, r, h. A forward is one command encoder and
-/// one submit: one GEMM (split into a few dispatches only past device limits) for the
-/// input projection of every step, then per step one fused dispatch (reset-after) or two
-/// (reset-before), then one readback of `Y` and `Y_h`.
+/// Shapes are those of [`crate::cpu::forward_model`] (see [`crate::input`]); gate order
+/// z, r, h. A forward is one command encoder and one submit. Per layer: one GEMM (split
+/// into a few dispatches only past device limits) for the input projection of every step and
+/// both directions, then per step one fused dispatch (reset-after) or two (reset-before) that
+/// run both directions side by side; then one readback of `Y` and `Y_h`.
 pub struct GpuGru {
     ctx: GpuContext,
     convention: Convention,
+    direction: Direction,
     input_size: usize,
     hidden_size: usize,
-    wt: wgpu::Buffer,
-    rt: wgpu::Buffer,
-    wb: wgpu::Buffer,
-    rb: wgpu::Buffer,
+    clip: Option<f32>,
+    layers: Vec<LayerWeights>,
     gemm_layout: wgpu::BindGroupLayout,
     step_layout: wgpu::BindGroupLayout,
     gemm: wgpu::ComputePipeline,
@@ -109,6 +150,8 @@ impl std::fmt::Debug for GpuGru {
         f.debug_struct("GpuGru")
             .field("adapter", &self.ctx.adapter_info().name)
             .field("convention", &self.convention)
+            .field("direction", &self.direction)
+            .field("layers", &self.layers.len())
             .field("input_size", &self.input_size)
             .field("hidden_size", &self.hidden_size)
             .field("stats", &self.stats)
@@ -129,17 +172,37 @@ fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-fn uniform_entry(binding: u32, size: u64) -> wgpu::BindGroupLayoutEntry {
+fn uniform_entry(binding: u32, size: u64, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
         ty: wgpu::BindingType::Buffer {
             ty: wgpu::BufferBindingType::Uniform,
-            has_dynamic_offset: true,
+            has_dynamic_offset: dynamic,
             min_binding_size: wgpu::BufferSize::new(size),
         },
         count: None,
     }
+}
+
+/// The per-step parameters: read-only storage with a dynamic offset. Not a uniform buffer:
+/// lavapipe specialises (recompiles) a shader for the values of small uniforms that steer
+/// control flow, which would compile one shader variant per timestep.
+fn step_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only: true },
+            has_dynamic_offset: true,
+            min_binding_size: wgpu::BufferSize::new(std::mem::size_of::<StepParams>() as u64),
+        },
+        count: None,
+    }
+}
+
+fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry { binding, resource }
 }
 
 /// Runs `f` inside validation and out-of-memory error scopes; any error becomes
@@ -167,10 +230,10 @@ fn scoped<T>(ctx: &GpuContext, operation: &str, f: impl FnOnce() -> T) -> Result
     Ok(value)
 }
 
-fn uniform_binding(buffer: &wgpu::Buffer, size: u64) -> wgpu::BindingResource<'_> {
+fn uniform_binding(buffer: &wgpu::Buffer, offset: u64, size: u64) -> wgpu::BindingResource<'_> {
     wgpu::BindingResource::Buffer(wgpu::BufferBinding {
         buffer,
-        offset: 0,
+        offset,
         size: wgpu::BufferSize::new(size),
     })
 }
@@ -181,13 +244,88 @@ fn bytes_of(what: &str, elements: usize) -> Result<u64> {
         .ok_or_else(|| GruError::invalid(what, "a byte size that fits in u64", elements))
 }
 
+/// The largest storage binding the kernels may use: the device's limit, and never more than
+/// u32 indices can address.
+fn binding_limit(limits: &wgpu::Limits) -> u64 {
+    limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size)
+        .min(u32::MAX as u64)
+}
+
+fn check_binding(limits: &wgpu::Limits, what: String, bytes: u64) -> Result<()> {
+    let available = binding_limit(limits);
+    if bytes > available {
+        return Err(GruError::DeviceLimit {
+            what,
+            limit: "max_storage_buffer_binding_size",
+            needed: bytes,
+            available,
+        });
+    }
+    Ok(())
+}
+
+fn check_limit(
+    what: impl Into<String>,
+    limit: &'static str,
+    needed: u64,
+    available: u64,
+) -> Result<()> {
+    if needed > available {
+        return Err(GruError::DeviceLimit {
+            what: what.into(),
+            limit,
+            needed,
+            available,
+        });
+    }
+    Ok(())
+}
+
+/// A layer's weights laid out for the kernels (see [`LayerWeights`]).
+fn layer_arrays(layer: &[&GruWeights]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let h = layer[0].hidden_size();
+    let k = layer[0].input_size();
+    let (h3, width) = (3 * h, 3 * h * layer.len());
+    let mut wt = vec![0.0f32; k * width];
+    let mut wb = Vec::with_capacity(width);
+    let mut rec = vec![0.0f32; layer.len() * h * h3];
+    let mut rb = Vec::with_capacity(width);
+    for (d, w) in layer.iter().enumerate() {
+        for n in 0..h3 {
+            for kk in 0..k {
+                wt[kk * width + d * h3 + n] = w.w()[n * k + kk];
+            }
+            for kk in 0..h {
+                rec[d * h * h3 + kk * h3 + n] = w.r()[n * h + kk];
+            }
+        }
+        wb.extend_from_slice(&w.b()[..h3]);
+        rb.extend_from_slice(&w.b()[h3..]);
+    }
+    rec.extend(rb);
+    (wt, wb, rec)
+}
+
 impl GpuGru {
-    /// Uploads `weights` to the device of `ctx` and builds the pipelines.
+    /// Uploads one forward layer to the device of `ctx` and builds the pipelines.
     ///
     /// Errors when the weights do not fit the device's limits, when `H` exceeds
     /// [`MAX_HIDDEN`], or when the device reports an error while building.
     pub fn new(ctx: &GpuContext, weights: &GruWeights) -> Result<Self> {
-        let (i, h) = (weights.input_size(), weights.hidden_size());
+        Self::build(ctx, &ModelView::single(weights))
+    }
+
+    /// Uploads a whole network (layers, directions, clip) to the device of `ctx`.
+    pub fn from_model(ctx: &GpuContext, model: &GruModel) -> Result<Self> {
+        Self::build(ctx, &model.view())
+    }
+
+    fn build(ctx: &GpuContext, model: &ModelView<'_>) -> Result<Self> {
+        let first = model.first();
+        let (i, h) = (first.input_size(), first.hidden_size());
+        let n_dir = model.num_directions();
         if h > MAX_HIDDEN {
             return Err(GruError::invalid(
                 "hidden_size",
@@ -196,54 +334,51 @@ impl GpuGru {
             ));
         }
         let limits = ctx.limits();
-        let binding_limit = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size)
-            .min(u32::MAX as u64);
-        let check = |what: &str, bytes: u64| -> Result<()> {
-            if bytes > binding_limit {
-                return Err(GruError::DeviceLimit {
-                    what: what.to_string(),
-                    limit: "max_storage_buffer_binding_size",
-                    needed: bytes,
-                    available: binding_limit,
-                });
-            }
-            Ok(())
-        };
-        check("weights Wᵀ [I, 3H]", bytes_of("W", 3 * h * i)?)?;
-        check("weights Rᵀ [H, 3H]", bytes_of("R", 3 * h * h)?)?;
-        let groups_j = (h as u32).div_ceil(STEP_WG);
-        let groups_n = (3 * h as u32).div_ceil(GEMM_TILE);
-        let max_groups = limits.max_compute_workgroups_per_dimension;
-        if groups_j.max(groups_n) > max_groups {
-            return Err(GruError::DeviceLimit {
-                what: format!("hidden size {h}"),
-                limit: "max_compute_workgroups_per_dimension",
-                needed: groups_j.max(groups_n) as u64,
-                available: max_groups as u64,
-            });
+        for (l, layer) in model.layers.iter().enumerate() {
+            let k = layer[0].input_size();
+            check_binding(
+                limits,
+                format!("layer {l} weights Wᵀ [K={k}, D·3H={}]", n_dir * 3 * h),
+                bytes_of("W", n_dir * 3 * h * k)?,
+            )?;
+            check_binding(
+                limits,
+                format!(
+                    "layer {l} weights Rᵀ and Rb [D={n_dir}, H+1={}, 3H={}]",
+                    h + 1,
+                    3 * h
+                ),
+                bytes_of("R", n_dir * 3 * h * (h + 1))?,
+            )?;
         }
-        if limits.max_storage_buffers_per_shader_stage < 6 {
-            return Err(GruError::DeviceLimit {
-                what: "the step kernels (6 storage buffers)".into(),
-                limit: "max_storage_buffers_per_shader_stage",
-                needed: 6,
-                available: limits.max_storage_buffers_per_shader_stage as u64,
-            });
-        }
-        if limits.max_compute_invocations_per_workgroup < 256 {
-            return Err(GruError::DeviceLimit {
-                what: "the input-projection kernel (16×16 invocations)".into(),
-                limit: "max_compute_invocations_per_workgroup",
-                needed: 256,
-                available: limits.max_compute_invocations_per_workgroup as u64,
-            });
-        }
+        let max_groups = limits.max_compute_workgroups_per_dimension as u64;
+        check_limit(
+            format!("hidden size {h} (step kernel)"),
+            "max_compute_workgroups_per_dimension",
+            (h as u64).div_ceil(STEP_WG as u64),
+            max_groups,
+        )?;
+        check_limit(
+            format!("D·3H = {} (input projection)", n_dir * 3 * h),
+            "max_compute_workgroups_per_dimension",
+            ((n_dir * 3 * h) as u64).div_ceil(GEMM_TILE as u64),
+            max_groups,
+        )?;
+        check_limit(
+            "the step kernels",
+            "max_storage_buffers_per_shader_stage",
+            STEP_STORAGE_BUFFERS as u64,
+            limits.max_storage_buffers_per_shader_stage as u64,
+        )?;
+        check_limit(
+            "the input-projection kernel (16×16 invocations)",
+            "max_compute_invocations_per_workgroup",
+            256,
+            limits.max_compute_invocations_per_workgroup as u64,
+        )?;
 
         let device = ctx.device();
         scoped(ctx, "uploading weights and building pipelines", || {
-            let h3 = 3 * h;
             let upload = |label: &str, data: &[f32]| {
                 device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some(label),
@@ -251,10 +386,19 @@ impl GpuGru {
                     usage: wgpu::BufferUsages::STORAGE,
                 })
             };
-            let wt = upload("Wt [I, 3H]", &transpose(weights.w(), h3, i));
-            let rt = upload("Rt [H, 3H]", &transpose(weights.r(), h3, h));
-            let wb = upload("Wb [3H]", &weights.b()[..h3]);
-            let rb = upload("Rb [3H]", &weights.b()[h3..]);
+            let layers = model
+                .layers
+                .iter()
+                .map(|layer| {
+                    let (wt, wb, rec) = layer_arrays(layer);
+                    LayerWeights {
+                        wt: upload("Wt [K, D·3H]", &wt),
+                        wb: upload("Wb [D·3H]", &wb),
+                        rec: upload("Rt [D, H, 3H] + Rb [D, 3H]", &rec),
+                        input_size: layer[0].input_size(),
+                    }
+                })
+                .collect();
 
             let gemm_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                 label: Some("input_projection layout"),
@@ -263,7 +407,7 @@ impl GpuGru {
                     storage_entry(1, true),
                     storage_entry(2, true),
                     storage_entry(3, false),
-                    uniform_entry(4, std::mem::size_of::<GemmParams>() as u64),
+                    uniform_entry(4, std::mem::size_of::<GemmParams>() as u64, true),
                 ],
             });
             let step_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -272,10 +416,12 @@ impl GpuGru {
                     storage_entry(0, true),
                     storage_entry(1, true),
                     storage_entry(2, true),
-                    storage_entry(3, true),
+                    storage_entry(3, false),
                     storage_entry(4, false),
-                    storage_entry(5, false),
-                    uniform_entry(6, std::mem::size_of::<StepParams>() as u64),
+                    storage_entry(5, true),
+                    storage_entry(6, false),
+                    step_entry(7),
+                    uniform_entry(8, std::mem::size_of::<LayerParams>() as u64, false),
                 ],
             });
             let pipeline = |kernel: Kernel,
@@ -310,7 +456,7 @@ impl GpuGru {
                 &[],
             );
             let constants = [("HIDDEN", h as f64), ("WG", STEP_WG as f64)];
-            let entries: &[&str] = match weights.convention() {
+            let entries: &[&str] = match first.convention() {
                 Convention::ResetAfter => &["step_reset_after"],
                 Convention::ResetBefore => &["gates_reset_before", "candidate_reset_before"],
             };
@@ -319,21 +465,22 @@ impl GpuGru {
                 .map(|e| pipeline(Kernel::GruStep, &step_layout, e, &constants))
                 .collect();
             let pipelines_created = 1 + step_pipelines.len();
-            let align = limits.min_uniform_buffer_offset_alignment.max(16);
             GpuGru {
                 ctx: ctx.clone(),
-                convention: weights.convention(),
+                convention: first.convention(),
+                direction: model.direction,
                 input_size: i,
                 hidden_size: h,
-                wt,
-                rt,
-                wb,
-                rb,
+                clip: model.clip,
+                layers,
                 gemm_layout,
                 step_layout,
                 gemm,
                 step_pipelines,
-                uniform_stride: align,
+                uniform_stride: limits
+                    .min_uniform_buffer_offset_alignment
+                    .max(limits.min_storage_buffer_offset_alignment)
+                    .max(64),
                 scratch: None,
                 poison: None,
                 stats: ModelStats {
@@ -351,6 +498,14 @@ impl GpuGru {
     /// The gate convention.
     pub fn convention(&self) -> Convention {
         self.convention
+    }
+    /// The directions.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+    /// `L`.
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
     }
     /// `I`.
     pub fn input_size(&self) -> usize {
@@ -372,87 +527,99 @@ impl GpuGru {
         self.poison = value;
     }
 
-    /// Checks that buffers for (T, B) fit the device; returns the sizes in bytes of
-    /// X, XP, Y, readback and the step params.
-    fn plan(&self, dims: &Dims) -> Result<[u64; 5]> {
+    /// Checks a shape against the model and the device; returns the validated sizes.
+    fn validate(&self, input: &GruInput<'_>) -> Result<Dims> {
+        // Validate against the model's sizes through a throwaway single-layer description
+        // of the same I, H, L and D (the weights' values are not needed here).
+        let n_dir = self.direction.num_directions();
+        let (t, b, h) = (input.seq_len, input.batch, self.hidden_size);
+        let dims = Dims {
+            seq_len: t,
+            batch: b,
+            input_size: self.input_size,
+            hidden_size: h,
+            num_layers: self.layers.len(),
+            num_directions: n_dir,
+            layout: input.layout,
+            style: input.style,
+        };
+        input.validate_dims(&dims)?;
+        Ok(dims)
+    }
+
+    /// Checks that buffers for `dims` fit the device.
+    fn plan(&self, dims: &Dims) -> Result<()> {
         let limits = self.ctx.limits();
         let (t, b, i, h) = (dims.seq_len, dims.batch, dims.input_size, dims.hidden_size);
+        let n_dir = dims.num_directions;
         let rows = t * b;
-        let binding_limit = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size)
-            .min(u32::MAX as u64);
-        let x = bytes_of("X", rows * i)?;
-        let xp = bytes_of("XP", rows * 3 * h)?;
-        let y = bytes_of("Y", rows * h)?;
-        for (what, bytes) in [
-            (format!("input X [T={t}, B={b}, I={i}]"), x),
-            (
-                format!("input projection XP [T·B={rows}, 3H={}]", 3 * h),
-                xp,
-            ),
-            (format!("output Y [T={t}, B={b}, H={h}]"), y),
-        ] {
-            if bytes > binding_limit {
-                return Err(GruError::DeviceLimit {
-                    what,
-                    limit: "max_storage_buffer_binding_size",
-                    needed: bytes,
-                    available: binding_limit,
-                });
-            }
-        }
-        let readback = y + bytes_of("Y_h", b * h)?;
-        let params = (t as u64) * self.uniform_stride as u64;
-        for (what, bytes) in [
-            ("readback of Y and Y_h".to_string(), readback),
-            (format!("step parameters for T={t}"), params),
-        ] {
-            if bytes > limits.max_buffer_size {
-                return Err(GruError::DeviceLimit {
-                    what,
-                    limit: "max_buffer_size",
-                    needed: bytes,
-                    available: limits.max_buffer_size,
-                });
-            }
-        }
-        let groups_b = b.div_ceil(STEP_NB as usize) as u64;
-        if groups_b > limits.max_compute_workgroups_per_dimension as u64 {
-            return Err(GruError::DeviceLimit {
-                what: format!("batch size {b}"),
-                limit: "max_compute_workgroups_per_dimension",
-                needed: groups_b,
-                available: limits.max_compute_workgroups_per_dimension as u64,
-            });
-        }
-        Ok([x, xp, y, readback, params])
+        check_binding(
+            limits,
+            format!("input X {:?}", dims.x_shape()),
+            bytes_of("X", rows * i)?,
+        )?;
+        check_binding(
+            limits,
+            format!("input projection [T·B={rows}, D·3H={}]", n_dir * 3 * h),
+            bytes_of("XP", rows * n_dir * 3 * h)?,
+        )?;
+        check_binding(
+            limits,
+            format!("output Y {:?}", dims.y_shape()),
+            bytes_of("Y", dims.y_len())?,
+        )?;
+        let readback = bytes_of("Y", dims.y_len())? + bytes_of("Y_h", dims.state_len())?;
+        check_limit(
+            "readback of Y and Y_h",
+            "max_buffer_size",
+            readback,
+            limits.max_buffer_size,
+        )?;
+        check_limit(
+            format!("step parameters for T={t}"),
+            "max_buffer_size",
+            (t as u64) * self.uniform_stride as u64,
+            limits.max_buffer_size,
+        )?;
+        check_limit(
+            format!("batch size {b}"),
+            "max_compute_workgroups_per_dimension",
+            (b as u64).div_ceil(STEP_NB as u64),
+            limits.max_compute_workgroups_per_dimension as u64,
+        )?;
+        Ok(())
     }
 
     fn ensure_scratch(&mut self, dims: &Dims) -> Result<()> {
-        if let Some(s) = &self.scratch {
-            if s.seq_len == dims.seq_len && s.batch == dims.batch {
-                return Ok(());
-            }
+        let key = ShapeKey { dims: *dims };
+        if self.scratch.as_ref().is_some_and(|s| s.key == key) {
+            return Ok(());
         }
-        let [x_bytes, xp_bytes, y_bytes, readback_bytes, params_bytes] = self.plan(dims)?;
+        self.plan(dims)?;
         self.scratch = None; // free the old buffers before allocating new ones
         let (t, b, h) = (dims.seq_len, dims.batch, dims.hidden_size);
+        let n_dir = dims.num_directions;
+        let n_layers = self.layers.len();
         let rows = (t * b) as u32;
+        let stride = self.uniform_stride as usize;
         let max_groups = self.ctx.limits().max_compute_workgroups_per_dimension;
 
-        // GEMM dispatches: rows in chunks of ≤ max_groups tiles, K in chunks of GEMM_MAX_K.
+        // GEMM dispatches of every layer: rows in chunks of ≤ max_groups tiles, K in chunks
+        // of GEMM_MAX_K; each dispatch has its own params slot.
         let rows_per_dispatch = max_groups.saturating_mul(GEMM_TILE);
-        let (n, k) = (3 * h as u32, self.input_size as u32);
-        let mut gemm_params = Vec::new();
-        let mut row_offset = 0u32;
-        while row_offset < rows {
-            let chunk = (rows - row_offset).min(rows_per_dispatch);
-            let mut k_begin = 0u32;
-            while k_begin < k {
-                let k_end = (k_begin + GEMM_MAX_K).min(k);
-                gemm_params.push((
-                    GemmParams {
+        let n = (n_dir * 3 * h) as u32;
+        let mut gemm_bytes = Vec::new();
+        let mut gemm_dispatches = Vec::new();
+        for layer in &self.layers {
+            let k = layer.input_size as u32;
+            let mut dispatches = Vec::new();
+            let mut row_offset = 0u32;
+            while row_offset < rows {
+                let chunk = (rows - row_offset).min(rows_per_dispatch);
+                let mut k_begin = 0u32;
+                while k_begin < k {
+                    let k_end = (k_begin + GEMM_MAX_K).min(k);
+                    let p = GemmParams {
                         m: row_offset + chunk,
                         n,
                         k,
@@ -461,55 +628,90 @@ impl GpuGru {
                         k_end,
                         accumulate: (k_begin > 0) as u32,
                         _pad: 0,
-                    },
-                    n.div_ceil(GEMM_TILE),
-                    chunk.div_ceil(GEMM_TILE),
-                ));
-                k_begin = k_end;
+                    };
+                    dispatches.push(GemmDispatch {
+                        offset: gemm_bytes.len() as u32,
+                        groups_x: n.div_ceil(GEMM_TILE),
+                        groups_y: chunk.div_ceil(GEMM_TILE),
+                    });
+                    gemm_bytes.extend_from_slice(bytemuck::bytes_of(&p));
+                    gemm_bytes.resize(gemm_bytes.len() + stride - 32, 0);
+                    k_begin = k_end;
+                }
+                row_offset += chunk;
             }
-            row_offset += chunk;
+            gemm_dispatches.push(dispatches);
         }
-        let stride = self.uniform_stride as usize;
-        let mut gemm_bytes = vec![0u8; gemm_params.len() * stride];
-        let mut gemm_dispatches = Vec::new();
-        for (slot, (p, gx, gy)) in gemm_params.iter().enumerate() {
-            gemm_bytes[slot * stride..][..32].copy_from_slice(bytemuck::bytes_of(p));
-            gemm_dispatches.push(GemmDispatch {
-                offset: (slot * stride) as u32,
-                groups_x: *gx,
-                groups_y: *gy,
-            });
-        }
-        let mut step_bytes = vec![0u8; params_bytes as usize];
-        for step in 0..t {
+        let mut step_bytes = vec![0u8; t * stride];
+        for s in 0..t {
             let p = StepParams {
-                t: step as u32,
+                s: s as u32,
+                _pad: [0; 3],
+            };
+            step_bytes[s * stride..][..16].copy_from_slice(bytemuck::bytes_of(&p));
+        }
+        let [st_ld, st_b] = dims.state_strides();
+        let reverse_mask = (0..n_dir)
+            .filter(|&d| self.direction.is_reverse(d))
+            .fold(0u32, |m, d| m | (1 << d));
+        let mut layer_bytes = vec![0u8; n_layers * stride];
+        for l in 0..n_layers {
+            // Intermediate layers write rows like X's, D·H wide; the last writes Y.
+            let [y_t, y_d, y_b] = if l + 1 == n_layers {
+                dims.y_strides()
+            } else {
+                let width = n_dir * h;
+                match dims.layout {
+                    Layout::SequenceMajor => [b * width, h, width],
+                    Layout::BatchMajor => [width, h, t * width],
+                }
+            };
+            let p = LayerParams {
                 batch: b as u32,
+                seq_len: t as u32,
+                batch_major: (dims.layout == Layout::BatchMajor) as u32,
+                reverse_mask,
+                y_t: y_t as u32,
+                y_d: y_d as u32,
+                y_b: y_b as u32,
+                state_base: (l * n_dir * st_ld) as u32,
+                st_ld: st_ld as u32,
+                st_b: st_b as u32,
+                xp_width: n,
+                rb_offset: (n_dir * h * 3 * h) as u32,
+                has_clip: self.clip.is_some() as u32,
+                clip: self.clip.unwrap_or(0.0),
                 _pad: [0; 2],
             };
-            step_bytes[step * stride..][..16].copy_from_slice(bytemuck::bytes_of(&p));
+            layer_bytes[l * stride..][..64].copy_from_slice(bytemuck::bytes_of(&p));
         }
 
         let ctx = self.ctx.clone();
         let device = ctx.device();
         let scratch = scoped(&ctx, "allocating buffers for a forward", || {
-            let storage = |label: &str, size: u64, extra: wgpu::BufferUsages| {
+            let storage = |label: &str, bytes: u64, extra: wgpu::BufferUsages| {
                 device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(label),
-                    size,
+                    size: bytes.max(4),
                     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | extra,
                     mapped_at_creation: false,
                 })
             };
             let none = wgpu::BufferUsages::empty();
-            let x = storage("X [T, B, I]", x_bytes, none);
-            let xp = storage("XP [T·B, 3H]", xp_bytes, none);
-            let h0 = storage("h0 [B, H]", 4 * (b * h) as u64, none);
-            let y = storage("Y [T, B, H]", y_bytes, wgpu::BufferUsages::COPY_SRC);
-            let gates = storage("gates [2, B, H]", 8 * (b * h) as u64, none);
+            let src = wgpu::BufferUsages::COPY_SRC;
+            let f32s = |n: usize| 4 * n as u64;
+            let x = storage("X", f32s(t * b * self.input_size), none);
+            let xp = storage("XP [T·B, D·3H]", f32s(t * b * n as usize), none);
+            let inter = (n_layers > 1)
+                .then(|| storage("layer output [T·B, D·H]", f32s(t * b * n_dir * h), none));
+            let h0 = storage("initial_h", f32s(dims.state_len()), none);
+            let y = storage("Y", f32s(dims.y_len()), src);
+            let yh = storage("Y_h", f32s(dims.state_len()), src);
+            let gates = storage("gates [D, 2, B, H]", f32s(n_dir * 2 * b * h), none);
+            let lens = storage("sequence_lens [B]", f32s(b), none);
             let readback = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("readback Y, Y_h"),
-                size: readback_bytes,
+                size: f32s(dims.y_len() + dims.state_len()),
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
@@ -521,87 +723,65 @@ impl GpuGru {
                 })
             };
             let gemm_params = uniforms("input_projection params", &gemm_bytes);
-            let step_params = uniforms("gru_step params", &step_bytes);
-            let gemm_bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("input_projection bindings"),
-                layout: &self.gemm_layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: x.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: self.wt.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: self.wb.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: xp.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 4,
-                        resource: uniform_binding(
-                            &gemm_params,
-                            std::mem::size_of::<GemmParams>() as u64,
-                        ),
-                    },
-                ],
+            let step_params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("gru_step step params"),
+                contents: &step_bytes,
+                usage: wgpu::BufferUsages::STORAGE,
             });
-            let step_bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("gru_step bindings"),
-                layout: &self.step_layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: xp.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: self.rt.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: self.rb.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: h0.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 4,
-                        resource: y.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 5,
-                        resource: gates.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 6,
-                        resource: uniform_binding(
-                            &step_params,
-                            std::mem::size_of::<StepParams>() as u64,
-                        ),
-                    },
-                ],
-            });
+            let layer_params = uniforms("gru_step layer params", &layer_bytes);
+            let mut gemm_binds = Vec::new();
+            let mut step_binds = Vec::new();
+            for (l, layer) in self.layers.iter().enumerate() {
+                let layer_in = match (&inter, l) {
+                    (Some(inter), l) if l > 0 => inter,
+                    _ => &x,
+                };
+                let layer_out = match &inter {
+                    Some(inter) if l + 1 < n_layers => inter,
+                    _ => &y,
+                };
+                gemm_binds.push(device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("input_projection bindings"),
+                    layout: &self.gemm_layout,
+                    entries: &[
+                        entry(0, layer_in.as_entire_binding()),
+                        entry(1, layer.wt.as_entire_binding()),
+                        entry(2, layer.wb.as_entire_binding()),
+                        entry(3, xp.as_entire_binding()),
+                        entry(4, uniform_binding(&gemm_params, 0, 32)),
+                    ],
+                }));
+                step_binds.push(device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("gru_step bindings"),
+                    layout: &self.step_layout,
+                    entries: &[
+                        entry(0, xp.as_entire_binding()),
+                        entry(1, layer.rec.as_entire_binding()),
+                        entry(2, h0.as_entire_binding()),
+                        entry(3, layer_out.as_entire_binding()),
+                        entry(4, gates.as_entire_binding()),
+                        entry(5, lens.as_entire_binding()),
+                        entry(6, yh.as_entire_binding()),
+                        entry(7, uniform_binding(&step_params, 0, 16)),
+                        entry(8, uniform_binding(&layer_params, (l * stride) as u64, 64)),
+                    ],
+                }));
+            }
             Scratch {
-                seq_len: t,
-                batch: b,
+                key,
                 x,
                 xp,
+                inter,
                 h0,
                 y,
+                yh,
                 gates,
+                lens,
                 readback,
-                gemm_bind,
-                step_bind,
+                gemm_binds,
+                step_binds,
                 gemm_dispatches,
-                _gemm_params: gemm_params,
-                _step_params: step_params,
+                _uniforms: [gemm_params, step_params, layer_params],
             }
         })?;
         self.scratch = Some(scratch);
@@ -609,15 +789,16 @@ impl GpuGru {
         Ok(())
     }
 
-    /// Runs the GRU over `input` on the GPU.
+    /// Runs the network over `input` on the GPU.
     ///
-    /// Shapes: `X[T, B, I]`, `initial_h[B, H]` (zeros when absent) → `Y[T, B, H]`,
-    /// `Y_h[B, H]`. `B = 0` gives empty outputs. Errors: a length that does not match the
-    /// model ([`GruError::Shape`]), a problem beyond the device's limits
-    /// ([`GruError::DeviceLimit`]), or a device error ([`GruError::Gpu`]).
+    /// Shapes as documented in [`crate::input`] (for one forward layer with the defaults:
+    /// `X[T, B, I]`, `initial_h[B, H]` → `Y[T, B, H]`, `Y_h[B, H]`). `B = 0` gives empty
+    /// outputs. Errors: a length or length value that does not match the model
+    /// ([`GruError::Shape`], [`GruError::InvalidArgument`]), a problem beyond the device's
+    /// limits ([`GruError::DeviceLimit`]), or a device error ([`GruError::Gpu`]).
     pub fn forward(&mut self, input: &GruInput<'_>) -> Result<GruOutput> {
-        let dims = input.validate_sizes(self.input_size, self.hidden_size)?;
-        let (t, b, h) = (dims.seq_len, dims.batch, dims.hidden_size);
+        let dims = self.validate(input)?;
+        let (t, b) = (dims.seq_len, dims.batch);
         if b == 0 {
             return Ok(GruOutput {
                 y: Vec::new(),
@@ -634,8 +815,9 @@ impl GpuGru {
         };
         let ctx = &self.ctx;
         let (device, queue) = (ctx.device(), ctx.queue());
-        let y_bytes = 4 * (t * b * h) as u64;
-        let state_bytes = 4 * (b * h) as u64;
+        let y_bytes = 4 * dims.y_len() as u64;
+        let state_bytes = 4 * dims.state_len() as u64;
+        let lens: Vec<u32> = (0..b).map(|k| input.length(k) as u32).collect();
 
         let result = scoped(ctx, "forward", || {
             queue.write_buffer(&s.x, 0, bytemuck::cast_slice(input.x));
@@ -643,15 +825,26 @@ impl GpuGru {
                 Some(h0) => queue.write_buffer(&s.h0, 0, bytemuck::cast_slice(h0)),
                 None => queue.write_buffer(&s.h0, 0, &vec![0u8; state_bytes as usize]),
             }
+            queue.write_buffer(&s.lens, 0, bytemuck::cast_slice(&lens));
             if let Some(v) = self.poison {
-                for buf in [&s.xp, &s.y, &s.gates] {
+                for buf in [
+                    Some(&s.xp),
+                    Some(&s.y),
+                    Some(&s.yh),
+                    Some(&s.gates),
+                    s.inter.as_ref(),
+                ]
+                .into_iter()
+                .flatten()
+                {
                     let fill = vec![v; (buf.size() / 4) as usize];
                     queue.write_buffer(buf, 0, bytemuck::cast_slice(&fill));
                 }
             }
 
-            let groups_j = (h as u32).div_ceil(STEP_WG);
+            let groups_j = (self.hidden_size as u32).div_ceil(STEP_WG);
             let groups_b = (b as u32).div_ceil(STEP_NB);
+            let groups_d = dims.num_directions as u32;
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("gru forward"),
             });
@@ -660,39 +853,36 @@ impl GpuGru {
                     label: Some("gru forward"),
                     timestamp_writes: None,
                 });
-                pass.set_pipeline(&self.gemm);
-                for d in &s.gemm_dispatches {
-                    pass.set_bind_group(0, &s.gemm_bind, &[d.offset]);
-                    pass.dispatch_workgroups(d.groups_x, d.groups_y, 1);
-                }
                 let single = self.step_pipelines.len() == 1;
-                if single {
-                    pass.set_pipeline(&self.step_pipelines[0]);
-                }
-                for step in 0..t {
-                    pass.set_bind_group(0, &s.step_bind, &[step as u32 * self.uniform_stride]);
-                    for p in &self.step_pipelines {
-                        if !single {
-                            pass.set_pipeline(p);
+                for l in 0..self.layers.len() {
+                    pass.set_pipeline(&self.gemm);
+                    for d in &s.gemm_dispatches[l] {
+                        pass.set_bind_group(0, &s.gemm_binds[l], &[d.offset]);
+                        pass.dispatch_workgroups(d.groups_x, d.groups_y, 1);
+                    }
+                    if single {
+                        pass.set_pipeline(&self.step_pipelines[0]);
+                    }
+                    for step in 0..t {
+                        let offset = step as u32 * self.uniform_stride;
+                        pass.set_bind_group(0, &s.step_binds[l], &[offset]);
+                        for p in &self.step_pipelines {
+                            if !single {
+                                pass.set_pipeline(p);
+                            }
+                            pass.dispatch_workgroups(groups_j, groups_b, groups_d);
                         }
-                        pass.dispatch_workgroups(groups_j, groups_b, 1);
                     }
                 }
             }
             encoder.copy_buffer_to_buffer(&s.y, 0, &s.readback, 0, y_bytes);
-            encoder.copy_buffer_to_buffer(
-                &s.y,
-                y_bytes - state_bytes,
-                &s.readback,
-                y_bytes,
-                state_bytes,
-            );
+            encoder.copy_buffer_to_buffer(&s.yh, 0, &s.readback, y_bytes, state_bytes);
             queue.submit([encoder.finish()])
         })?;
 
         let data = read_buffer(ctx, &s.readback, result)?;
         self.stats.forwards += 1;
-        let split = t * b * h;
+        let split = dims.y_len();
         let y_h = data[split..].to_vec();
         let mut y = data;
         y.truncate(split);
