@@ -1,33 +1,29 @@
-//! The shared conformance vectors (`../shared/conformance`, see `REFERENCES.md` §3), run on the
-//! CPU reference and on the GPU, each checked at onnxruntime's f32 tolerance
+//! The shared conformance vectors (`../shared/conformance`, see `REFERENCES.md` §3), every one
+//! of them run on the CPU reference and on the GPU, each checked at onnxruntime's f32 tolerance
 //! ([`Tolerance::F32`], `|a − e| ≤ 1e-5 + 1e-4·|e|`).
 //!
 //! Every vector is one JSON file
 //! `{"name", "attributes", "inputs": {NAME: {"shape", "data"}}, "outputs": {...}}` with flat
-//! row-major data. The ONNX shapes map onto the library's (one layer, `D = 1`, layout 0):
+//! row-major data, in ONNX's shapes, which the library takes as they are with
+//! [`OutputStyle::Onnx`] (one layer, `D` directions):
 //!
-//! | ONNX                     | library                          |
-//! |--------------------------|----------------------------------|
-//! | `X[T, B, I]`             | `GruInput::x`                    |
-//! | `W[1, 3H, I]`            | `W[3H, I]`                       |
-//! | `R[1, 3H, H]`            | `R[3H, H]`                       |
-//! | `B[1, 6H]`               | `B[6H]` (absent: zeros)          |
-//! | `initial_h[1, B, H]`     | `initial_h[B, H]` (absent: zeros)|
-//! | `Y[T, 1, B, H]`          | `Y[T, B, H]` (same flat order)   |
-//! | `Y_h[1, B, H]`           | `Y_h[B, H]`                      |
+//! | ONNX | layout 0 | layout 1 |
+//! |---|---|---|
+//! | `X` | `[T, B, I]` | `[B, T, I]` |
+//! | `W`, `R`, `B` | `[D, 3H, I]`, `[D, 3H, H]`, `[D, 6H]` | the same |
+//! | `initial_h`, `Y_h` | `[D, B, H]` | `[B, D, H]` |
+//! | `Y` | `[T, D, B, H]` | `[B, T, D, H]` |
 //!
-//! Attributes: `hidden_size` (checked against the shapes), `linear_before_reset` (through
-//! [`Convention::from_linear_before_reset`]), `direction = "forward"` and `layout = 0` are
-//! honoured. `direction = "reverse" | "bidirectional"`, `layout = 1`, `clip`, and a
-//! `sequence_lens` with any length other than `T` name a feature the library does not have yet;
-//! anything else (an unknown attribute, input or output) fails the test loudly.
+//! Attributes `hidden_size` (checked against the shapes), `linear_before_reset`, `direction`,
+//! `layout` and `clip` are honoured; any other attribute, input or output fails the test
+//! loudly. `sequence_lens` is stored as floats in some files: each value must be an exact
+//! integer.
 //!
-//! [`every_file_is_covered_or_listed`] keeps this file honest: the files run here plus the
-//! files listed in [`NEEDS_LATER_FEATURE`] must be exactly the directory's contents, and each
-//! listed file must need exactly the features it is listed with.
+//! [`every_file_is_covered`] keeps this file honest: the files run here must be exactly the
+//! directory's contents.
 //!
 //! `test_gru_seq_length` is an ONNX backend test whose name refers to the generator's
-//! sequence length (`T = 2`); it has **no** `sequence_lens` input, so it runs here in full.
+//! sequence length (`T = 2`); it has **no** `sequence_lens` input.
 
 mod common;
 
@@ -37,48 +33,34 @@ use std::path::{Path, PathBuf};
 
 use common::gpu;
 use gru_wgpu::gpu::GpuGru;
-use gru_wgpu::{cpu, Convention, GruInput, GruOutput, GruWeights, Tolerance};
+use gru_wgpu::{
+    cpu, Convention, Direction, GruInput, GruModel, GruOutput, GruWeights, Layout, OutputStyle,
+    Tolerance,
+};
 use serde_json::Value;
 
-/// The files that run here, relative to the conformance directory.
+/// The files that run here, relative to the conformance directory: all of them.
 const COVERED: &[&str] = &[
+    "onnx/test_gru_batchwise.json",
+    "onnx/test_gru_bidirectional.json",
     "onnx/test_gru_defaults.json",
-    "onnx/test_gru_with_initial_bias.json",
+    "onnx/test_gru_reverse.json",
     "onnx/test_gru_seq_length.json",
+    "onnx/test_gru_with_initial_bias.json",
+    "onnxruntime/ort_bidirectional_lbr1.json",
+    "onnxruntime/ort_clip_lbr1.json",
     "onnxruntime/ort_forward_lbr0.json",
     "onnxruntime/ort_forward_lbr1.json",
-    "onnxruntime/ort_forward_no_bias.json",
     "onnxruntime/ort_forward_lbr1_initial_h.json",
-    "onnxruntime/ort_saturating_inputs_lbr0.json",
+    "onnxruntime/ort_forward_no_bias.json",
     "onnxruntime/ort_hidden_33_lbr1.json",
-];
-
-/// The files that wait for a feature the library does not have yet, with every such feature
-/// each one needs.
-const NEEDS_LATER_FEATURE: &[(&str, &[&str])] = &[
-    ("onnx/test_gru_batchwise.json", &["layout=1"]),
-    ("onnx/test_gru_bidirectional.json", &["bidirectional"]),
-    ("onnx/test_gru_reverse.json", &["reverse"]),
-    (
-        "onnxruntime/ort_bidirectional_lbr1.json",
-        &["bidirectional"],
-    ),
-    ("onnxruntime/ort_clip_lbr1.json", &["clip"]),
-    ("onnxruntime/ort_reverse_lbr0.json", &["reverse"]),
-    ("onnxruntime/ort_reverse_lbr1_initial_h.json", &["reverse"]),
-    ("onnxruntime/ort_seq_lens_all_zero.json", &["sequence_lens"]),
-    (
-        "onnxruntime/ort_seq_lens_bidirectional_lbr1.json",
-        &["bidirectional", "sequence_lens"],
-    ),
-    (
-        "onnxruntime/ort_seq_lens_mixed_lbr0.json",
-        &["sequence_lens"],
-    ),
-    (
-        "onnxruntime/ort_seq_lens_zero_in_middle_lbr1.json",
-        &["sequence_lens"],
-    ),
+    "onnxruntime/ort_reverse_lbr0.json",
+    "onnxruntime/ort_reverse_lbr1_initial_h.json",
+    "onnxruntime/ort_saturating_inputs_lbr0.json",
+    "onnxruntime/ort_seq_lens_all_zero.json",
+    "onnxruntime/ort_seq_lens_bidirectional_lbr1.json",
+    "onnxruntime/ort_seq_lens_mixed_lbr0.json",
+    "onnxruntime/ort_seq_lens_zero_in_middle_lbr1.json",
 ];
 
 /// The conformance directory; its absence is a failure, never a skip.
@@ -197,32 +179,21 @@ fn load(relative: &str) -> Vector {
     }
 }
 
-/// The features a vector needs that the library does not have yet (`reverse`,
-/// `bidirectional`, `layout=1`, `clip`, `sequence_lens`). Panics on anything this test does not
-/// know, so nothing is silently dropped.
-fn missing_features(v: &Vector) -> Vec<&'static str> {
-    let mut missing = Vec::new();
+/// Checks that every attribute, input and output is one this test honours.
+fn check_known(v: &Vector) {
     for (key, value) in &v.attributes {
-        match key.as_str() {
-            "hidden_size" | "linear_before_reset" => {}
-            "direction" => match value.as_str() {
-                Some("forward") => {}
-                Some("reverse") => missing.push("reverse"),
-                Some("bidirectional") => missing.push("bidirectional"),
-                _ => panic!("{}: unknown direction {value}", v.name),
-            },
-            "layout" => match value.as_i64() {
-                Some(0) => {}
-                Some(1) => missing.push("layout=1"),
-                _ => panic!("{}: unknown layout {value}", v.name),
-            },
-            "clip" => missing.push("clip"),
-            other => panic!(
-                "{}: attribute {other} = {value} cannot be honoured by this test (the library \
-                 supports hidden_size, linear_before_reset, direction=forward, layout=0)",
-                v.name
-            ),
-        }
+        assert!(
+            [
+                "hidden_size",
+                "linear_before_reset",
+                "direction",
+                "layout",
+                "clip"
+            ]
+            .contains(&key.as_str()),
+            "{}: attribute {key} = {value} cannot be honoured by this test",
+            v.name
+        );
     }
     for name in v.inputs.keys() {
         assert!(
@@ -238,21 +209,15 @@ fn missing_features(v: &Vector) -> Vec<&'static str> {
             v.name
         );
     }
-    if let Some(lens) = v.inputs.get("sequence_lens") {
-        // Every length equal to T is the same as no sequence_lens at all.
-        let t = v.inputs["X"].shape[0] as f64;
-        if lens.data.iter().any(|&l| l != t) {
-            missing.push("sequence_lens");
-        }
-    }
-    missing
 }
 
-/// The weights and input of a vector the library can run, with every shape checked.
+/// The model and input of a vector, with every shape checked.
 struct Problem {
-    weights: GruWeights,
+    model: GruModel,
     x: Vec<f32>,
     initial_h: Option<Vec<f32>>,
+    lens: Option<Vec<i64>>,
+    layout: Layout,
     t: usize,
     b: usize,
 }
@@ -266,64 +231,105 @@ fn expect_shape(v: &Vector, what: &str, tensor: &Tensor, expected: &[usize]) {
 }
 
 fn problem(v: &Vector) -> Problem {
-    let missing = missing_features(v);
-    assert!(
-        missing.is_empty(),
-        "{}: needs {missing:?}, which the library does not support yet",
-        v.name
-    );
-    let x = &v.inputs["X"];
-    assert_eq!(x.shape.len(), 3, "{}: X must be [T, B, I]", v.name);
-    let (t, b, i) = (x.shape[0], x.shape[1], x.shape[2]);
-    let h = v.attributes["hidden_size"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{}: hidden_size missing or not an integer", v.name))
-        as usize;
-    let lbr = match v.attributes.get("linear_before_reset") {
-        None => 0,
+    check_known(v);
+    let attr_i64 = |key: &str, default: i64| match v.attributes.get(key) {
+        None => default,
         Some(value) => value
             .as_i64()
-            .unwrap_or_else(|| panic!("{}: linear_before_reset = {value}", v.name)),
+            .unwrap_or_else(|| panic!("{}: {key} = {value} is not an integer", v.name)),
     };
-    let convention =
-        Convention::from_linear_before_reset(lbr).unwrap_or_else(|e| panic!("{}: {e}", v.name));
-    expect_shape(v, "W", &v.inputs["W"], &[1, 3 * h, i]);
-    expect_shape(v, "R", &v.inputs["R"], &[1, 3 * h, h]);
-    let bias = v.inputs.get("B").map(|bias| {
-        expect_shape(v, "B", bias, &[1, 6 * h]);
-        bias.f32()
+    let direction = match v.attributes.get("direction") {
+        None => Direction::Forward,
+        Some(value) => Direction::from_onnx_name(value.as_str().unwrap_or("?"))
+            .unwrap_or_else(|e| panic!("{}: {e}", v.name)),
+    };
+    let layout = match attr_i64("layout", 0) {
+        0 => Layout::SequenceMajor,
+        1 => Layout::BatchMajor,
+        other => panic!("{}: layout = {other}", v.name),
+    };
+    let clip = v.attributes.get("clip").map(|c| {
+        c.as_f64()
+            .unwrap_or_else(|| panic!("{}: clip = {c} is not a number", v.name)) as f32
     });
+    let convention = Convention::from_linear_before_reset(attr_i64("linear_before_reset", 0))
+        .unwrap_or_else(|e| panic!("{}: {e}", v.name));
+    let d = direction.num_directions();
+    let x = &v.inputs["X"];
+    assert_eq!(x.shape.len(), 3, "{}: X must have rank 3", v.name);
+    let (t, b, i) = match layout {
+        Layout::SequenceMajor => (x.shape[0], x.shape[1], x.shape[2]),
+        Layout::BatchMajor => (x.shape[1], x.shape[0], x.shape[2]),
+    };
+    let h = attr_i64("hidden_size", -1);
+    assert!(h > 0, "{}: hidden_size missing", v.name);
+    let h = h as usize;
+    expect_shape(v, "W", &v.inputs["W"], &[d, 3 * h, i]);
+    expect_shape(v, "R", &v.inputs["R"], &[d, 3 * h, h]);
+    let state_shape = match layout {
+        Layout::SequenceMajor => [d, b, h],
+        Layout::BatchMajor => [b, d, h],
+    };
     let initial_h = v.inputs.get("initial_h").map(|h0| {
-        expect_shape(v, "initial_h", h0, &[1, b, h]);
+        expect_shape(v, "initial_h", h0, &state_shape);
         h0.f32()
     });
-    if let Some(lens) = v.inputs.get("sequence_lens") {
+    let lens = v.inputs.get("sequence_lens").map(|lens| {
         expect_shape(v, "sequence_lens", lens, &[b]);
-    }
+        lens.data
+            .iter()
+            .map(|&l| {
+                assert_eq!(
+                    l.fract(),
+                    0.0,
+                    "{}: sequence length {l} is not an integer",
+                    v.name
+                );
+                l as i64
+            })
+            .collect()
+    });
     assert!(
         !v.outputs.is_empty(),
         "{}: a vector without outputs checks nothing",
         v.name
     );
     if let Some(y) = v.outputs.get("Y") {
-        expect_shape(v, "Y", y, &[t, 1, b, h]);
+        let shape = match layout {
+            Layout::SequenceMajor => [t, d, b, h],
+            Layout::BatchMajor => [b, t, d, h],
+        };
+        expect_shape(v, "Y", y, &shape);
     }
     if let Some(y_h) = v.outputs.get("Y_h") {
-        expect_shape(v, "Y_h", y_h, &[1, b, h]);
+        expect_shape(v, "Y_h", y_h, &state_shape);
     }
-    let weights = GruWeights::new(
-        convention,
-        i,
-        h,
-        v.inputs["W"].f32(),
-        v.inputs["R"].f32(),
-        bias,
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", v.name));
+    let (w, r) = (v.inputs["W"].f32(), v.inputs["R"].f32());
+    let bias = v.inputs.get("B").map(|bias| {
+        expect_shape(v, "B", bias, &[d, 6 * h]);
+        bias.f32()
+    });
+    let per_direction = (0..d)
+        .map(|k| {
+            GruWeights::new(
+                convention,
+                i,
+                h,
+                w[k * 3 * h * i..][..3 * h * i].to_vec(),
+                r[k * 3 * h * h..][..3 * h * h].to_vec(),
+                bias.as_ref().map(|bb| bb[k * 6 * h..][..6 * h].to_vec()),
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", v.name))
+        })
+        .collect();
+    let model = GruModel::new(direction, vec![per_direction], clip)
+        .unwrap_or_else(|e| panic!("{}: {e}", v.name));
     Problem {
-        weights,
+        model,
         x: x.f32(),
         initial_h,
+        lens,
+        layout,
         t,
         b,
     }
@@ -348,7 +354,7 @@ fn check(v: &Vector, path: &str, got: &GruOutput) -> String {
         let data = match name.as_str() {
             "Y" => &got.y,
             "Y_h" => &got.y_h,
-            _ => unreachable!("checked in missing_features"),
+            _ => unreachable!("checked in check_known"),
         };
         let c = Tolerance::F32.compare(data, &expected.f32());
         if !c.passed() {
@@ -376,19 +382,24 @@ fn check(v: &Vector, path: &str, got: &GruOutput) -> String {
 fn run(relative: &str) {
     let v = load(relative);
     let p = problem(&v);
-    let mut input = GruInput::new(&p.x, p.t, p.b);
+    let mut input = GruInput::new(&p.x, p.t, p.b)
+        .with_layout(p.layout)
+        .with_style(OutputStyle::Onnx);
     if let Some(h0) = &p.initial_h {
         input = input.with_initial_h(h0);
     }
+    if let Some(lens) = &p.lens {
+        input = input.with_sequence_lens(lens);
+    }
     let mut failures = String::new();
 
-    let reference = cpu::forward(&p.weights, &input)
-        .unwrap_or_else(|e| panic!("{}: cpu::forward failed: {e}", v.name));
+    let reference = cpu::forward_model(&p.model, &input)
+        .unwrap_or_else(|e| panic!("{}: cpu::forward_model failed: {e}", v.name));
     failures += &check(&v, "CPU reference", &reference);
 
     if let Some(ctx) = gpu() {
-        let mut model = GpuGru::new(ctx, &p.weights)
-            .unwrap_or_else(|e| panic!("{}: GpuGru::new failed: {e}", v.name));
+        let mut model = GpuGru::from_model(ctx, &p.model)
+            .unwrap_or_else(|e| panic!("{}: GpuGru::from_model failed: {e}", v.name));
         model.set_poison(Some(f32::NAN));
         let got = model
             .forward(&input)
@@ -398,12 +409,15 @@ fn run(relative: &str) {
 
     assert!(
         failures.is_empty(),
-        "{relative} [T={}, B={}, I={}, H={}, {:?}]:\n{failures}",
+        "{relative} [T={}, B={}, I={}, H={}, {:?}, {:?}, {:?}, clip {:?}]:\n{failures}",
         p.t,
         p.b,
-        p.weights.input_size(),
-        p.weights.hidden_size(),
-        p.weights.convention()
+        p.model.input_size(),
+        p.model.hidden_size(),
+        p.model.convention(),
+        p.model.direction(),
+        p.layout,
+        p.model.clip()
     );
 }
 
@@ -457,6 +471,61 @@ fn ort_hidden_33_lbr1() {
     run("onnxruntime/ort_hidden_33_lbr1.json");
 }
 
+#[test]
+fn onnx_test_gru_batchwise() {
+    run("onnx/test_gru_batchwise.json");
+}
+
+#[test]
+fn onnx_test_gru_bidirectional() {
+    run("onnx/test_gru_bidirectional.json");
+}
+
+#[test]
+fn onnx_test_gru_reverse() {
+    run("onnx/test_gru_reverse.json");
+}
+
+#[test]
+fn ort_bidirectional_lbr1() {
+    run("onnxruntime/ort_bidirectional_lbr1.json");
+}
+
+#[test]
+fn ort_clip_lbr1() {
+    run("onnxruntime/ort_clip_lbr1.json");
+}
+
+#[test]
+fn ort_reverse_lbr0() {
+    run("onnxruntime/ort_reverse_lbr0.json");
+}
+
+#[test]
+fn ort_reverse_lbr1_initial_h() {
+    run("onnxruntime/ort_reverse_lbr1_initial_h.json");
+}
+
+#[test]
+fn ort_seq_lens_all_zero() {
+    run("onnxruntime/ort_seq_lens_all_zero.json");
+}
+
+#[test]
+fn ort_seq_lens_bidirectional_lbr1() {
+    run("onnxruntime/ort_seq_lens_bidirectional_lbr1.json");
+}
+
+#[test]
+fn ort_seq_lens_mixed_lbr0() {
+    run("onnxruntime/ort_seq_lens_mixed_lbr0.json");
+}
+
+#[test]
+fn ort_seq_lens_zero_in_middle_lbr1() {
+    run("onnxruntime/ort_seq_lens_zero_in_middle_lbr1.json");
+}
+
 /// Every `.json` file below `dir`, as `/`-separated paths relative to `dir`; anything else in
 /// the directory fails too, so a vector in a new format cannot hide.
 fn list_files(dir: &Path, prefix: &str, out: &mut BTreeSet<String>) {
@@ -480,48 +549,19 @@ fn list_files(dir: &Path, prefix: &str, out: &mut BTreeSet<String>) {
 }
 
 #[test]
-fn every_file_is_covered_or_listed() {
+fn every_file_is_covered() {
     let mut on_disk = BTreeSet::new();
     list_files(&conformance_dir(), "", &mut on_disk);
-
     let covered: BTreeSet<String> = COVERED.iter().map(|s| s.to_string()).collect();
-    let later: BTreeSet<String> = NEEDS_LATER_FEATURE
-        .iter()
-        .map(|(f, _)| f.to_string())
-        .collect();
     assert_eq!(covered.len(), COVERED.len(), "COVERED lists a file twice");
-    assert_eq!(
-        later.len(),
-        NEEDS_LATER_FEATURE.len(),
-        "NEEDS_LATER_FEATURE lists a file twice"
-    );
-    let both: Vec<_> = covered.intersection(&later).collect();
-    assert!(
-        both.is_empty(),
-        "listed as covered and as needing a feature: {both:?}"
-    );
-
-    let known: BTreeSet<String> = covered.union(&later).cloned().collect();
-    let unknown: Vec<_> = on_disk.difference(&known).collect();
-    let gone: Vec<_> = known.difference(&on_disk).collect();
+    let unknown: Vec<_> = on_disk.difference(&covered).collect();
+    let gone: Vec<_> = covered.difference(&on_disk).collect();
     assert!(
         unknown.is_empty() && gone.is_empty(),
-        "the conformance directory and this test disagree.\n  files nobody runs or lists \
-         (add a test, or list them in NEEDS_LATER_FEATURE with the feature): {unknown:?}\n  \
-         listed files that do not exist: {gone:?}"
+        "the conformance directory and this test disagree.\n  files nobody runs (add a \
+         test): {unknown:?}\n  listed files that do not exist: {gone:?}"
     );
-
-    // The reasons must be true: covered files need nothing, listed ones exactly their features.
     for file in COVERED {
-        let v = load(file);
-        assert_eq!(missing_features(&v), Vec::<&str>::new(), "{file}");
-    }
-    for (file, features) in NEEDS_LATER_FEATURE {
-        let v = load(file);
-        let mut missing = missing_features(&v);
-        missing.sort_unstable();
-        let mut listed = features.to_vec();
-        listed.sort_unstable();
-        assert_eq!(missing, listed, "{file}: listed as needing {features:?}");
+        check_known(&load(file));
     }
 }
