@@ -1,0 +1,224 @@
+//! GPU vs the CPU reference over the whole model surface: layers × directions × sequence
+//! lengths × layout × output style × convention × clip, on seeded random cases, outputs
+//! poisoned with NaN first. Tolerance: onnxruntime's f32 rule `1e-5 + 1e-4·|e|`.
+
+mod common;
+
+use common::{gpu, random_weights, Rng};
+use gru_wgpu::gpu::GpuGru;
+use gru_wgpu::{cpu, Convention, Direction, GruInput, GruModel, Layout, OutputStyle, Tolerance};
+
+#[derive(Debug)]
+struct Case {
+    seed: u64,
+    convention: Convention,
+    direction: Direction,
+    layers: usize,
+    i: usize,
+    h: usize,
+    t: usize,
+    b: usize,
+    layout: Layout,
+    style: OutputStyle,
+    clip: Option<f32>,
+    lens: Option<Vec<i64>>,
+    initial_h: bool,
+}
+
+impl Case {
+    fn random(seed: u64) -> Case {
+        let mut rng = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
+        let t = 1 + rng.below(9);
+        let b = 1 + rng.below(7);
+        let lens = (rng.below(3) > 0).then(|| {
+            (0..b)
+                .map(|k| match k % 4 {
+                    0 => t as i64,                // one full-length entry
+                    1 => rng.below(t + 1) as i64, // anything, including 0
+                    _ => 1 + rng.below(t) as i64,
+                })
+                .collect()
+        });
+        Case {
+            seed,
+            convention: [Convention::ResetAfter, Convention::ResetBefore][rng.below(2)],
+            direction: [
+                Direction::Forward,
+                Direction::Reverse,
+                Direction::Bidirectional,
+            ][rng.below(3)],
+            layers: 1 + rng.below(3),
+            i: 1 + rng.below(12),
+            h: 1 + rng.below(20),
+            t,
+            b,
+            layout: [Layout::SequenceMajor, Layout::BatchMajor][rng.below(2)],
+            style: [OutputStyle::Onnx, OutputStyle::PyTorch][rng.below(2)],
+            clip: (rng.below(3) == 0).then(|| 0.25 + 2.0 * rng.below(100) as f32 / 100.0),
+            lens,
+            initial_h: rng.below(2) == 0,
+        }
+    }
+
+    fn model(&self, rng: &mut Rng) -> GruModel {
+        let d = self.direction.num_directions();
+        let layers = (0..self.layers)
+            .map(|k| {
+                let input = if k == 0 { self.i } else { d * self.h };
+                (0..d)
+                    .map(|_| random_weights(rng, self.convention, input, self.h, 2.0, true))
+                    .collect()
+            })
+            .collect();
+        GruModel::new(self.direction, layers, self.clip).expect("valid random model")
+    }
+}
+
+fn run(case: &Case) -> Option<String> {
+    let ctx = gpu()?;
+    let mut rng = Rng::new(case.seed);
+    let model = case.model(&mut rng);
+    let d = case.direction.num_directions();
+    let x = rng.vec(case.t * case.b * case.i, 1.5);
+    let h0 = rng.vec(case.layers * d * case.b * case.h, 1.0);
+    let mut input = GruInput::new(&x, case.t, case.b)
+        .with_layout(case.layout)
+        .with_style(case.style);
+    if case.initial_h {
+        input = input.with_initial_h(&h0);
+    }
+    if let Some(lens) = &case.lens {
+        input = input.with_sequence_lens(lens);
+    }
+    let expected = cpu::forward_model(&model, &input).expect("cpu");
+    let mut gpu_model = GpuGru::from_model(ctx, &model).expect("gpu model");
+    gpu_model.set_poison(Some(f32::NAN));
+    let got = gpu_model.forward(&input).expect("gpu forward");
+    let mut report = String::new();
+    for (name, g, e) in [("Y", &got.y, &expected.y), ("Y_h", &got.y_h, &expected.y_h)] {
+        let c = Tolerance::F32.compare(g, e);
+        if !c.passed() {
+            report += &format!("{name} of {case:?}: {c}\n");
+        }
+    }
+    (!report.is_empty()).then_some(report)
+}
+
+fn run_range(seeds: std::ops::Range<u64>) {
+    let failures: Vec<String> = seeds
+        .clone()
+        .filter_map(|s| run(&Case::random(s)))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        seeds.count(),
+        failures.join("")
+    );
+}
+
+#[test]
+fn random_models_a() {
+    run_range(0..22);
+}
+
+#[test]
+fn random_models_b() {
+    run_range(22..44);
+}
+
+#[test]
+fn random_models_c() {
+    run_range(44..66);
+}
+
+/// The random cases really cover the feature space.
+#[test]
+fn cases_cover_the_feature_space() {
+    let cases: Vec<Case> = (0..66).map(Case::random).collect();
+    let count = |f: &dyn Fn(&Case) -> bool| cases.iter().filter(|c| f(c)).count();
+    for (what, n) in [
+        (
+            "reset-before",
+            count(&|c| c.convention == Convention::ResetBefore),
+        ),
+        (
+            "reset-after",
+            count(&|c| c.convention == Convention::ResetAfter),
+        ),
+        ("forward", count(&|c| c.direction == Direction::Forward)),
+        ("reverse", count(&|c| c.direction == Direction::Reverse)),
+        (
+            "bidirectional",
+            count(&|c| c.direction == Direction::Bidirectional),
+        ),
+        ("3 layers", count(&|c| c.layers == 3)),
+        ("batch-major", count(&|c| c.layout == Layout::BatchMajor)),
+        ("PyTorch style", count(&|c| c.style == OutputStyle::PyTorch)),
+        ("clip", count(&|c| c.clip.is_some())),
+        ("lengths", count(&|c| c.lens.is_some())),
+        (
+            "a zero length",
+            count(&|c| c.lens.as_ref().is_some_and(|l| l.contains(&0))),
+        ),
+        ("initial_h", count(&|c| c.initial_h)),
+    ] {
+        assert!(n >= 3, "only {n} of 66 cases have {what}");
+    }
+}
+
+/// Reverse direction over the time-reversed input equals the forward direction (per entry,
+/// over its own length), on the CPU and the GPU.
+#[test]
+fn reverse_of_reversed_equals_forward() {
+    let (i, h, t, b) = (3, 5, 6, 3);
+    let lens = [6i64, 4, 1];
+    for convention in [Convention::ResetAfter, Convention::ResetBefore] {
+        let mut rng = Rng::new(77);
+        let w = random_weights(&mut rng, convention, i, h, 2.0, true);
+        let forward = GruModel::new(Direction::Forward, vec![vec![w.clone()]], None).unwrap();
+        let reverse = GruModel::new(Direction::Reverse, vec![vec![w]], None).unwrap();
+        let x = rng.vec(t * b * i, 1.0);
+        // Reverse each entry's first len_b steps; the padding stays where it is.
+        let mut xr = x.clone();
+        for (bb, &len) in lens.iter().enumerate() {
+            let len = len as usize;
+            for tt in 0..len {
+                let src = (tt * b + bb) * i;
+                let dst = ((len - 1 - tt) * b + bb) * i;
+                xr[dst..dst + i].copy_from_slice(&x[src..src + i]);
+            }
+        }
+        let fwd_in = GruInput::new(&x, t, b).with_sequence_lens(&lens);
+        let rev_in = GruInput::new(&xr, t, b).with_sequence_lens(&lens);
+        let mut runs = vec![(
+            "cpu",
+            cpu::forward_model(&forward, &fwd_in).unwrap(),
+            cpu::forward_model(&reverse, &rev_in).unwrap(),
+        )];
+        if let Some(ctx) = gpu() {
+            runs.push((
+                "gpu",
+                GpuGru::from_model(ctx, &forward)
+                    .unwrap()
+                    .forward(&fwd_in)
+                    .unwrap(),
+                GpuGru::from_model(ctx, &reverse)
+                    .unwrap()
+                    .forward(&rev_in)
+                    .unwrap(),
+            ));
+        }
+        for (path, f, r) in runs {
+            assert_eq!(f.y_h, r.y_h, "{path} {convention:?}: Y_h");
+            for (bb, &len) in lens.iter().enumerate() {
+                for tt in 0..len as usize {
+                    let a = &f.y[(tt * b + bb) * h..][..h];
+                    let c = &r.y[((len as usize - 1 - tt) * b + bb) * h..][..h];
+                    assert_eq!(a, c, "{path} {convention:?}: entry {bb} step {tt}");
+                }
+            }
+        }
+    }
+}
