@@ -41,6 +41,7 @@
 pub mod cpu;
 pub mod error;
 pub mod gpu;
+pub mod head;
 pub mod input;
 pub mod model;
 pub mod npy;
