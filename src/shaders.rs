@@ -1,11 +1,16 @@
 //! The one place that loads WGSL.
 //!
 //! Each kernel family is one file in `shaders/`; `shaders/common.wgsl` (stable activations)
-//! is prepended to every kernel at compile time of the crate. Kernels are specialised with
+//! is prepended to every kernel, and `shaders/gru_layer.wgsl` (bindings and index helpers of
+//! a layer) to the recurrent ones, at compile time of the crate. Kernels are specialised with
 //! WGSL `override` constants when their pipelines are created, never by editing source text.
 
 /// `shaders/common.wgsl`: functions shared by every kernel.
 pub const COMMON: &str = include_str!("../shaders/common.wgsl");
+
+/// `shaders/gru_layer.wgsl`: bindings, parameters and index helpers of the recurrent kernels,
+/// placed between [`COMMON`] and the kernel's own file.
+pub const GRU_LAYER: &str = include_str!("../shaders/gru_layer.wgsl");
 
 /// A kernel family: one `.wgsl` file in `shaders/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -28,7 +33,16 @@ impl Kernel {
         }
     }
 
-    /// The full WGSL source: `common.wgsl` followed by the kernel's own file.
+    /// The preludes placed before the kernel's own file: `common.wgsl`, and `gru_layer.wgsl`
+    /// for the recurrent kernels.
+    pub fn preludes(self) -> &'static [&'static str] {
+        match self {
+            Kernel::InputProjection => &["common.wgsl"],
+            Kernel::GruStep => &["common.wgsl", "gru_layer.wgsl"],
+        }
+    }
+
+    /// The full WGSL source: the preludes followed by the kernel's own file.
     pub fn source(self) -> &'static str {
         match self {
             Kernel::InputProjection => concat!(
@@ -37,6 +51,7 @@ impl Kernel {
             ),
             Kernel::GruStep => concat!(
                 include_str!("../shaders/common.wgsl"),
+                include_str!("../shaders/gru_layer.wgsl"),
                 include_str!("../shaders/gru_step.wgsl")
             ),
         }

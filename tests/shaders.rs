@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use gru_wgpu::shaders::{Kernel, COMMON};
+use gru_wgpu::shaders::{Kernel, COMMON, GRU_LAYER};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
 fn parse_and_validate(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
@@ -32,25 +32,36 @@ fn every_shader_file_is_a_known_kernel() {
         .map(|k| k.file_name().to_string())
         .collect();
     known.insert("common.wgsl".to_string());
+    known.insert("gru_layer.wgsl".to_string());
     assert_eq!(
         on_disk, known,
         "shaders/ and gru_wgpu::shaders::Kernel disagree"
     );
-    // The embedded sources are the files on disk.
+    // The embedded sources are the preludes and the kernel's file, as on disk.
     for k in Kernel::ALL {
-        let file = std::fs::read_to_string(dir.join(k.file_name())).expect("kernel file");
-        assert_eq!(
-            k.source(),
-            format!("{COMMON}{file}"),
-            "{} is stale",
-            k.file_name()
+        let mut expected = String::new();
+        for prelude in k.preludes() {
+            expected += &std::fs::read_to_string(dir.join(prelude)).expect("prelude file");
+        }
+        expected += &std::fs::read_to_string(dir.join(k.file_name())).expect("kernel file");
+        assert!(
+            k.source() == expected,
+            "{}: the embedded source is not preludes {:?} + the file on disk ({} vs {} bytes)",
+            k.file_name(),
+            k.preludes(),
+            k.source().len(),
+            expected.len()
         );
     }
 }
 
 #[test]
-fn common_validates_alone() {
+fn preludes_validate_alone() {
     parse_and_validate("common.wgsl", COMMON);
+    parse_and_validate(
+        "common.wgsl + gru_layer.wgsl",
+        &format!("{COMMON}{GRU_LAYER}"),
+    );
 }
 
 #[test]

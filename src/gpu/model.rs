@@ -41,7 +41,8 @@ struct GemmParams {
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct StepParams {
     s: u32,
-    _pad: [u32; 3],
+    s_end: u32,
+    _pad: [u32; 2],
 }
 
 /// `LayerParams` of `gru_step.wgsl`.
@@ -646,7 +647,8 @@ impl GpuGru {
         for s in 0..t {
             let p = StepParams {
                 s: s as u32,
-                _pad: [0; 3],
+                s_end: s as u32 + 1,
+                _pad: [0; 2],
             };
             step_bytes[s * stride..][..16].copy_from_slice(bytemuck::bytes_of(&p));
         }
