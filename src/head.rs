@@ -112,7 +112,7 @@ impl Dense {
 
     /// Applies the layer to `x[B, in]`; returns `[B, out]`.
     pub fn apply(&self, x: &[f32]) -> Result<Vec<f32>> {
-        if x.len() % self.in_features != 0 {
+        if !x.len().is_multiple_of(self.in_features) {
             return Err(GruError::shape(
                 "dense input",
                 format!("[B, in={}]", self.in_features),

@@ -19,17 +19,24 @@ pub enum Kernel {
     InputProjection,
     /// `gru_step.wgsl`: one timestep's recurrent products, activations and blend.
     GruStep,
+    /// `gru_persistent.wgsl`: many timesteps in one dispatch, the state in workgroup memory.
+    GruPersistent,
 }
 
 impl Kernel {
     /// Every kernel family.
-    pub const ALL: [Kernel; 2] = [Kernel::InputProjection, Kernel::GruStep];
+    pub const ALL: [Kernel; 3] = [
+        Kernel::InputProjection,
+        Kernel::GruStep,
+        Kernel::GruPersistent,
+    ];
 
     /// The file name under `shaders/`.
     pub fn file_name(self) -> &'static str {
         match self {
             Kernel::InputProjection => "input_projection.wgsl",
             Kernel::GruStep => "gru_step.wgsl",
+            Kernel::GruPersistent => "gru_persistent.wgsl",
         }
     }
 
@@ -38,7 +45,7 @@ impl Kernel {
     pub fn preludes(self) -> &'static [&'static str] {
         match self {
             Kernel::InputProjection => &["common.wgsl"],
-            Kernel::GruStep => &["common.wgsl", "gru_layer.wgsl"],
+            Kernel::GruStep | Kernel::GruPersistent => &["common.wgsl", "gru_layer.wgsl"],
         }
     }
 
@@ -54,6 +61,11 @@ impl Kernel {
                 include_str!("../shaders/gru_layer.wgsl"),
                 include_str!("../shaders/gru_step.wgsl")
             ),
+            Kernel::GruPersistent => concat!(
+                include_str!("../shaders/common.wgsl"),
+                include_str!("../shaders/gru_layer.wgsl"),
+                include_str!("../shaders/gru_persistent.wgsl")
+            ),
         }
     }
 
@@ -66,6 +78,7 @@ impl Kernel {
                 "gates_reset_before",
                 "candidate_reset_before",
             ],
+            Kernel::GruPersistent => &["persistent_reset_after", "persistent_reset_before"],
         }
     }
 
@@ -73,7 +86,7 @@ impl Kernel {
     pub fn overrides(self) -> &'static [&'static str] {
         match self {
             Kernel::InputProjection => &[],
-            Kernel::GruStep => &["HIDDEN", "WG"],
+            Kernel::GruStep | Kernel::GruPersistent => &["HIDDEN", "WG"],
         }
     }
 }

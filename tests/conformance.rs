@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use common::gpu;
+use common::{gpu, kernel_paths};
 use gru_wgpu::gpu::GpuGru;
 use gru_wgpu::{
     cpu, Convention, Direction, GruInput, GruModel, GruOutput, GruWeights, Layout, OutputStyle,
@@ -401,10 +401,13 @@ fn run(relative: &str) {
         let mut model = GpuGru::from_model(ctx, &p.model)
             .unwrap_or_else(|e| panic!("{}: GpuGru::from_model failed: {e}", v.name));
         model.set_poison(Some(f32::NAN));
-        let got = model
-            .forward(&input)
-            .unwrap_or_else(|e| panic!("{}: GPU forward failed: {e}", v.name));
-        failures += &check(&v, &format!("GPU ({})", ctx.describe()), &got);
+        for path in kernel_paths(p.model.hidden_size()) {
+            model.set_kernel_path(Some(path)).expect("path");
+            let got = model
+                .forward(&input)
+                .unwrap_or_else(|e| panic!("{}: GPU forward ({path:?}) failed: {e}", v.name));
+            failures += &check(&v, &format!("GPU {path:?} ({})", ctx.describe()), &got);
+        }
     }
 
     assert!(

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{gpu, random_weights, Rng};
+use common::{gpu, kernel_paths, random_weights, Rng};
 use gru_wgpu::gpu::GpuGru;
 use gru_wgpu::{cpu, Convention, GruInput, Tolerance};
 
@@ -55,22 +55,25 @@ fn run(case: Case) -> Vec<String> {
         let expected = cpu::forward(&weights, &input).expect("cpu forward");
         let mut model = GpuGru::new(ctx, &weights).expect("gpu model");
         model.set_poison(Some(f32::NAN));
-        let got = model.forward(&input).expect("gpu forward");
-        for (name, g, e) in [("Y", &got.y, &expected.y), ("Y_h", &got.y_h, &expected.y_h)] {
-            let c = Tolerance::F32.compare(g, e);
-            if !c.passed() {
-                failures.push(format!(
-                    "{name} of {convention:?} seed={} [T={}, B={}, I={}, H={}] scale={} bias={} \
-                     initial_h={}: {c}",
-                    case.seed,
-                    case.t,
-                    case.b,
-                    case.i,
-                    case.h,
-                    case.scale,
-                    case.bias,
-                    case.initial_h
-                ));
+        for path in kernel_paths(case.h) {
+            model.set_kernel_path(Some(path)).expect("path");
+            let got = model.forward(&input).expect("gpu forward");
+            for (name, g, e) in [("Y", &got.y, &expected.y), ("Y_h", &got.y_h, &expected.y_h)] {
+                let c = Tolerance::F32.compare(g, e);
+                if !c.passed() {
+                    failures.push(format!(
+                        "{name} of {convention:?} {path:?} seed={} [T={}, B={}, I={}, H={}] \
+                         scale={} bias={} initial_h={}: {c}",
+                        case.seed,
+                        case.t,
+                        case.b,
+                        case.i,
+                        case.h,
+                        case.scale,
+                        case.bias,
+                        case.initial_h
+                    ));
+                }
             }
         }
     }
@@ -81,9 +84,9 @@ fn run_all(cases: &[Case]) {
     let failures: Vec<String> = cases.iter().flat_map(|&c| run(c)).collect();
     assert!(
         failures.is_empty(),
-        "{} of {} runs failed:\n{}",
+        "{} failures in {} cases (each: both conventions, every kernel path):\n{}",
         failures.len(),
-        2 * cases.len(),
+        cases.len(),
         failures.join("\n")
     );
 }

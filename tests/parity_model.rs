@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{gpu, random_weights, Rng};
+use common::{gpu, kernel_paths, random_weights, Rng};
 use gru_wgpu::gpu::GpuGru;
 use gru_wgpu::{cpu, Convention, Direction, GruInput, GruModel, Layout, OutputStyle, Tolerance};
 
@@ -93,12 +93,15 @@ fn run(case: &Case) -> Option<String> {
     let expected = cpu::forward_model(&model, &input).expect("cpu");
     let mut gpu_model = GpuGru::from_model(ctx, &model).expect("gpu model");
     gpu_model.set_poison(Some(f32::NAN));
-    let got = gpu_model.forward(&input).expect("gpu forward");
     let mut report = String::new();
-    for (name, g, e) in [("Y", &got.y, &expected.y), ("Y_h", &got.y_h, &expected.y_h)] {
-        let c = Tolerance::F32.compare(g, e);
-        if !c.passed() {
-            report += &format!("{name} of {case:?}: {c}\n");
+    for path in kernel_paths(case.h) {
+        gpu_model.set_kernel_path(Some(path)).expect("path");
+        let got = gpu_model.forward(&input).expect("gpu forward");
+        for (name, g, e) in [("Y", &got.y, &expected.y), ("Y_h", &got.y_h, &expected.y_h)] {
+            let c = Tolerance::F32.compare(g, e);
+            if !c.passed() {
+                report += &format!("{name} of {case:?} {path:?}: {c}\n");
+            }
         }
     }
     (!report.is_empty()).then_some(report)

@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{assert_close, gpu, random_weights, Rng};
+use common::{assert_close, gpu, kernel_paths, random_weights, Rng};
 use gru_wgpu::gpu::GpuGru;
-use gru_wgpu::{cpu, Convention, GruInput, GruOutput, GruWeights, Tolerance};
+use gru_wgpu::{cpu, Convention, Direction, GruInput, GruModel, GruOutput, GruWeights, Tolerance};
 
 const CONVENTIONS: [Convention; 2] = [Convention::ResetAfter, Convention::ResetBefore];
 
@@ -171,15 +171,56 @@ fn long_sequence_matches_reference() {
         let expected = cpu::forward(&weights, &input).expect("cpu");
         let mut model = GpuGru::new(ctx, &weights).expect("model");
         model.set_poison(Some(f32::NAN));
-        let got = model.forward(&input).expect("gpu");
-        let ctx = format!("{convention:?} seed=17 [T={t}, B={b}, I={i}, H={h}]");
-        assert_close(&format!("Y of {ctx}"), &got.y, &expected.y, Tolerance::F32);
-        assert_close(
-            &format!("Y_h of {ctx}"),
-            &got.y_h,
-            &expected.y_h,
-            Tolerance::F32,
-        );
+        for path in kernel_paths(h) {
+            model.set_kernel_path(Some(path)).expect("path");
+            let got = model.forward(&input).expect("gpu");
+            let what = format!("{convention:?} {path:?} seed=17 [T={t}, B={b}, I={i}, H={h}]");
+            assert_close(&format!("Y of {what}"), &got.y, &expected.y, Tolerance::F32);
+            assert_close(
+                &format!("Y_h of {what}"),
+                &got.y_h,
+                &expected.y_h,
+                Tolerance::F32,
+            );
+        }
+    }
+}
+
+/// A bidirectional layer whose entries end at, before and across the persistent path's chunk
+/// boundaries (a chunk is ~150 steps at H = 130), one of length 0: both paths equal the
+/// reference.
+#[test]
+fn lengths_across_persistent_chunks() {
+    let Some(ctx) = gpu() else { return };
+    let (i, h, t, b) = (3, 130, 700, 4);
+    let lens = [700i64, 303, 0, 151];
+    for convention in CONVENTIONS {
+        let mut rng = Rng::new(20);
+        let layer = vec![
+            random_weights(&mut rng, convention, i, h, 1.0, true),
+            random_weights(&mut rng, convention, i, h, 1.0, true),
+        ];
+        let model = GruModel::new(Direction::Bidirectional, vec![layer], None).expect("model");
+        let x = rng.vec(t * b * i, 1.0);
+        let h0 = rng.vec(2 * b * h, 1.0);
+        let input = GruInput::new(&x, t, b)
+            .with_initial_h(&h0)
+            .with_sequence_lens(&lens);
+        let expected = cpu::forward_model(&model, &input).expect("cpu");
+        let mut gpu_model = GpuGru::from_model(ctx, &model).expect("gpu model");
+        gpu_model.set_poison(Some(f32::NAN));
+        for path in kernel_paths(h) {
+            gpu_model.set_kernel_path(Some(path)).expect("path");
+            let got = gpu_model.forward(&input).expect("gpu");
+            let what = format!("{convention:?} {path:?} [T={t}, B={b}, H={h}] lens {lens:?}");
+            assert_close(&format!("Y of {what}"), &got.y, &expected.y, Tolerance::F32);
+            assert_close(
+                &format!("Y_h of {what}"),
+                &got.y_h,
+                &expected.y_h,
+                Tolerance::F32,
+            );
+        }
     }
 }
 

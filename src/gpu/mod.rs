@@ -6,4 +6,6 @@ mod model;
 pub use context::{
     describe_adapter, enumerate_adapters, AdapterReport, ContextOptions, GpuContext,
 };
-pub use model::{GpuGru, ModelStats, MAX_HIDDEN};
+pub use model::{
+    auto_kernel_path, GpuGru, KernelPath, ModelStats, MAX_HIDDEN, PERSISTENT_MAX_HIDDEN,
+};

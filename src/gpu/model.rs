@@ -23,6 +23,40 @@ const GEMM_MAX_K: u32 = 16384;
 const STEP_STORAGE_BUFFERS: u32 = 8;
 /// Largest hidden size: the step kernels loop H times per invocation (REFERENCES.md §6).
 pub const MAX_HIDDEN: usize = 32768;
+/// Largest hidden size of the persistent path (`PMAX` in `gru_persistent.wgsl`).
+pub const PERSISTENT_MAX_HIDDEN: usize = 256;
+/// Workgroup memory the persistent kernels declare (`buf` in `gru_persistent.wgsl`).
+const PERSISTENT_WORKGROUP_BYTES: u32 = 768 * 16;
+/// Loop trips one persistent dispatch may spend per invocation: half of lavapipe's silent
+/// 65535 cap (REFERENCES.md §6). It also keeps each dispatch short (a few ms on any GPU).
+const PERSISTENT_LOOP_BUDGET: usize = 32768;
+
+/// How the recurrence of each layer is dispatched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelPath {
+    /// One dispatch per timestep (two for reset-before), each spread over `⌈H/64⌉ × ⌈B/4⌉ × D`
+    /// workgroups: any H, and the most parallel work per step.
+    StepFused,
+    /// One dispatch per chunk of timesteps; a workgroup keeps four batch entries' state in
+    /// workgroup memory and loops over the chunk. H ≤ [`PERSISTENT_MAX_HIDDEN`]. Saves the
+    /// per-dispatch cost when one step is little work (small H).
+    Persistent,
+}
+
+/// The path [`GpuGru`] takes when the caller has not chosen one.
+///
+/// Heuristic (provisional until measured on discrete GPUs; see BENCHMARKS.md): persistent
+/// when the hidden size fits it and either the adapter is a CPU (lavapipe, where every
+/// dispatch costs tens of µs and one step of a small layer costs less) or H ≤ 128 (where
+/// one step's work is smaller than a dispatch on any GPU); step-fused otherwise.
+pub fn auto_kernel_path(info: &wgpu::AdapterInfo, hidden_size: usize) -> KernelPath {
+    let fits = hidden_size <= PERSISTENT_MAX_HIDDEN;
+    if fits && (info.device_type == wgpu::DeviceType::Cpu || hidden_size <= 128) {
+        KernelPath::Persistent
+    } else {
+        KernelPath::StepFused
+    }
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -89,6 +123,7 @@ struct LayerWeights {
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct ShapeKey {
     dims: Dims,
+    path: KernelPath,
 }
 
 /// Buffers and bind groups for one shape.
@@ -106,6 +141,8 @@ struct Scratch {
     gemm_binds: Vec<wgpu::BindGroup>,
     step_binds: Vec<wgpu::BindGroup>,
     gemm_dispatches: Vec<Vec<GemmDispatch>>,
+    /// Persistent path: the step-params offset of each dispatch.
+    chunk_offsets: Vec<u32>,
     // Kept alive for the bind groups; referenced only through them.
     _uniforms: [wgpu::Buffer; 3],
 }
@@ -140,6 +177,8 @@ pub struct GpuGru {
     step_layout: wgpu::BindGroupLayout,
     gemm: wgpu::ComputePipeline,
     step_pipelines: Vec<wgpu::ComputePipeline>,
+    persistent: Option<(wgpu::ComputePipeline, u32)>,
+    path: Option<KernelPath>,
     uniform_stride: u32,
     scratch: Option<Scratch>,
     poison: Option<f32>,
@@ -465,7 +504,20 @@ impl GpuGru {
                 .iter()
                 .map(|e| pipeline(Kernel::GruStep, &step_layout, e, &constants))
                 .collect();
-            let pipelines_created = 1 + step_pipelines.len();
+            // The persistent kernel where H fits it and the device has its workgroup memory.
+            let persistent = (h <= PERSISTENT_MAX_HIDDEN
+                && limits.max_compute_workgroup_storage_size >= PERSISTENT_WORKGROUP_BYTES)
+                .then(|| {
+                    let wg = (h as u32).next_multiple_of(32).clamp(32, 256);
+                    let entry = match first.convention() {
+                        Convention::ResetAfter => "persistent_reset_after",
+                        Convention::ResetBefore => "persistent_reset_before",
+                    };
+                    let constants = [("HIDDEN", h as f64), ("WG", wg as f64)];
+                    let p = pipeline(Kernel::GruPersistent, &step_layout, entry, &constants);
+                    (p, wg)
+                });
+            let pipelines_created = 1 + step_pipelines.len() + persistent.is_some() as usize;
             GpuGru {
                 ctx: ctx.clone(),
                 convention: first.convention(),
@@ -478,6 +530,8 @@ impl GpuGru {
                 step_layout,
                 gemm,
                 step_pipelines,
+                persistent,
+                path: None,
                 uniform_stride: limits
                     .min_uniform_buffer_offset_alignment
                     .max(limits.min_storage_buffer_offset_alignment)
@@ -516,6 +570,49 @@ impl GpuGru {
     pub fn hidden_size(&self) -> usize {
         self.hidden_size
     }
+    /// The path the next forward takes: the caller's choice ([`GpuGru::set_kernel_path`]),
+    /// or [`auto_kernel_path`].
+    pub fn kernel_path(&self) -> KernelPath {
+        match (self.path, &self.persistent) {
+            (Some(p), _) => p,
+            (None, Some(_)) => auto_kernel_path(self.ctx.adapter_info(), self.hidden_size),
+            (None, None) => KernelPath::StepFused,
+        }
+    }
+
+    /// Chooses the path (`None`: automatic). Asking for [`KernelPath::Persistent`] with
+    /// `H > PERSISTENT_MAX_HIDDEN` (or on a device without 12 KiB of workgroup memory) is an
+    /// error; no pipeline is created either way.
+    pub fn set_kernel_path(&mut self, path: Option<KernelPath>) -> Result<()> {
+        if path == Some(KernelPath::Persistent) && self.persistent.is_none() {
+            return Err(GruError::invalid(
+                "kernel path",
+                format!(
+                    "step-fused for H = {} (the persistent path takes H ≤ \
+                     {PERSISTENT_MAX_HIDDEN} and {PERSISTENT_WORKGROUP_BYTES} bytes of \
+                     workgroup memory)",
+                    self.hidden_size
+                ),
+                "persistent",
+            ));
+        }
+        self.path = path;
+        Ok(())
+    }
+
+    /// Steps per persistent dispatch for this model: the loop budget over the trips of one
+    /// step.
+    fn persistent_chunk(&self, wg: u32) -> usize {
+        let h = self.hidden_size;
+        let units = h.div_ceil(wg as usize);
+        let dots = match self.convention {
+            Convention::ResetAfter => 1,
+            Convention::ResetBefore => 2,
+        };
+        let per_step = dots * units * (h + 8) + 8;
+        (PERSISTENT_LOOP_BUDGET / per_step).max(1)
+    }
+
     /// What the model has built and run so far.
     pub fn stats(&self) -> ModelStats {
         self.stats
@@ -592,7 +689,8 @@ impl GpuGru {
     }
 
     fn ensure_scratch(&mut self, dims: &Dims) -> Result<()> {
-        let key = ShapeKey { dims: *dims };
+        let path = self.kernel_path();
+        let key = ShapeKey { dims: *dims, path };
         if self.scratch.as_ref().is_some_and(|s| s.key == key) {
             return Ok(());
         }
@@ -643,15 +741,27 @@ impl GpuGru {
             }
             gemm_dispatches.push(dispatches);
         }
-        let mut step_bytes = vec![0u8; t * stride];
-        for s in 0..t {
+        // Step ranges: one step each (step-fused), or chunks (persistent).
+        let ranges: Vec<(usize, usize)> = match (path, &self.persistent) {
+            (KernelPath::Persistent, Some((_, wg))) => {
+                let chunk = self.persistent_chunk(*wg);
+                (0..t)
+                    .step_by(chunk)
+                    .map(|s| (s, (s + chunk).min(t)))
+                    .collect()
+            }
+            _ => (0..t).map(|s| (s, s + 1)).collect(),
+        };
+        let mut step_bytes = vec![0u8; ranges.len() * stride];
+        for (slot, &(s, s_end)) in ranges.iter().enumerate() {
             let p = StepParams {
                 s: s as u32,
-                s_end: s as u32 + 1,
+                s_end: s_end as u32,
                 _pad: [0; 2],
             };
-            step_bytes[s * stride..][..16].copy_from_slice(bytemuck::bytes_of(&p));
+            step_bytes[slot * stride..][..16].copy_from_slice(bytemuck::bytes_of(&p));
         }
+        let chunk_offsets: Vec<u32> = (0..ranges.len()).map(|k| (k * stride) as u32).collect();
         let [st_ld, st_b] = dims.state_strides();
         let reverse_mask = (0..n_dir)
             .filter(|&d| self.direction.is_reverse(d))
@@ -783,6 +893,7 @@ impl GpuGru {
                 gemm_binds,
                 step_binds,
                 gemm_dispatches,
+                chunk_offsets,
                 _uniforms: [gemm_params, step_params, layer_params],
             }
         })?;
@@ -800,7 +911,7 @@ impl GpuGru {
     /// limits ([`GruError::DeviceLimit`]), or a device error ([`GruError::Gpu`]).
     pub fn forward(&mut self, input: &GruInput<'_>) -> Result<GruOutput> {
         let dims = self.validate(input)?;
-        let (t, b) = (dims.seq_len, dims.batch);
+        let b = dims.batch;
         if b == 0 {
             return Ok(GruOutput {
                 y: Vec::new(),
@@ -856,17 +967,28 @@ impl GpuGru {
                     timestamp_writes: None,
                 });
                 let single = self.step_pipelines.len() == 1;
+                let persistent = match (s.key.path, &self.persistent) {
+                    (KernelPath::Persistent, Some((p, _))) => Some(p),
+                    _ => None,
+                };
                 for l in 0..self.layers.len() {
                     pass.set_pipeline(&self.gemm);
                     for d in &s.gemm_dispatches[l] {
                         pass.set_bind_group(0, &s.gemm_binds[l], &[d.offset]);
                         pass.dispatch_workgroups(d.groups_x, d.groups_y, 1);
                     }
+                    if let Some(p) = persistent {
+                        pass.set_pipeline(p);
+                        for &offset in &s.chunk_offsets {
+                            pass.set_bind_group(0, &s.step_binds[l], &[offset]);
+                            pass.dispatch_workgroups(groups_b, groups_d, 1);
+                        }
+                        continue;
+                    }
                     if single {
                         pass.set_pipeline(&self.step_pipelines[0]);
                     }
-                    for step in 0..t {
-                        let offset = step as u32 * self.uniform_stride;
+                    for &offset in &s.chunk_offsets {
                         pass.set_bind_group(0, &s.step_binds[l], &[offset]);
                         for p in &self.step_pipelines {
                             if !single {

@@ -53,3 +53,13 @@ pub fn assert_close(context: &str, got: &[f32], expected: &[f32], tol: Tolerance
     let c = tol.compare(got, expected);
     assert!(c.passed(), "{context}: {c}");
 }
+
+/// The kernel paths a model of hidden size `h` can take (every one is tested).
+pub fn kernel_paths(h: usize) -> Vec<gru_wgpu::gpu::KernelPath> {
+    use gru_wgpu::gpu::{KernelPath, PERSISTENT_MAX_HIDDEN};
+    if h <= PERSISTENT_MAX_HIDDEN {
+        vec![KernelPath::StepFused, KernelPath::Persistent]
+    } else {
+        vec![KernelPath::StepFused]
+    }
+}
