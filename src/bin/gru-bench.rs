@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! gru-bench [--quick] [--hidden 128,256] [--batch 1,16] [--seq-len 100] [--input I]
-//!           [--convention after|before|both] [--repeats N] [--warmup N] [--no-cpu]
-//!           [--json FILE]
+//!           [--convention after|before|both] [--path auto|step|persistent|all]
+//!           [--repeats N] [--warmup N] [--no-cpu] [--json FILE]
 //! ```
 //!
 //! Each row: the shape, the path, µs per step and per sequence (median over `--repeats`
@@ -14,7 +14,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use gru_wgpu::gpu::{GpuContext, GpuGru};
+use gru_wgpu::gpu::{GpuContext, GpuGru, KernelPath};
 use gru_wgpu::seeded::uniform;
 use gru_wgpu::{cpu, Convention, GruInput, GruWeights, Tolerance};
 
@@ -24,6 +24,8 @@ struct Options {
     seq_len: Vec<usize>,
     input: Option<usize>,
     conventions: Vec<Convention>,
+    /// `None`: the automatic choice.
+    paths: Vec<Option<KernelPath>>,
     repeats: usize,
     warmup: usize,
     cpu: bool,
@@ -31,7 +33,7 @@ struct Options {
 }
 
 const USAGE: &str = "usage: gru-bench [--quick] [--hidden 128,256] [--batch 1,16] [--seq-len 100] \
-[--input I] [--convention after|before|both] [--repeats N] [--warmup N] [--no-cpu] [--json FILE]";
+[--input I] [--convention after|before|both] [--path auto|step|persistent|all] [--repeats N] [--warmup N] [--no-cpu] [--json FILE]";
 
 fn list(flag: &str, v: &str) -> Result<Vec<usize>, String> {
     v.split(',')
@@ -51,6 +53,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         seq_len: vec![100],
         input: None,
         conventions: vec![Convention::ResetAfter],
+        paths: vec![None],
         repeats: 5,
         warmup: 1,
         cpu: true,
@@ -93,6 +96,19 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     }
                 }
             }
+            "--path" => {
+                o.paths = match value()?.as_str() {
+                    "auto" => vec![None],
+                    "step" => vec![Some(KernelPath::StepFused)],
+                    "persistent" => vec![Some(KernelPath::Persistent)],
+                    "all" => vec![Some(KernelPath::StepFused), Some(KernelPath::Persistent)],
+                    other => {
+                        return Err(format!(
+                            "--path expects auto, step, persistent or all, got {other:?}"
+                        ))
+                    }
+                }
+            }
             "--no-cpu" => o.cpu = false,
             "--json" => o.json = Some(value()?),
             "-h" | "--help" => return Err(String::new()),
@@ -108,7 +124,7 @@ struct Row {
     h: usize,
     b: usize,
     t: usize,
-    path: &'static str,
+    path: String,
     times: Vec<Duration>,
     max_err: Option<f64>,
 }
@@ -206,7 +222,7 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                             h,
                             b,
                             t,
-                            path: "cpu-reference",
+                            path: "cpu-reference".into(),
                             times: vec![s.elapsed()],
                             max_err: None,
                         });
@@ -215,28 +231,38 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                         None
                     };
                     if let Some(model) = model.as_mut() {
-                        let mut last = None;
-                        time_n(o.warmup, || model.forward(&input).map(drop))?;
-                        let times = time_n(o.repeats.max(1), || {
-                            last = Some(model.forward(&input)?);
-                            Ok(())
-                        })?;
-                        let max_err = match (&reference, &last) {
-                            (Some(r), Some(g)) => {
-                                Some(Tolerance::F32.compare(&g.y, &r.y).max_abs_err)
+                        for &choice in &o.paths {
+                            if model.set_kernel_path(choice).is_err() {
+                                eprintln!("  (no {choice:?} path for H={h}; skipped)");
+                                continue;
                             }
-                            _ => None,
-                        };
-                        rows.push(Row {
-                            convention,
-                            i,
-                            h,
-                            b,
-                            t,
-                            path: "gpu-step-fused",
-                            times,
-                            max_err,
-                        });
+                            let path = match model.kernel_path() {
+                                KernelPath::StepFused => "gpu-step-fused",
+                                KernelPath::Persistent => "gpu-persistent",
+                            };
+                            let mut last = None;
+                            time_n(o.warmup, || model.forward(&input).map(drop))?;
+                            let times = time_n(o.repeats.max(1), || {
+                                last = Some(model.forward(&input)?);
+                                Ok(())
+                            })?;
+                            let max_err = match (&reference, &last) {
+                                (Some(r), Some(g)) => {
+                                    Some(Tolerance::F32.compare(&g.y, &r.y).max_abs_err)
+                                }
+                                _ => None,
+                            };
+                            rows.push(Row {
+                                convention,
+                                i,
+                                h,
+                                b,
+                                t,
+                                path: path.into(),
+                                times,
+                                max_err,
+                            });
+                        }
                     }
                 }
             }
