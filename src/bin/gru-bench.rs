@@ -236,7 +236,7 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                                 eprintln!("  (no {choice:?} path for H={h}; skipped)");
                                 continue;
                             }
-                            let path = match model.kernel_path() {
+                            let path = match model.kernel_path(b) {
                                 KernelPath::StepFused => "gpu-step-fused",
                                 KernelPath::Persistent => "gpu-persistent",
                             };

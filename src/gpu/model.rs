@@ -43,18 +43,22 @@ pub enum KernelPath {
     Persistent,
 }
 
-/// The path [`GpuGru`] takes when the caller has not chosen one.
+/// The path [`GpuGru`] takes for a batch of `batch` entries when the caller has not chosen
+/// one.
 ///
-/// Heuristic: persistent for H ≤ 128, step-fused above. Measured on lavapipe (BENCHMARKS.md,
-/// 2026-11-27): the persistent path is 1.2–3× faster at H = 32, even at H = 64, and mixed from
-/// H = 128 up (one workgroup per four entries leaves cores idle at B = 1, while the
-/// step-fused path spreads a step over ⌈H/64⌉ workgroups). On discrete GPUs a dispatch costs
-/// microseconds, more than a step of a small layer, which argues the same way; the threshold
-/// is provisional until measured there. The adapter is an argument so that a measured
-/// per-vendor rule can replace this one without an API change.
-pub fn auto_kernel_path(info: &wgpu::AdapterInfo, hidden_size: usize) -> KernelPath {
-    let _ = info;
-    if hidden_size <= 128 {
+/// Heuristic, from lavapipe measurements (BENCHMARKS.md, 2026-11-27): on a CPU adapter the
+/// persistent path is 1.2–3× faster for H ≤ 64, and for H ≤ 256 once there are ≥ 8 entries
+/// (then enough workgroups exist to fill the cores); at B = 1 and H ≥ 128 the step-fused path
+/// wins, because it spreads a step over ⌈H/64⌉ workgroups. On other adapters a dispatch
+/// costs microseconds, more than one step of a small layer: persistent for H ≤ 128. That
+/// threshold is provisional until measured on discrete GPUs.
+pub fn auto_kernel_path(info: &wgpu::AdapterInfo, hidden_size: usize, batch: usize) -> KernelPath {
+    let persistent = if info.device_type == wgpu::DeviceType::Cpu {
+        hidden_size <= 64 || (hidden_size <= PERSISTENT_MAX_HIDDEN && batch >= 8)
+    } else {
+        hidden_size <= 128
+    };
+    if persistent {
         KernelPath::Persistent
     } else {
         KernelPath::StepFused
@@ -573,12 +577,12 @@ impl GpuGru {
     pub fn hidden_size(&self) -> usize {
         self.hidden_size
     }
-    /// The path the next forward takes: the caller's choice ([`GpuGru::set_kernel_path`]),
-    /// or [`auto_kernel_path`].
-    pub fn kernel_path(&self) -> KernelPath {
+    /// The path a forward of `batch` entries takes: the caller's choice
+    /// ([`GpuGru::set_kernel_path`]), or [`auto_kernel_path`].
+    pub fn kernel_path(&self, batch: usize) -> KernelPath {
         match (self.path, &self.persistent) {
             (Some(p), _) => p,
-            (None, Some(_)) => auto_kernel_path(self.ctx.adapter_info(), self.hidden_size),
+            (None, Some(_)) => auto_kernel_path(self.ctx.adapter_info(), self.hidden_size, batch),
             (None, None) => KernelPath::StepFused,
         }
     }
@@ -692,7 +696,7 @@ impl GpuGru {
     }
 
     fn ensure_scratch(&mut self, dims: &Dims) -> Result<()> {
-        let path = self.kernel_path();
+        let path = self.kernel_path(dims.batch);
         let key = ShapeKey { dims: *dims, path };
         if self.scratch.as_ref().is_some_and(|s| s.key == key) {
             return Ok(());
