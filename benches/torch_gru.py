@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""PyTorch nn.GRU on the same grid as gru-bench, writing the same JSON fields.
+
+    python benches/torch_gru.py [--device cpu|cuda] [--quick] [--hidden 128,256]
+        [--batch 1,16] [--seq-len 100] [--input I] [--repeats N] [--warmup N]
+        [--threads N] [--json FILE]
+
+Each row times one forward of nn.GRU(I, H) (PyTorch's convention is reset-after) over
+X[T, B, I], synchronising the device inside the timed region, median over --repeats after
+--warmup. On CUDA this is cuDNN. Compare with: gru-bench --compare ours.json torch.json
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+
+
+def ints(text):
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}")
+    if any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--quick", action="store_true", help="the grid of gru-bench --quick")
+    p.add_argument("--hidden", type=ints, default=[128, 256, 512, 1024])
+    p.add_argument("--batch", type=ints, default=[1, 4, 16, 64])
+    p.add_argument("--seq-len", type=ints, default=[100])
+    p.add_argument("--input", type=int, default=None, help="input size (default: = hidden)")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--json", default=None)
+    a = p.parse_args()
+    if a.quick:
+        a.hidden, a.batch, a.seq_len, a.repeats = [64, 256], [1, 16], [50], 3
+
+    import torch
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("torch_gru.py: --device cuda but torch.cuda.is_available() is False")
+    name = torch.cuda.get_device_name(0) if a.device == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    print(f"torch {torch.__version__} on {name}", file=sys.stderr)
+
+    def sync():
+        if a.device == "cuda":
+            torch.cuda.synchronize()
+
+    rows = []
+    torch.manual_seed(0)
+    for h in a.hidden:
+        i = a.input or h
+        gru = torch.nn.GRU(i, h).to(device).eval()
+        for b in a.batch:
+            for t in a.seq_len:
+                x = torch.randn(t, b, i, device=device)
+                with torch.inference_mode():
+                    for _ in range(a.warmup):
+                        gru(x)
+                    sync()
+                    times = []
+                    for _ in range(max(1, a.repeats)):
+                        start = time.perf_counter()
+                        gru(x)
+                        sync()
+                        times.append(time.perf_counter() - start)
+                per_step = sorted(v * 1e6 / t for v in times)
+                median = statistics.median(per_step)
+                rows.append({
+                    "convention": "ResetAfter",
+                    "input_size": i,
+                    "hidden_size": h,
+                    "batch": b,
+                    "seq_len": t,
+                    "path": "torch-cudnn" if a.device == "cuda" else "torch-cpu",
+                    "us_per_step_median": round(median, 3),
+                    "us_per_step_min": round(per_step[0], 3),
+                    "us_per_step_max": round(per_step[-1], 3),
+                    "us_per_sequence_median": round(median * t, 3),
+                    "gflops": round(2 * 3 * h * (i + h) * b / (median * 1e3), 3),
+                    "max_abs_err": None,
+                    "device": name,
+                })
+                print(f"I={i} H={h} B={b} T={t}: {median:.1f} µs/step", file=sys.stderr)
+    text = json.dumps(rows, indent=1)
+    if a.json:
+        with open(a.json, "w") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
