@@ -216,6 +216,11 @@ pub struct GpuClassifier {
 }
 
 impl GpuClassifier {
+    /// Chooses the GRU's kernel path (see [`GpuGru::set_kernel_path`]).
+    pub fn set_kernel_path(&mut self, path: Option<crate::gpu::KernelPath>) -> Result<()> {
+        self.gru.set_kernel_path(path)
+    }
+
     /// Predictions `[B, out]`: the GRU on the GPU, the head on the host.
     pub fn predict(&mut self, input: &GruInput<'_>) -> Result<Vec<f32>> {
         let out = self.gru.forward(input)?;
