@@ -8,8 +8,10 @@
 //!
 //! Each row: the shape, the path, µs per step and per sequence (median over `--repeats`
 //! after `--warmup`, with min and max), GFLOP/s counting `2·3H·(I+H)·B` per step, and the
-//! largest |GPU − CPU| on that shape. The GPU time is the whole `forward` call: upload of X,
-//! one submit, and the readback of Y and Y_h. Always build with `--release`.
+//! largest |GPU − CPU| on that shape. The wall time is the whole `forward` call: upload of X,
+//! one submit, and the readback of Y and Y_h. Where the adapter has timestamp queries, the
+//! GPU's own time is shown too: the input projection (µs per sequence) and the recurrence
+//! (µs per step). Always build with `--release`.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -127,6 +129,8 @@ struct Row {
     path: String,
     times: Vec<Duration>,
     max_err: Option<f64>,
+    /// Median GPU time of the input projection and of the recurrence (timestamp queries), ns.
+    gpu_ns: Option<(f64, f64)>,
 }
 
 impl Row {
@@ -149,7 +153,8 @@ impl Row {
             "{{\"convention\":\"{:?}\",\"input_size\":{},\"hidden_size\":{},\"batch\":{},\
              \"seq_len\":{},\"path\":\"{}\",\"us_per_step_median\":{median:.3},\
              \"us_per_step_min\":{min:.3},\"us_per_step_max\":{max:.3},\
-             \"us_per_sequence_median\":{:.3},\"gflops\":{:.3},\"max_abs_err\":{}}}",
+             \"us_per_sequence_median\":{:.3},\"gflops\":{:.3},\"max_abs_err\":{},\
+             \"gpu_input_projection_us\":{},\"gpu_recurrence_us_per_step\":{}}}",
             self.convention,
             self.i,
             self.h,
@@ -160,6 +165,12 @@ impl Row {
             self.gflops(),
             self.max_err
                 .map(|e| format!("{e:e}"))
+                .unwrap_or_else(|| "null".into()),
+            self.gpu_ns
+                .map(|(p, _)| format!("{:.3}", p / 1e3))
+                .unwrap_or_else(|| "null".into()),
+            self.gpu_ns
+                .map(|(_, r)| format!("{:.3}", r / 1e3 / self.t as f64))
                 .unwrap_or_else(|| "null".into())
         )
     }
@@ -225,6 +236,7 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                             path: "cpu-reference".into(),
                             times: vec![s.elapsed()],
                             max_err: None,
+                            gpu_ns: None,
                         });
                         Some(r)
                     } else {
@@ -241,11 +253,24 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                                 KernelPath::Persistent => "gpu-persistent",
                             };
                             let mut last = None;
+                            let profiled = model.set_profiling(true).is_ok();
                             time_n(o.warmup, || model.forward(&input).map(drop))?;
+                            let mut gpu = Vec::new();
                             let times = time_n(o.repeats.max(1), || {
                                 last = Some(model.forward(&input)?);
+                                gpu.extend(model.last_timing());
                                 Ok(())
                             })?;
+                            let gpu_ns = (profiled && !gpu.is_empty()).then(|| {
+                                let mid = |mut v: Vec<f64>| {
+                                    v.sort_by(|a, b| a.total_cmp(b));
+                                    v[v.len() / 2]
+                                };
+                                (
+                                    mid(gpu.iter().map(|g| g.input_projection_ns).collect()),
+                                    mid(gpu.iter().map(|g| g.recurrence_ns).collect()),
+                                )
+                            });
                             let max_err = match (&reference, &last) {
                                 (Some(r), Some(g)) => {
                                     Some(Tolerance::F32.compare(&g.y, &r.y).max_abs_err)
@@ -261,6 +286,7 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                                 path: path.into(),
                                 times,
                                 max_err,
+                                gpu_ns,
                             });
                         }
                     }
@@ -292,7 +318,7 @@ fn main() -> ExitCode {
         }
     };
     println!(
-        "{:<12} {:>5} {:>5} {:>4} {:>5}  {:<15} {:>11} {:>11} {:>11} {:>12} {:>8} {:>10}",
+        "{:<12} {:>5} {:>5} {:>4} {:>5}  {:<15} {:>10} {:>10} {:>10} {:>12} {:>8} {:>12} {:>13} {:>9}",
         "convention",
         "I",
         "H",
@@ -304,12 +330,21 @@ fn main() -> ExitCode {
         "max",
         "µs/sequence",
         "GFLOP/s",
+        "gpu proj µs",
+        "gpu µs/step",
         "max err"
     );
     for r in &rows {
         let (median, min, max) = r.stats_us_per_step();
+        let (proj, rec) = match r.gpu_ns {
+            Some((p, q)) => (
+                format!("{:.1}", p / 1e3),
+                format!("{:.2}", q / 1e3 / r.t as f64),
+            ),
+            None => ("-".into(), "-".into()),
+        };
         println!(
-            "{:<12} {:>5} {:>5} {:>4} {:>5}  {:<15} {:>11.1} {:>11.1} {:>11.1} {:>12.0} {:>8.2} {:>10}",
+            "{:<12} {:>5} {:>5} {:>4} {:>5}  {:<15} {:>10.1} {:>10.1} {:>10.1} {:>12.0} {:>8.2} {:>12} {:>13} {:>9}",
             format!("{:?}", r.convention),
             r.i,
             r.h,
@@ -321,6 +356,8 @@ fn main() -> ExitCode {
             max,
             median * r.t as f64,
             r.gflops(),
+            proj,
+            rec,
             r.max_err.map(|e| format!("{e:.2e}")).unwrap_or_else(|| "-".into())
         );
     }

@@ -159,7 +159,9 @@ impl GpuContext {
         let limits = options.limits.clone().unwrap_or_else(|| adapter.limits());
         let desc = wgpu::DeviceDescriptor {
             label: Some("gru-wgpu"),
-            required_features: wgpu::Features::empty(),
+            // Timestamps let a model report its GPU time (GpuGru::set_profiling); nothing else
+            // is required of the adapter.
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             required_limits: limits,
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,

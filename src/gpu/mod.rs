@@ -7,5 +7,6 @@ pub use context::{
     describe_adapter, enumerate_adapters, AdapterReport, ContextOptions, GpuContext,
 };
 pub use model::{
-    auto_kernel_path, GpuGru, KernelPath, ModelStats, MAX_HIDDEN, PERSISTENT_MAX_HIDDEN,
+    auto_kernel_path, ForwardTiming, GpuGru, KernelPath, ModelStats, MAX_HIDDEN,
+    PERSISTENT_MAX_HIDDEN,
 };

@@ -150,8 +150,26 @@ struct Scratch {
     gemm_dispatches: Vec<Vec<GemmDispatch>>,
     /// Persistent path: the step-params offset of each dispatch.
     chunk_offsets: Vec<u32>,
+    timestamps: Option<Timestamps>,
     // Kept alive for the bind groups; referenced only through them.
     _uniforms: [wgpu::Buffer; 3],
+}
+
+/// GPU time of the last forward, from timestamp queries (see [`GpuGru::set_profiling`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ForwardTiming {
+    /// The input-projection GEMMs of every layer, in nanoseconds.
+    pub input_projection_ns: f64,
+    /// The recurrence (every step of every layer), in nanoseconds.
+    pub recurrence_ns: f64,
+}
+
+/// Timestamp queries of one shape: two passes per layer, two timestamps per pass.
+struct Timestamps {
+    set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    read: wgpu::Buffer,
+    count: u32,
 }
 
 /// Counters that show what a model has built (tests use them to prove reuse).
@@ -189,6 +207,8 @@ pub struct GpuGru {
     uniform_stride: u32,
     scratch: Option<Scratch>,
     poison: Option<f32>,
+    profiling: bool,
+    timing: Option<ForwardTiming>,
     stats: ModelStats,
 }
 
@@ -545,6 +565,8 @@ impl GpuGru {
                     .max(64),
                 scratch: None,
                 poison: None,
+                profiling: false,
+                timing: None,
                 stats: ModelStats {
                     pipelines_created,
                     ..ModelStats::default()
@@ -618,6 +640,36 @@ impl GpuGru {
         };
         let per_step = dots * units * (h + 8) + 8;
         (PERSISTENT_LOOP_BUDGET / per_step).max(1)
+    }
+
+    /// Measures the GPU time of each forward with timestamp queries, split into the input
+    /// projection and the recurrence ([`GpuGru::last_timing`]). Needs the adapter's
+    /// `TIMESTAMP_QUERY` feature (requested by [`GpuContext::new`] where available); without it
+    /// this is an error naming the feature.
+    pub fn set_profiling(&mut self, on: bool) -> Result<()> {
+        if on
+            && !self
+                .ctx
+                .device()
+                .features()
+                .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return Err(GruError::invalid(
+                "profiling",
+                "a device with the TIMESTAMP_QUERY feature",
+                format!("{} without it", self.ctx.describe()),
+            ));
+        }
+        if on != self.profiling {
+            self.profiling = on;
+            self.scratch = None;
+        }
+        Ok(())
+    }
+
+    /// The GPU time of the last forward, when profiling is on.
+    pub fn last_timing(&self) -> Option<ForwardTiming> {
+        self.timing
     }
 
     /// What the model has built and run so far.
@@ -886,6 +938,30 @@ impl GpuGru {
                     ],
                 }));
             }
+            let timestamps = self.profiling.then(|| {
+                let count = 4 * n_layers as u32;
+                let bytes = 8 * count as u64;
+                Timestamps {
+                    set: device.create_query_set(&wgpu::QuerySetDescriptor {
+                        label: Some("gru forward timestamps"),
+                        ty: wgpu::QueryType::Timestamp,
+                        count,
+                    }),
+                    resolve: device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("timestamps resolve"),
+                        size: bytes,
+                        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                        mapped_at_creation: false,
+                    }),
+                    read: device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("timestamps readback"),
+                        size: bytes,
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    }),
+                    count,
+                }
+            });
             Scratch {
                 key,
                 x,
@@ -901,6 +977,7 @@ impl GpuGru {
                 step_binds,
                 gemm_dispatches,
                 chunk_offsets,
+                timestamps,
                 _uniforms: [gemm_params, step_params, layer_params],
             }
         })?;
@@ -968,50 +1045,81 @@ impl GpuGru {
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("gru forward"),
             });
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("gru forward"),
-                    timestamp_writes: None,
-                });
-                let single = self.step_pipelines.len() == 1;
-                let persistent = match (s.key.path, &self.persistent) {
-                    (KernelPath::Persistent, Some((p, _))) => Some(p),
-                    _ => None,
-                };
-                for l in 0..self.layers.len() {
+            let single = self.step_pipelines.len() == 1;
+            let persistent = match (s.key.path, &self.persistent) {
+                (KernelPath::Persistent, Some((p, _))) => Some(p),
+                _ => None,
+            };
+            // Two compute passes per layer, the input projection and the recurrence, so that
+            // each can carry its own timestamps when profiling.
+            let pass_desc = |label: &'static str, first: u32| wgpu::ComputePassDescriptor {
+                label: Some(label),
+                timestamp_writes: s.timestamps.as_ref().map(|ts| {
+                    wgpu::ComputePassTimestampWrites {
+                        query_set: &ts.set,
+                        beginning_of_pass_write_index: Some(first),
+                        end_of_pass_write_index: Some(first + 1),
+                    }
+                }),
+            };
+            for l in 0..self.layers.len() {
+                let first = 4 * l as u32;
+                {
+                    let mut pass =
+                        encoder.begin_compute_pass(&pass_desc("input projection", first));
                     pass.set_pipeline(&self.gemm);
                     for d in &s.gemm_dispatches[l] {
                         pass.set_bind_group(0, &s.gemm_binds[l], &[d.offset]);
                         pass.dispatch_workgroups(d.groups_x, d.groups_y, 1);
                     }
-                    if let Some(p) = persistent {
-                        pass.set_pipeline(p);
-                        for &offset in &s.chunk_offsets {
-                            pass.set_bind_group(0, &s.step_binds[l], &[offset]);
-                            pass.dispatch_workgroups(groups_b, groups_d, 1);
-                        }
-                        continue;
-                    }
-                    if single {
-                        pass.set_pipeline(&self.step_pipelines[0]);
-                    }
+                }
+                let mut pass = encoder.begin_compute_pass(&pass_desc("recurrence", first + 2));
+                if let Some(p) = persistent {
+                    pass.set_pipeline(p);
                     for &offset in &s.chunk_offsets {
                         pass.set_bind_group(0, &s.step_binds[l], &[offset]);
-                        for p in &self.step_pipelines {
-                            if !single {
-                                pass.set_pipeline(p);
-                            }
-                            pass.dispatch_workgroups(groups_j, groups_b, groups_d);
+                        pass.dispatch_workgroups(groups_b, groups_d, 1);
+                    }
+                    continue;
+                }
+                if single {
+                    pass.set_pipeline(&self.step_pipelines[0]);
+                }
+                for &offset in &s.chunk_offsets {
+                    pass.set_bind_group(0, &s.step_binds[l], &[offset]);
+                    for p in &self.step_pipelines {
+                        if !single {
+                            pass.set_pipeline(p);
                         }
+                        pass.dispatch_workgroups(groups_j, groups_b, groups_d);
                     }
                 }
+            }
+            if let Some(ts) = &s.timestamps {
+                encoder.resolve_query_set(&ts.set, 0..ts.count, &ts.resolve, 0);
+                encoder.copy_buffer_to_buffer(&ts.resolve, 0, &ts.read, 0, 8 * ts.count as u64);
             }
             encoder.copy_buffer_to_buffer(&s.y, 0, &s.readback, 0, y_bytes);
             encoder.copy_buffer_to_buffer(&s.yh, 0, &s.readback, y_bytes, state_bytes);
             queue.submit([encoder.finish()])
         })?;
 
-        let data = read_buffer(ctx, &s.readback, result)?;
+        let data = read_buffer(ctx, &s.readback, result.clone())?;
+        self.timing = match &s.timestamps {
+            Some(ts) => {
+                let ticks = read_bytes(ctx, &ts.read, result)?;
+                let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&ticks);
+                let period = ctx.queue().get_timestamp_period() as f64;
+                let span = |k: usize| ticks[k + 1].saturating_sub(ticks[k]) as f64 * period;
+                let mut timing = ForwardTiming::default();
+                for l in 0..self.layers.len() {
+                    timing.input_projection_ns += span(4 * l);
+                    timing.recurrence_ns += span(4 * l + 2);
+                }
+                Some(timing)
+            }
+            None => None,
+        };
         self.stats.forwards += 1;
         let split = dims.y_len();
         let y_h = data[split..].to_vec();
@@ -1027,6 +1135,17 @@ fn read_buffer(
     buffer: &wgpu::Buffer,
     submission: wgpu::SubmissionIndex,
 ) -> Result<Vec<f32>> {
+    Ok(bytemuck::pod_collect_to_vec(&read_bytes(
+        ctx, buffer, submission,
+    )?))
+}
+
+/// Maps `buffer` after `submission` completes and returns its bytes.
+fn read_bytes(
+    ctx: &GpuContext,
+    buffer: &wgpu::Buffer,
+    submission: wgpu::SubmissionIndex,
+) -> Result<Vec<u8>> {
     let slice = buffer.slice(..);
     let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
     slice.map_async(wgpu::MapMode::Read, move |r| {
@@ -1061,7 +1180,7 @@ fn read_buffer(
             operation: "reading results back".into(),
             message: format!("{e:?}"),
         })?;
-        bytemuck::pod_collect_to_vec::<u8, f32>(&view)
+        view.to_vec()
     };
     buffer.unmap();
     Ok(out)
