@@ -270,3 +270,34 @@ fn wrong_lengths_are_typed_errors() {
         assert!(err.contains("X"), "{err}");
     }
 }
+
+/// With profiling on (lavapipe and most GPUs have timestamp queries), a forward reports the
+/// GPU time of its input projection and recurrence; the results are unchanged.
+#[test]
+fn profiling_reports_gpu_time() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(21);
+    let weights = random_weights(&mut rng, Convention::ResetAfter, 4, 16, 1.0, true);
+    let x = rng.vec(20 * 3 * 4, 1.0);
+    let input = GruInput::new(&x, 20, 3);
+    let mut model = GpuGru::new(ctx, &weights).expect("model");
+    let plain = model.forward(&input).expect("forward");
+    assert!(model.last_timing().is_none());
+    if !ctx
+        .device()
+        .features()
+        .contains(wgpu::Features::TIMESTAMP_QUERY)
+    {
+        let err = model.set_profiling(true).unwrap_err().to_string();
+        assert!(err.contains("TIMESTAMP_QUERY"), "{err}");
+        return;
+    }
+    model.set_profiling(true).expect("profiling");
+    let profiled = model.forward(&input).expect("forward");
+    assert_eq!(plain.y, profiled.y);
+    let timing = model.last_timing().expect("timing");
+    assert!(
+        timing.input_projection_ns > 0.0 && timing.recurrence_ns > 0.0,
+        "{timing:?}"
+    );
+}
