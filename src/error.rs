@@ -72,6 +72,16 @@ pub enum GruError {
         /// What was wrong, and what was expected.
         message: String,
     },
+    /// A model file (safetensors, npz, ONNX) is malformed or holds something the importer
+    /// cannot run faithfully; the message names the tensor, attribute or node, what was
+    /// expected and what came.
+    #[error("{path}: {message}")]
+    Import {
+        /// The file.
+        path: String,
+        /// What was wrong, and what was expected.
+        message: String,
+    },
     /// An I/O error on a named file.
     #[error("{path}: {source}")]
     Io {

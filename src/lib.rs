@@ -43,6 +43,7 @@ pub mod error;
 pub mod gpu;
 pub mod head;
 pub mod input;
+pub mod io;
 pub mod model;
 pub mod npy;
 pub mod seeded;

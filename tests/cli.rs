@@ -548,3 +548,571 @@ fn info_lists_adapters() {
     }
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Model files (gru run --model) against the golden outputs of each framework
+
+fn golden(case: &str, file: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/golden")
+        .join(case)
+        .join(file)
+        .display()
+        .to_string()
+}
+
+/// `--device gpu` when the tests have a GPU (a missing adapter fails in `common::gpu`, unless
+/// GRU_REQUIRE_GPU=0 skips it explicitly), else `cpu`.
+fn gpu_or_skip() -> &'static str {
+    match common::gpu() {
+        Some(_) => "gpu",
+        None => "cpu",
+    }
+}
+
+/// Checks `file` in `dir` against the golden array `case/golden_file`: shape and values.
+fn assert_matches_golden(dir: &TempDir, file: &str, case: &str, golden_file: &str) {
+    let got = npy::read_f32(&dir.join(file)).unwrap();
+    let expected = npy::read_f32(Path::new(&golden(case, golden_file))).unwrap();
+    assert_eq!(
+        got.shape, expected.shape,
+        "{case}: {file} has the framework's shape"
+    );
+    assert_close(&format!("{case}: {file}"), &got.data, &expected.data);
+}
+
+fn model_run(dir: &TempDir, args: &[&str]) -> Run {
+    let mut v = vec!["run"];
+    v.extend_from_slice(args);
+    v.extend(["--y", "y.npy", "--y-h", "yh.npy"]);
+    gru_in(dir.path(), &v, &[])
+}
+
+#[test]
+fn pytorch_model_run_matches_pytorch() {
+    let dir = TempDir::new("model-torch");
+    let case = "torch_2layer_bidir_batchfirst_h0";
+    let (m, x, h0) = (
+        golden(case, "model.safetensors"),
+        golden(case, "x.npy"),
+        golden(case, "h0.npy"),
+    );
+    let run = model_run(
+        &dir,
+        &[
+            "--model",
+            &m,
+            "--x",
+            &x,
+            "--initial-h",
+            &h0,
+            "--batch-first",
+            "--device",
+            "cpu",
+        ],
+    );
+    run.assert_success(case);
+    assert!(run.stderr.contains("PyTorch nn.GRU"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("linear_before_reset=1"),
+        "{}",
+        run.stderr
+    );
+    assert_matches_golden(&dir, "y.npy", case, "y.npy");
+    assert_matches_golden(&dir, "yh.npy", case, "h_n.npy");
+
+    // Packed lengths, on the GPU.
+    let case = "torch_packed_lengths";
+    let (m, x, lens) = (
+        golden(case, "model.safetensors"),
+        golden(case, "x.npy"),
+        golden(case, "lengths.npy"),
+    );
+    let run = model_run(
+        &dir,
+        &[
+            "--model",
+            &m,
+            "--x",
+            &x,
+            "--sequence-lens",
+            &lens,
+            "--device",
+            gpu_or_skip(),
+        ],
+    );
+    run.assert_success(case);
+    assert_matches_golden(&dir, "y.npy", case, "y.npy");
+    assert_matches_golden(&dir, "yh.npy", case, "h_n.npy");
+}
+
+#[test]
+fn keras_model_run_matches_keras() {
+    let dir = TempDir::new("model-keras");
+    for (case, file, flag) in [
+        ("keras_reset_after_false", "weights.npz", Some("false")),
+        ("keras_reset_after_true", "weights.safetensors", None),
+    ] {
+        let (m, x) = (golden(case, file), golden(case, "x.npy"));
+        let mut args = vec!["--model", &m, "--x", &x, "--device", "cpu"];
+        if let Some(f) = flag {
+            args.extend(["--keras-reset-after", f]);
+        }
+        let run = model_run(&dir, &args);
+        run.assert_success(case);
+        assert!(run.stderr.contains("Keras GRU"), "{}", run.stderr);
+        assert_matches_golden(&dir, "y.npy", case, "y.npy");
+        assert_matches_golden(&dir, "yh.npy", case, "h.npy");
+    }
+    // A value that disagrees with the bias is one error line.
+    let case = "keras_reset_after_true";
+    let (m, x) = (golden(case, "weights.npz"), golden(case, "x.npy"));
+    let run = model_run(
+        &dir,
+        &[
+            "--model",
+            &m,
+            "--x",
+            &x,
+            "--keras-reset-after",
+            "false",
+            "--device",
+            "cpu",
+        ],
+    );
+    let line = run.one_error(1, "disagreeing --keras-reset-after");
+    assert!(line.contains("reset_after=False was given"), "{line}");
+    assert!(line.contains("(2, 18)"), "{line}");
+}
+
+#[test]
+fn onnx_model_run_matches_onnxruntime() {
+    let dir = TempDir::new("model-onnx");
+    let case = "onnx_bidir_seqlens_lbr1";
+    let (m, x, h0, lens) = (
+        golden(case, "model.onnx"),
+        golden(case, "X.npy"),
+        golden(case, "initial_h.npy"),
+        golden(case, "sequence_lens.npy"),
+    );
+    let run = model_run(
+        &dir,
+        &[
+            "--model",
+            &m,
+            "--x",
+            &x,
+            "--initial-h",
+            &h0,
+            "--sequence-lens",
+            &lens,
+            "--device",
+            gpu_or_skip(),
+        ],
+    );
+    run.assert_success(case);
+    assert!(run.stderr.contains("ONNX GRU node"), "{}", run.stderr);
+    assert_matches_golden(&dir, "y.npy", case, "Y.npy");
+    assert_matches_golden(&dir, "yh.npy", case, "Y_h.npy");
+
+    // Layout 1, reverse, clip.
+    let case = "onnx_reverse_layout1_lbr0";
+    let (m, x, h0) = (
+        golden(case, "model.onnx"),
+        golden(case, "X.npy"),
+        golden(case, "initial_h.npy"),
+    );
+    let run = model_run(
+        &dir,
+        &[
+            "--model",
+            &m,
+            "--x",
+            &x,
+            "--initial-h",
+            &h0,
+            "--device",
+            "cpu",
+        ],
+    );
+    run.assert_success(case);
+    assert!(run.stderr.contains("clip 2.5"), "{}", run.stderr);
+    assert_matches_golden(&dir, "y.npy", case, "Y.npy");
+    assert_matches_golden(&dir, "yh.npy", case, "Y_h.npy");
+
+    // Refusals are one line, exit 1.
+    for (case, needle) in [
+        ("onnx_two_gru_nodes", "has 2 GRU nodes"),
+        ("onnx_unsupported_activation", "'HardSigmoid'"),
+    ] {
+        let m = golden(case, "model.onnx");
+        let run = model_run(&dir, &["--model", &m, "--x", &x, "--device", "cpu"]);
+        let line = run.one_error(1, case);
+        assert!(line.contains(needle), "{case}: {line}");
+    }
+}
+
+#[test]
+fn inspect_describes_each_format() {
+    let dir = TempDir::new("inspect");
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "torch_2layer_bidir_batchfirst_h0",
+            "model.safetensors",
+            &[
+                "PyTorch nn.GRU state_dict",
+                "prefix 'gru.'",
+                "layers:      2",
+                "bidirectional (D = 2)",
+                "input_size:  5",
+                "hidden_size: 7",
+                "parameters:  1554",
+                "linear_before_reset=1",
+                "h_n [4, B, 7]",
+            ],
+        ),
+        (
+            "keras_reset_after_false",
+            "weights.npz",
+            &[
+                "Keras GRU weights (npz)",
+                "reset_after: False (from the bias shape)",
+                "reset-before",
+                "dense head:  none",
+                "input_size:  4",
+                "hidden_size: 6",
+            ],
+        ),
+        (
+            "onnx_reverse_layout1_lbr0",
+            "model.onnx",
+            &[
+                "ONNX model, one GRU node",
+                "opset 14",
+                "reverse (D = 1)",
+                "layout:      1 (X [B, T, I])",
+                "clip:        2.5",
+                "layout=1",
+                "initial_h 'initial_h'",
+                "sequence_lens none",
+                "Y [B, T, 1, 4]",
+            ],
+        ),
+    ];
+    for (case, file, needles) in cases {
+        let path = golden(case, file);
+        let run = gru_in(dir.path(), &["inspect", &path], &[]);
+        run.assert_success(case);
+        for n in *needles {
+            assert!(
+                run.stdout.contains(n),
+                "{case}: {n:?} not in\n{}",
+                run.stdout
+            );
+        }
+    }
+    let path = golden("torch_3layer_forward", "model.onnx");
+    let run = gru_in(dir.path(), &["inspect", &path], &[]);
+    let line = run.one_error(1, "inspect of a 3-GRU graph");
+    assert!(line.contains("has 3 GRU nodes"), "{line}");
+    let run = gru_in(dir.path(), &["inspect"], &[]);
+    run.one_error(2, "inspect without a file");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weight arrays with every ONNX option
+
+#[test]
+fn raw_arrays_bidirectional_layout1_lengths_clip_match_the_reference() {
+    use gru_wgpu::{Direction, GruModel, Layout};
+    let (t, b, i, h) = (5, 3, 2, 4);
+    let mut rng = Rng::new(77);
+    let d0 = random_weights(&mut rng, Convention::ResetBefore, i, h, 3.0, true);
+    let d1 = random_weights(&mut rng, Convention::ResetBefore, i, h, 3.0, true);
+    let model = GruModel::new(
+        Direction::Bidirectional,
+        vec![vec![d0.clone(), d1.clone()]],
+        Some(1.5),
+    )
+    .unwrap();
+    let x = rng.vec(b * t * i, 1.0); // [B, T, I]
+    let h0 = rng.vec(b * 2 * h, 1.0); // [B, D, H]
+    let lens = [5i64, 2, 0];
+    let input = GruInput::new(&x, t, b)
+        .with_layout(Layout::BatchMajor)
+        .with_initial_h(&h0)
+        .with_sequence_lens(&lens);
+    let expected = cpu::forward_model(&model, &input).unwrap();
+
+    let dir = TempDir::new("raw-bidir");
+    let cat = |a: &[f32], c: &[f32]| [a, c].concat();
+    npy::write_f32(&dir.join("x.npy"), &[b, t, i], &x).unwrap();
+    npy::write_f32(&dir.join("w.npy"), &[2, 3 * h, i], &cat(d0.w(), d1.w())).unwrap();
+    npy::write_f32(&dir.join("r.npy"), &[2, 3 * h, h], &cat(d0.r(), d1.r())).unwrap();
+    npy::write_f32(&dir.join("b.npy"), &[2, 6 * h], &cat(d0.b(), d1.b())).unwrap();
+    npy::write_f32(&dir.join("h0.npy"), &[b, 2, h], &h0).unwrap();
+    // Lengths stored as float64, as some conformance vectors store them.
+    let data: Vec<u8> = lens
+        .iter()
+        .flat_map(|&l| (l as f64).to_le_bytes())
+        .collect();
+    std::fs::write(dir.join("lens.npy"), raw_npy("<f8", false, "(3,)", &data)).unwrap();
+
+    for device in ["cpu", gpu_or_skip()] {
+        let run = gru_in(
+            dir.path(),
+            &run_args(&[
+                "--b",
+                "b.npy",
+                "--initial-h",
+                "h0.npy",
+                "--sequence-lens",
+                "lens.npy",
+                "--direction",
+                "bidirectional",
+                "--layout",
+                "1",
+                "--clip",
+                "1.5",
+                "--device",
+                device,
+            ]),
+            &[],
+        );
+        run.assert_success(&format!("raw bidirectional on {device}"));
+        let y = npy::read_f32(&dir.join("y.npy")).unwrap();
+        let y_h = npy::read_f32(&dir.join("yh.npy")).unwrap();
+        assert_eq!(y.shape, vec![b, t, 2, h], "Y is [B, T, D, H] for layout 1");
+        assert_eq!(y_h.shape, vec![b, 2, h], "Y_h is [B, D, H] for layout 1");
+        if device == "cpu" {
+            assert_eq!(y.data, expected.y, "same code path: bit-identical");
+            assert_eq!(y_h.data, expected.y_h);
+        } else {
+            assert_close("Y on the GPU", &y.data, &expected.y);
+            assert_close("Y_h on the GPU", &y_h.data, &expected.y_h);
+        }
+    }
+
+    // Lengths that are not whole numbers, or out of range, are one error line.
+    let data: Vec<u8> = [5.0f64, 2.5, 0.0]
+        .iter()
+        .flat_map(|l| l.to_le_bytes())
+        .collect();
+    std::fs::write(dir.join("bad.npy"), raw_npy("<f8", false, "(3,)", &data)).unwrap();
+    npy::write_f32(&dir.join("long.npy"), &[3], &[6.0, 1.0, 1.0]).unwrap();
+    for (file, needle) in [
+        ("bad.npy", "holds 2.5 at index 1; expected whole numbers"),
+        ("long.npy", "holds 6 at index 0; expected lengths in 0..=5"),
+    ] {
+        let run = gru_in(
+            dir.path(),
+            &run_args(&[
+                "--direction",
+                "bidirectional",
+                "--layout",
+                "1",
+                "--sequence-lens",
+                file,
+                "--device",
+                "cpu",
+            ]),
+            &[],
+        );
+        let line = run.one_error(1, file);
+        assert!(line.contains(needle), "{file}: {line}");
+    }
+}
+
+#[test]
+fn model_flag_usage_errors_exit_2_with_one_line() {
+    let dir = TempDir::new("model-usage");
+    let onnx = golden("onnx_forward_no_bias", "model.onnx");
+    let keras = golden("keras_reset_after_true", "weights.npz");
+    let torch = golden("torch_no_bias", "model.safetensors");
+    let out = ["--y", "y.npy", "--y-h", "yh.npy"];
+    let with_out = |args: &[&str]| {
+        let mut v = vec!["run"];
+        v.extend_from_slice(args);
+        v.extend(out);
+        v.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            with_out(&["--model", &onnx, "--x", "x.npy", "--w", "w.npy"]),
+            "--w cannot be combined with --model",
+        ),
+        (
+            with_out(&["--model", &onnx, "--x", "x.npy", "--linear-before-reset"]),
+            "--linear-before-reset cannot be combined with --model",
+        ),
+        (
+            with_out(&[
+                "--x",
+                "x.npy",
+                "--w",
+                "w.npy",
+                "--r",
+                "r.npy",
+                "--batch-first",
+            ]),
+            "--batch-first applies to a model file",
+        ),
+        (
+            with_out(&["--model", &onnx, "--x", "x.npy", "--batch-first"]),
+            "--batch-first does not apply to",
+        ),
+        (
+            with_out(&[
+                "--model",
+                &torch,
+                "--x",
+                "x.npy",
+                "--keras-reset-after",
+                "true",
+            ]),
+            "--keras-reset-after does not apply to",
+        ),
+        (
+            with_out(&[
+                "--model",
+                &keras,
+                "--x",
+                "x.npy",
+                "--sequence-lens",
+                "l.npy",
+            ]),
+            "--sequence-lens does not apply to",
+        ),
+        (
+            with_out(&["--model", &onnx, "--x", "x.npy", "--initial-h", "h.npy"]),
+            "has no initial_h input",
+        ),
+        (
+            with_out(&[
+                "--model",
+                &keras,
+                "--x",
+                "x.npy",
+                "--keras-reset-after",
+                "yes",
+            ]),
+            "invalid --keras-reset-after",
+        ),
+        (
+            with_out(&[
+                "--x",
+                "x.npy",
+                "--w",
+                "w.npy",
+                "--r",
+                "r.npy",
+                "--direction",
+                "up",
+            ]),
+            "invalid --direction",
+        ),
+        (
+            with_out(&[
+                "--x", "x.npy", "--w", "w.npy", "--r", "r.npy", "--layout", "2",
+            ]),
+            "invalid --layout",
+        ),
+        (
+            with_out(&[
+                "--x", "x.npy", "--w", "w.npy", "--r", "r.npy", "--clip", "-1",
+            ]),
+            "invalid --clip",
+        ),
+        (
+            vec!["run".into(), "--model".into(), onnx.clone()],
+            "missing: --x, --y, --y-h",
+        ),
+    ];
+    for (args, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = gru_in(dir.path(), &args, &[]);
+        let line = run.one_error(2, &format!("{args:?}"));
+        assert!(
+            line.contains(needle),
+            "{args:?}: {needle:?} not in {line:?}"
+        );
+    }
+}
+
+#[test]
+fn keras_file_without_bias_asks_for_reset_after() {
+    let dir = TempDir::new("keras-nobias");
+    let (i, h) = (2usize, 3usize);
+    let tensors: [(&str, Vec<usize>); 2] = [
+        ("kernel", vec![i, 3 * h]),
+        ("recurrent_kernel", vec![h, 3 * h]),
+    ];
+    let mut header = String::from("{");
+    let mut data = Vec::new();
+    for (k, (name, shape)) in tensors.iter().enumerate() {
+        let n: usize = shape.iter().product();
+        if k > 0 {
+            header.push(',');
+        }
+        header.push_str(&format!(
+            "\"{name}\":{{\"dtype\":\"F32\",\"shape\":{shape:?},\"data_offsets\":[{},{}]}}",
+            data.len(),
+            data.len() + 4 * n
+        ));
+        data.extend((0..n).flat_map(|v| (v as f32 * 0.01).to_le_bytes()));
+    }
+    header.push('}');
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(header.as_bytes());
+    file.extend_from_slice(&data);
+    std::fs::write(dir.join("k.safetensors"), file).unwrap();
+    npy::write_f32(&dir.join("x.npy"), &[1, 2, i], &[0.5; 4]).unwrap();
+
+    let run = model_run(
+        &dir,
+        &[
+            "--model",
+            "k.safetensors",
+            "--x",
+            "x.npy",
+            "--device",
+            "cpu",
+        ],
+    );
+    let line = run.one_error(1, "no bias, no --keras-reset-after");
+    assert!(line.contains("k.safetensors"), "{line}");
+    assert!(line.contains("--keras-reset-after"), "{line}");
+    let run = model_run(
+        &dir,
+        &[
+            "--model",
+            "k.safetensors",
+            "--x",
+            "x.npy",
+            "--keras-reset-after",
+            "true",
+            "--device",
+            "cpu",
+        ],
+    );
+    run.assert_success("no bias, --keras-reset-after true");
+    assert_eq!(
+        npy::read_f32(&dir.join("y.npy")).unwrap().shape,
+        vec![1, 2, h]
+    );
+    assert_eq!(
+        npy::read_f32(&dir.join("yh.npy")).unwrap().shape,
+        vec![1, h]
+    );
+    let run = gru_in(
+        dir.path(),
+        &["inspect", "k.safetensors", "--keras-reset-after", "false"],
+        &[],
+    );
+    run.assert_success("inspect with --keras-reset-after");
+    assert!(
+        run.stdout.contains("given; the file has no bias"),
+        "{}",
+        run.stdout
+    );
+}

@@ -1,0 +1,233 @@
+//! Named tensors from `.safetensors` and `.npz` files, converted to `f32` only when used.
+
+use std::io::{Cursor, Read};
+
+use safetensors::{Dtype, SafeTensors};
+
+use super::import_error;
+use crate::error::{GruError, Result};
+use crate::npy;
+
+/// One tensor, converted to `f32`.
+#[derive(Clone, Debug)]
+pub(crate) struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// A file of named tensors.
+pub(crate) enum Archive<'a> {
+    Safetensors(SafeTensors<'a>),
+    Npz {
+        zip: zip::ZipArchive<Cursor<&'a [u8]>>,
+        /// Tensor name (member name without `.npy`) → member index.
+        members: Vec<(String, usize)>,
+    },
+}
+
+/// The first bytes of a safetensors file: a little-endian `u64` header length, then a JSON
+/// object. Returns the header text when the file starts like one.
+pub(crate) fn safetensors_header(bytes: &[u8]) -> Option<&str> {
+    let len: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    let n = usize::try_from(u64::from_le_bytes(len)).ok()?;
+    let header = bytes.get(8..8usize.checked_add(n)?)?;
+    let text = std::str::from_utf8(header).ok()?;
+    text.trim_start().starts_with('{').then_some(text)
+}
+
+/// The tensor names of a well-formed safetensors file; `None` when it is not one.
+pub(crate) fn safetensors_names(bytes: &[u8]) -> Option<Vec<String>> {
+    let st = SafeTensors::deserialize(bytes).ok()?;
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    Some(names)
+}
+
+impl<'a> Archive<'a> {
+    /// Opens a safetensors file.
+    pub fn safetensors(bytes: &'a [u8], path: &str) -> Result<Self> {
+        if bytes.is_empty() {
+            return Err(import_error(
+                path,
+                "empty file; expected a safetensors file",
+            ));
+        }
+        SafeTensors::deserialize(bytes)
+            .map(Archive::Safetensors)
+            .map_err(|e| {
+                import_error(
+                    path,
+                    format!(
+                        "not a valid safetensors file ({e}); expected an 8-byte header length, \
+                         a JSON header and the tensors' data, as safetensors' save_file writes"
+                    ),
+                )
+            })
+    }
+
+    /// Opens a `.npz` archive (a zip of `NAME.npy` members, stored or deflated).
+    pub fn npz(bytes: &'a [u8], path: &str) -> Result<Self> {
+        let zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
+            import_error(
+                path,
+                format!("not a valid .npz (zip) archive ({e}); expected np.savez's output"),
+            )
+        })?;
+        let mut members = Vec::new();
+        for index in 0..zip.len() {
+            let Some(name) = zip.name_for_index(index) else {
+                continue;
+            };
+            if name.ends_with('/') {
+                continue;
+            }
+            let Some(tensor) = name.strip_suffix(".npy") else {
+                let hint = if name.ends_with("data.pkl") {
+                    " (this is a torch.save pickle archive, which is not supported: save the \
+                     state_dict with safetensors.torch.save_file)"
+                } else if name.ends_with(".weights.h5") || name == "config.json" {
+                    " (this is a .keras model archive, which is not supported: save the GRU \
+                     layer's get_weights() with np.savez)"
+                } else {
+                    ""
+                };
+                return Err(import_error(
+                    path,
+                    format!(
+                        "member '{name}' is not a .npy file; an .npz holds only NAME.npy members \
+                         (as np.savez writes){hint}"
+                    ),
+                ));
+            };
+            members.push((tensor.to_string(), index));
+        }
+        members.sort();
+        Ok(Archive::Npz { zip, members })
+    }
+
+    /// Every tensor name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Archive::Safetensors(st) => {
+                let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+                names.sort();
+                names
+            }
+            Archive::Npz { members, .. } => members.iter().map(|(n, _)| n.clone()).collect(),
+        }
+    }
+
+    /// Whether a tensor of this name exists.
+    pub fn contains(&self, name: &str) -> bool {
+        match self {
+            Archive::Safetensors(st) => st.tensor(name).is_ok(),
+            Archive::Npz { members, .. } => members.iter().any(|(n, _)| n == name),
+        }
+    }
+
+    /// Reads tensor `name` as `f32` (see the module docs of [`crate::io`] for dtypes).
+    pub fn load(&mut self, name: &str, path: &str) -> Result<Tensor> {
+        match self {
+            Archive::Safetensors(st) => {
+                let view = st
+                    .tensor(name)
+                    .map_err(|_| import_error(path, format!("missing tensor '{name}'")))?;
+                let data = convert(view.dtype(), view.data()).ok_or_else(|| {
+                    import_error(
+                        path,
+                        format!(
+                            "tensor '{name}' has dtype {}; expected F32 (F64, F16 and BF16 are \
+                             converted)",
+                            view.dtype()
+                        ),
+                    )
+                })?;
+                Ok(Tensor {
+                    shape: view.shape().to_vec(),
+                    data,
+                })
+            }
+            Archive::Npz { zip, members } => {
+                let Some(&(_, index)) = members.iter().find(|(n, _)| n == name) else {
+                    return Err(import_error(path, format!("missing tensor '{name}'")));
+                };
+                let member_error = |e: &dyn std::fmt::Display| {
+                    import_error(path, format!("member '{name}.npy' cannot be read: {e}"))
+                };
+                let mut file = zip.by_index(index).map_err(|e| member_error(&e))?;
+                // The central directory gives the size; never read more than it says (a
+                // corrupted entry could otherwise inflate without bound).
+                let size = file.size();
+                let mut bytes = Vec::with_capacity(usize::try_from(size.min(1 << 24)).unwrap_or(0));
+                (&mut file)
+                    .take(size.saturating_add(1))
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| member_error(&e))?;
+                if bytes.len() as u64 != size {
+                    return Err(member_error(&format!(
+                        "the archive says {size} bytes, the data holds {} or more",
+                        bytes.len()
+                    )));
+                }
+                let member = format!("{path}:{name}.npy");
+                let array = npy::parse_f32(&bytes, &member).map_err(|e| match e {
+                    GruError::Npy { message, .. } => {
+                        import_error(path, format!("tensor '{name}' ({name}.npy): {message}"))
+                    }
+                    other => other,
+                })?;
+                Ok(Tensor {
+                    shape: array.shape,
+                    data: array.data,
+                })
+            }
+        }
+    }
+}
+
+/// Little-endian `F32`, `F64`, `F16` or `BF16` bytes as `f32`; `None` for any other dtype.
+fn convert(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+    Some(match dtype {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F64 => data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+            .collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_the_float_dtypes() {
+        let one_f64 = 1.5f64.to_le_bytes();
+        assert_eq!(convert(Dtype::F64, &one_f64), Some(vec![1.5]));
+        let h = half::f16::from_f32(-2.0).to_le_bytes();
+        assert_eq!(convert(Dtype::F16, &h), Some(vec![-2.0]));
+        let b = half::bf16::from_f32(0.5).to_le_bytes();
+        assert_eq!(convert(Dtype::BF16, &b), Some(vec![0.5]));
+        assert_eq!(convert(Dtype::I64, &[0; 8]), None);
+    }
+
+    #[test]
+    fn header_sniffing_needs_a_json_object() {
+        assert!(safetensors_header(b"").is_none());
+        assert!(safetensors_header(b"\x02\0\0\0\0\0\0\0{}").is_some());
+        assert!(safetensors_header(b"\x02\0\0\0\0\0\0\0[]").is_none());
+        assert!(safetensors_header(b"\xff\xff\xff\xff\xff\xff\xff\xff{}").is_none());
+    }
+}

@@ -1,0 +1,96 @@
+//! The seed article's §5 classifier — `Sequential([Input((100, 1)), GRU(100),
+//! Dense(1, activation='sigmoid')])` — run from its exported Keras weights
+//! (tests/data/golden/keras_classifier_seed_article, made by scripts/golden_keras.py with
+//! Keras 3.15) on the CPU reference and on the GPU, against Keras's own `model.predict` and
+//! the GRU's last state. Keras is batch-major: `X[B=4, T=100, I=1]`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{assert_close, gpu, kernel_paths};
+use gru_wgpu::head::{final_features, Classifier, Dense, HeadActivation};
+use gru_wgpu::{cpu, io, npy, GruInput, Layout, OutputStyle, Tolerance};
+
+fn case_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/keras_classifier_seed_article")
+}
+
+fn read(name: &str) -> npy::NpyArray {
+    npy::read_f32(&case_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn classifier(weights_file: &str) -> Classifier {
+    let keras = io::keras::load(&case_dir().join(weights_file), Some(true))
+        .unwrap_or_else(|e| panic!("{weights_file}: {e}"));
+    let dense = keras
+        .dense
+        .unwrap_or_else(|| panic!("{weights_file}: no dense head in the file"));
+    let head = Dense::from_keras(
+        dense.in_features,
+        dense.out_features,
+        &dense.kernel,
+        Some(&dense.bias),
+        HeadActivation::Sigmoid,
+    )
+    .expect("dense head");
+    Classifier::new(keras.model, head).expect("classifier")
+}
+
+#[test]
+fn seed_article_classifier_matches_keras() {
+    let x = read("x.npy");
+    assert_eq!(x.shape, vec![4, 100, 1], "x.npy");
+    let predictions = read("predictions.npy");
+    assert_eq!(predictions.shape, vec![4, 1], "predictions.npy");
+    let state = read("gru_state.npy");
+    assert_eq!(state.shape, vec![4, 100], "gru_state.npy");
+    let input = GruInput::new(&x.data, 100, 4)
+        .with_layout(Layout::BatchMajor)
+        .with_style(OutputStyle::PyTorch);
+
+    for file in ["weights.npz", "weights.safetensors"] {
+        let model = classifier(file);
+        assert_eq!(model.gru().hidden_size(), 100);
+        assert_eq!(model.gru().input_size(), 1);
+
+        let out = cpu::forward_model(model.gru(), &input).expect("cpu forward");
+        assert_close(
+            &format!("{file}: CPU GRU last state vs Keras"),
+            &final_features(&out),
+            &state.data,
+            Tolerance::F32,
+        );
+        let got = model.predict_cpu(&input).expect("cpu predict");
+        assert_close(
+            &format!("{file}: CPU predictions vs Keras"),
+            &got,
+            &predictions.data,
+            Tolerance::F32,
+        );
+
+        if let Some(ctx) = gpu() {
+            let mut on_gpu = model.to_gpu(ctx).expect("gpu classifier");
+            for path in kernel_paths(100) {
+                on_gpu.set_kernel_path(Some(path)).expect("path");
+                let got = on_gpu.predict(&input).expect("gpu predict");
+                assert_close(
+                    &format!("{file}: GPU {path:?} predictions vs Keras"),
+                    &got,
+                    &predictions.data,
+                    Tolerance::F32,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn head_width_must_match_the_gru() {
+    let model = classifier("weights.npz");
+    let wrong = Dense::new(7, 1, vec![0.0; 7], None, HeadActivation::Sigmoid).expect("dense");
+    let err = Classifier::new(model.gru().clone(), wrong)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("100") && err.contains('7'), "{err}");
+}
