@@ -1,34 +1,11 @@
-// input_projection.wgsl: XP[M, N] = X[M, K] · Wt[K, N] + bias[N]   (one GEMM for all timesteps)
-//
-// M = T·B rows (every timestep of every sequence), K = I, N = 3H (gates z, r, h).
-// Wt is W[3H, I] transposed on upload, so that loads along N are contiguous.
+// input_projection.wgsl: the input-projection GEMM for GPUs (see gemm_common.wgsl).
 //
 // Tiling: a workgroup of 16×16 invocations computes a 64×64 tile of XP; each invocation
 // holds a 4×4 block in registers (four vec4 accumulators). K is walked in tiles of 16 that
 // are staged in workgroup memory (8 KiB). Every load is bounds-checked, so sizes that are
 // not multiples of the tile read zeros, never out of bounds.
-//
-// One dispatch covers rows [row_offset, row_offset + 64·65535) and K range [k_begin, k_end);
-// the host splits larger problems into several dispatches (each with its own params slot).
-// With accumulate = 0 the bias is added; with 1 the partial sum is added to XP's contents.
-// Loop trips per invocation: at most (k_end - k_begin) ≤ 16384 (REFERENCES.md §6).
 
-struct GemmParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    row_offset: u32,
-    k_begin: u32,
-    k_end: u32,
-    accumulate: u32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> wt: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> xp: array<f32>;
-@group(0) @binding(4) var<uniform> p: GemmParams;
 
 const TILE: u32 = 64u;
 const TK: u32 = 16u;
@@ -47,7 +24,7 @@ fn load_x(row: u32, col: u32) -> f32 {
 
 fn load_wt(row: u32, col: u32) -> f32 {
     if (row < p.k_end && col < p.n) {
-        return wt[row * p.n + col];
+        return wt[row * p.n_stride + col];
     }
     return 0.0;
 }
@@ -100,21 +77,4 @@ fn input_projection(
     store_row(r + 1u, c, acc1);
     store_row(r + 2u, c, acc2);
     store_row(r + 3u, c, acc3);
-}
-
-fn store_row(row: u32, col: u32, v: vec4<f32>) {
-    if (row >= p.m) {
-        return;
-    }
-    for (var q = 0u; q < 4u; q++) {
-        let cq = col + q;
-        if (cq < p.n) {
-            let i = row * p.n + cq;
-            var base = bias[cq];
-            if (p.accumulate != 0u) {
-                base = xp[i];
-            }
-            xp[i] = base + v[q];
-        }
-    }
 }

@@ -1,12 +1,17 @@
 //! The one place that loads WGSL.
 //!
 //! Each kernel family is one file in `shaders/`; `shaders/common.wgsl` (stable activations)
-//! is prepended to every kernel, and `shaders/gru_layer.wgsl` (bindings and index helpers of
+//! is prepended to every kernel, `shaders/gemm_common.wgsl` to the input-projection kernels,
+//! and `shaders/gru_layer.wgsl` (bindings and index helpers of
 //! a layer) to the recurrent ones, at compile time of the crate. Kernels are specialised with
 //! WGSL `override` constants when their pipelines are created, never by editing source text.
 
 /// `shaders/common.wgsl`: functions shared by every kernel.
 pub const COMMON: &str = include_str!("../shaders/common.wgsl");
+
+/// `shaders/gemm_common.wgsl`: parameters, bindings and the store of the input-projection
+/// kernels, placed between [`COMMON`] and the kernel's own file.
+pub const GEMM_COMMON: &str = include_str!("../shaders/gemm_common.wgsl");
 
 /// `shaders/gru_layer.wgsl`: bindings, parameters and index helpers of the recurrent kernels,
 /// placed between [`COMMON`] and the kernel's own file.
@@ -17,6 +22,9 @@ pub const GRU_LAYER: &str = include_str!("../shaders/gru_layer.wgsl");
 pub enum Kernel {
     /// `input_projection.wgsl`: `XP[T·B, 3H] = X[T·B, I] · Wᵀ + Wb`, one tiled GEMM.
     InputProjection,
+    /// `input_projection_direct.wgsl`: the same GEMM register-blocked without workgroup
+    /// memory, for CPU adapters.
+    InputProjectionDirect,
     /// `gru_step.wgsl`: one timestep's recurrent products, activations and blend.
     GruStep,
     /// `gru_persistent.wgsl`: many timesteps in one dispatch, the state in workgroup memory.
@@ -25,8 +33,9 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel family.
-    pub const ALL: [Kernel; 3] = [
+    pub const ALL: [Kernel; 4] = [
         Kernel::InputProjection,
+        Kernel::InputProjectionDirect,
         Kernel::GruStep,
         Kernel::GruPersistent,
     ];
@@ -35,6 +44,7 @@ impl Kernel {
     pub fn file_name(self) -> &'static str {
         match self {
             Kernel::InputProjection => "input_projection.wgsl",
+            Kernel::InputProjectionDirect => "input_projection_direct.wgsl",
             Kernel::GruStep => "gru_step.wgsl",
             Kernel::GruPersistent => "gru_persistent.wgsl",
         }
@@ -44,7 +54,9 @@ impl Kernel {
     /// for the recurrent kernels.
     pub fn preludes(self) -> &'static [&'static str] {
         match self {
-            Kernel::InputProjection => &["common.wgsl"],
+            Kernel::InputProjection | Kernel::InputProjectionDirect => {
+                &["common.wgsl", "gemm_common.wgsl"]
+            }
             Kernel::GruStep | Kernel::GruPersistent => &["common.wgsl", "gru_layer.wgsl"],
         }
     }
@@ -54,7 +66,13 @@ impl Kernel {
         match self {
             Kernel::InputProjection => concat!(
                 include_str!("../shaders/common.wgsl"),
+                include_str!("../shaders/gemm_common.wgsl"),
                 include_str!("../shaders/input_projection.wgsl")
+            ),
+            Kernel::InputProjectionDirect => concat!(
+                include_str!("../shaders/common.wgsl"),
+                include_str!("../shaders/gemm_common.wgsl"),
+                include_str!("../shaders/input_projection_direct.wgsl")
             ),
             Kernel::GruStep => concat!(
                 include_str!("../shaders/common.wgsl"),
@@ -73,6 +91,7 @@ impl Kernel {
     pub fn entry_points(self) -> &'static [&'static str] {
         match self {
             Kernel::InputProjection => &["input_projection"],
+            Kernel::InputProjectionDirect => &["input_projection_direct"],
             Kernel::GruStep => &[
                 "step_reset_after",
                 "gates_reset_before",
@@ -85,7 +104,7 @@ impl Kernel {
     /// The `override` constants the crate sets on this file's pipelines.
     pub fn overrides(self) -> &'static [&'static str] {
         match self {
-            Kernel::InputProjection => &[],
+            Kernel::InputProjection | Kernel::InputProjectionDirect => &[],
             Kernel::GruStep | Kernel::GruPersistent => &["HIDDEN", "WG"],
         }
     }

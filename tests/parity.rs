@@ -6,7 +6,7 @@
 mod common;
 
 use common::{gpu, kernel_paths, random_weights, Rng};
-use gru_wgpu::gpu::GpuGru;
+use gru_wgpu::gpu::{GemmKernel, GpuGru};
 use gru_wgpu::{cpu, Convention, GruInput, Tolerance};
 
 #[derive(Clone, Copy, Debug)]
@@ -55,14 +55,18 @@ fn run(case: Case) -> Vec<String> {
         let expected = cpu::forward(&weights, &input).expect("cpu forward");
         let mut model = GpuGru::new(ctx, &weights).expect("gpu model");
         model.set_poison(Some(f32::NAN));
-        for path in kernel_paths(case.h) {
+        let variants = kernel_paths(case.h)
+            .into_iter()
+            .flat_map(|p| [(p, GemmKernel::Tiled), (p, GemmKernel::Direct)]);
+        for (path, gemm) in variants {
             model.set_kernel_path(Some(path)).expect("path");
+            model.set_gemm_kernel(Some(gemm));
             let got = model.forward(&input).expect("gpu forward");
             for (name, g, e) in [("Y", &got.y, &expected.y), ("Y_h", &got.y_h, &expected.y_h)] {
                 let c = Tolerance::F32.compare(g, e);
                 if !c.passed() {
                     failures.push(format!(
-                        "{name} of {convention:?} {path:?} seed={} [T={}, B={}, I={}, H={}] \
+                        "{name} of {convention:?} {path:?} {gemm:?} seed={} [T={}, B={}, I={}, H={}] \
                          scale={} bias={} initial_h={}: {c}",
                         case.seed,
                         case.t,
@@ -84,7 +88,7 @@ fn run_all(cases: &[Case]) {
     let failures: Vec<String> = cases.iter().flat_map(|&c| run(c)).collect();
     assert!(
         failures.is_empty(),
-        "{} failures in {} cases (each: both conventions, every kernel path):\n{}",
+        "{} failures in {} cases (each: both conventions, every kernel path and GEMM):\n{}",
         failures.len(),
         cases.len(),
         failures.join("\n")

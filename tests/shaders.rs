@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use gru_wgpu::shaders::{Kernel, COMMON, GRU_LAYER};
+use gru_wgpu::shaders::{Kernel, COMMON, GEMM_COMMON, GRU_LAYER};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
 fn parse_and_validate(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
@@ -33,6 +33,7 @@ fn every_shader_file_is_a_known_kernel() {
         .collect();
     known.insert("common.wgsl".to_string());
     known.insert("gru_layer.wgsl".to_string());
+    known.insert("gemm_common.wgsl".to_string());
     assert_eq!(
         on_disk, known,
         "shaders/ and gru_wgpu::shaders::Kernel disagree"
@@ -61,6 +62,10 @@ fn preludes_validate_alone() {
     parse_and_validate(
         "common.wgsl + gru_layer.wgsl",
         &format!("{COMMON}{GRU_LAYER}"),
+    );
+    parse_and_validate(
+        "common.wgsl + gemm_common.wgsl",
+        &format!("{COMMON}{GEMM_COMMON}"),
     );
 }
 

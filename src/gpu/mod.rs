@@ -7,6 +7,6 @@ pub use context::{
     describe_adapter, enumerate_adapters, AdapterReport, ContextOptions, GpuContext,
 };
 pub use model::{
-    auto_kernel_path, ForwardTiming, GpuGru, KernelPath, ModelStats, MAX_HIDDEN,
-    PERSISTENT_MAX_HIDDEN,
+    auto_gemm_kernel, auto_kernel_path, ForwardTiming, GemmKernel, GpuGru, KernelPath, ModelStats,
+    MAX_HIDDEN, PERSISTENT_MAX_HIDDEN,
 };

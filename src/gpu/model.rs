@@ -43,6 +43,26 @@ pub enum KernelPath {
     Persistent,
 }
 
+/// Which kernel computes the input projection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GemmKernel {
+    /// `input_projection.wgsl`: 64×64 output tiles staged through workgroup memory. GPUs.
+    Tiled,
+    /// `input_projection_direct.wgsl`: 4×4 register blocks streamed straight from memory, no
+    /// workgroup memory or barriers. CPU adapters (lavapipe), where those are slow.
+    Direct,
+}
+
+/// The input-projection kernel for an adapter: [`GemmKernel::Direct`] on CPU adapters,
+/// [`GemmKernel::Tiled`] elsewhere (BENCHMARKS.md has the lavapipe measurements).
+pub fn auto_gemm_kernel(info: &wgpu::AdapterInfo) -> GemmKernel {
+    if info.device_type == wgpu::DeviceType::Cpu {
+        GemmKernel::Direct
+    } else {
+        GemmKernel::Tiled
+    }
+}
+
 /// The path [`GpuGru`] takes for a batch of `batch` entries when the caller has not chosen
 /// one.
 ///
@@ -75,7 +95,7 @@ struct GemmParams {
     k_begin: u32,
     k_end: u32,
     accumulate: u32,
-    _pad: u32,
+    n_stride: u32,
 }
 
 #[repr(C)]
@@ -131,6 +151,7 @@ struct LayerWeights {
 struct ShapeKey {
     dims: Dims,
     path: KernelPath,
+    gemm: GemmKernel,
 }
 
 /// Buffers and bind groups for one shape.
@@ -200,7 +221,9 @@ pub struct GpuGru {
     layers: Vec<LayerWeights>,
     gemm_layout: wgpu::BindGroupLayout,
     step_layout: wgpu::BindGroupLayout,
-    gemm: wgpu::ComputePipeline,
+    /// The tiled and the direct input-projection pipelines.
+    gemms: [wgpu::ComputePipeline; 2],
+    gemm_choice: Option<GemmKernel>,
     step_pipelines: Vec<wgpu::ComputePipeline>,
     persistent: Option<(wgpu::ComputePipeline, u32)>,
     path: Option<KernelPath>,
@@ -355,14 +378,15 @@ fn layer_arrays(layer: &[&GruWeights]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let h = layer[0].hidden_size();
     let k = layer[0].input_size();
     let (h3, width) = (3 * h, 3 * h * layer.len());
-    let mut wt = vec![0.0f32; k * width];
+    let n_stride = width.next_multiple_of(4);
+    let mut wt = vec![0.0f32; k * n_stride];
     let mut wb = Vec::with_capacity(width);
     let mut rec = vec![0.0f32; layer.len() * h * h3];
     let mut rb = Vec::with_capacity(width);
     for (d, w) in layer.iter().enumerate() {
         for n in 0..h3 {
             for kk in 0..k {
-                wt[kk * width + d * h3 + n] = w.w()[n * k + kk];
+                wt[kk * n_stride + d * h3 + n] = w.w()[n * k + kk];
             }
             for kk in 0..h {
                 rec[d * h * h3 + kk * h3 + n] = w.r()[n * h + kk];
@@ -428,7 +452,7 @@ impl GpuGru {
         check_limit(
             format!("D·3H = {} (input projection)", n_dir * 3 * h),
             "max_compute_workgroups_per_dimension",
-            ((n_dir * 3 * h) as u64).div_ceil(GEMM_TILE as u64),
+            ((n_dir * 3 * h) as u64).div_ceil(32),
             max_groups,
         )?;
         check_limit(
@@ -516,12 +540,20 @@ impl GpuGru {
                     cache: None,
                 })
             };
-            let gemm = pipeline(
-                Kernel::InputProjection,
-                &gemm_layout,
-                "input_projection",
-                &[],
-            );
+            let gemms = [
+                pipeline(
+                    Kernel::InputProjection,
+                    &gemm_layout,
+                    "input_projection",
+                    &[],
+                ),
+                pipeline(
+                    Kernel::InputProjectionDirect,
+                    &gemm_layout,
+                    "input_projection_direct",
+                    &[],
+                ),
+            ];
             let constants = [("HIDDEN", h as f64), ("WG", STEP_WG as f64)];
             let entries: &[&str] = match first.convention() {
                 Convention::ResetAfter => &["step_reset_after"],
@@ -544,7 +576,7 @@ impl GpuGru {
                     let p = pipeline(Kernel::GruPersistent, &step_layout, entry, &constants);
                     (p, wg)
                 });
-            let pipelines_created = 1 + step_pipelines.len() + persistent.is_some() as usize;
+            let pipelines_created = 2 + step_pipelines.len() + persistent.is_some() as usize;
             GpuGru {
                 ctx: ctx.clone(),
                 convention: first.convention(),
@@ -555,7 +587,8 @@ impl GpuGru {
                 layers,
                 gemm_layout,
                 step_layout,
-                gemm,
+                gemms,
+                gemm_choice: None,
                 step_pipelines,
                 persistent,
                 path: None,
@@ -640,6 +673,19 @@ impl GpuGru {
         };
         let per_step = dots * units * (h + 8) + 8;
         (PERSISTENT_LOOP_BUDGET / per_step).max(1)
+    }
+
+    /// The input-projection kernel the next forward uses: the caller's choice
+    /// ([`GpuGru::set_gemm_kernel`]) or [`auto_gemm_kernel`].
+    pub fn gemm_kernel(&self) -> GemmKernel {
+        self.gemm_choice
+            .unwrap_or_else(|| auto_gemm_kernel(self.ctx.adapter_info()))
+    }
+
+    /// Chooses the input-projection kernel (`None`: automatic). Both are built with the
+    /// model, so this creates no pipeline.
+    pub fn set_gemm_kernel(&mut self, kernel: Option<GemmKernel>) {
+        self.gemm_choice = kernel;
     }
 
     /// Measures the GPU time of each forward with timestamp queries, split into the input
@@ -749,7 +795,12 @@ impl GpuGru {
 
     fn ensure_scratch(&mut self, dims: &Dims) -> Result<()> {
         let path = self.kernel_path(dims.batch);
-        let key = ShapeKey { dims: *dims, path };
+        let gemm = self.gemm_kernel();
+        let key = ShapeKey {
+            dims: *dims,
+            path,
+            gemm,
+        };
         if self.scratch.as_ref().is_some_and(|s| s.key == key) {
             return Ok(());
         }
@@ -764,8 +815,15 @@ impl GpuGru {
 
         // GEMM dispatches of every layer: rows in chunks of ≤ max_groups tiles, K in chunks
         // of GEMM_MAX_K; each dispatch has its own params slot.
-        let rows_per_dispatch = max_groups.saturating_mul(GEMM_TILE);
+        // Tiled: 64×64 outputs per workgroup. Direct: 8 × 8 invocations of 4 × 4 outputs,
+        // i.e. 32 columns × 32 rows per workgroup.
+        let (cols_per_group, rows_per_group) = match gemm {
+            GemmKernel::Tiled => (GEMM_TILE, GEMM_TILE),
+            GemmKernel::Direct => (32, 32),
+        };
+        let rows_per_dispatch = max_groups.saturating_mul(rows_per_group);
         let n = (n_dir * 3 * h) as u32;
+        let n_stride = n.next_multiple_of(4);
         let mut gemm_bytes = Vec::new();
         let mut gemm_dispatches = Vec::new();
         for layer in &self.layers {
@@ -785,12 +843,12 @@ impl GpuGru {
                         k_begin,
                         k_end,
                         accumulate: (k_begin > 0) as u32,
-                        _pad: 0,
+                        n_stride,
                     };
                     dispatches.push(GemmDispatch {
                         offset: gemm_bytes.len() as u32,
-                        groups_x: n.div_ceil(GEMM_TILE),
-                        groups_y: chunk.div_ceil(GEMM_TILE),
+                        groups_x: n.div_ceil(cols_per_group),
+                        groups_y: chunk.div_ceil(rows_per_group),
                     });
                     gemm_bytes.extend_from_slice(bytemuck::bytes_of(&p));
                     gemm_bytes.resize(gemm_bytes.len() + stride - 32, 0);
@@ -1067,7 +1125,7 @@ impl GpuGru {
                 {
                     let mut pass =
                         encoder.begin_compute_pass(&pass_desc("input projection", first));
-                    pass.set_pipeline(&self.gemm);
+                    pass.set_pipeline(&self.gemms[s.key.gemm as usize]);
                     for d in &s.gemm_dispatches[l] {
                         pass.set_bind_group(0, &s.gemm_binds[l], &[d.offset]);
                         pass.dispatch_workgroups(d.groups_x, d.groups_y, 1);
