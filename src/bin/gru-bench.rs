@@ -3,8 +3,14 @@
 //! ```text
 //! gru-bench [--quick] [--hidden 128,256] [--batch 1,16] [--seq-len 100] [--input I]
 //!           [--convention after|before|both] [--path auto|step|persistent|all]
-//!           [--repeats N] [--warmup N] [--no-cpu] [--json FILE]
+//!           [--repeats N] [--warmup N] [--no-cpu] [--json FILE] [--plot FILE.svg]
+//! gru-bench --compare OURS.json THEIRS.json
 //! ```
+//!
+//! `--compare` reads two JSON files (gru-bench's, and e.g. `benches/torch_gru.py`'s, which
+//! writes the same fields) and prints, per shape, the fastest GPU path of the first, the
+//! second, and the speed-up (their µs per step over ours). `--plot` draws µs per step against
+//! H, one line per path and batch size, on log-log axes.
 //!
 //! Each row: the shape, the path, µs per step and per sequence (median over `--repeats`
 //! after `--warmup`, with min and max), GFLOP/s counting `2·3H·(I+H)·B` per step, and the
@@ -32,10 +38,12 @@ struct Options {
     warmup: usize,
     cpu: bool,
     json: Option<String>,
+    plot: Option<String>,
 }
 
 const USAGE: &str = "usage: gru-bench [--quick] [--hidden 128,256] [--batch 1,16] [--seq-len 100] \
-[--input I] [--convention after|before|both] [--path auto|step|persistent|all] [--repeats N] [--warmup N] [--no-cpu] [--json FILE]";
+[--input I] [--convention after|before|both] [--path auto|step|persistent|all] [--repeats N] [--warmup N] [--no-cpu] [--json FILE] [--plot FILE.svg]
+       gru-bench --compare OURS.json THEIRS.json";
 
 fn list(flag: &str, v: &str) -> Result<Vec<usize>, String> {
     v.split(',')
@@ -60,6 +68,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         warmup: 1,
         cpu: true,
         json: None,
+        plot: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -113,6 +122,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--no-cpu" => o.cpu = false,
             "--json" => o.json = Some(value()?),
+            "--plot" => o.plot = Some(value()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -131,6 +141,8 @@ struct Row {
     max_err: Option<f64>,
     /// Median GPU time of the input projection and of the recurrence (timestamp queries), ns.
     gpu_ns: Option<(f64, f64)>,
+    /// Median host time to record one forward's commands, µs.
+    encode_us: Option<f64>,
 }
 
 impl Row {
@@ -154,7 +166,8 @@ impl Row {
              \"seq_len\":{},\"path\":\"{}\",\"us_per_step_median\":{median:.3},\
              \"us_per_step_min\":{min:.3},\"us_per_step_max\":{max:.3},\
              \"us_per_sequence_median\":{:.3},\"gflops\":{:.3},\"max_abs_err\":{},\
-             \"gpu_input_projection_us\":{},\"gpu_recurrence_us_per_step\":{}}}",
+             \"gpu_input_projection_us\":{},\"gpu_recurrence_us_per_step\":{},\
+             \"host_encode_us_per_step\":{}}}",
             self.convention,
             self.i,
             self.h,
@@ -171,6 +184,9 @@ impl Row {
                 .unwrap_or_else(|| "null".into()),
             self.gpu_ns
                 .map(|(_, r)| format!("{:.3}", r / 1e3 / self.t as f64))
+                .unwrap_or_else(|| "null".into()),
+            self.encode_us
+                .map(|e| format!("{:.4}", e / self.t as f64))
                 .unwrap_or_else(|| "null".into())
         )
     }
@@ -237,6 +253,7 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                             times: vec![s.elapsed()],
                             max_err: None,
                             gpu_ns: None,
+                            encode_us: None,
                         });
                         Some(r)
                     } else {
@@ -256,11 +273,15 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                             let profiled = model.set_profiling(true).is_ok();
                             time_n(o.warmup, || model.forward(&input).map(drop))?;
                             let mut gpu = Vec::new();
+                            let mut encode = Vec::new();
                             let times = time_n(o.repeats.max(1), || {
                                 last = Some(model.forward(&input)?);
                                 gpu.extend(model.last_timing());
+                                encode.push(model.last_encode_time().as_secs_f64() * 1e6);
                                 Ok(())
                             })?;
+                            encode.sort_by(|a, b| a.total_cmp(b));
+                            let encode_us = encode.get(encode.len() / 2).copied();
                             let gpu_ns = (profiled && !gpu.is_empty()).then(|| {
                                 let mid = |mut v: Vec<f64>| {
                                     v.sort_by(|a, b| a.total_cmp(b));
@@ -287,6 +308,7 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                                 times,
                                 max_err,
                                 gpu_ns,
+                                encode_us,
                             });
                         }
                     }
@@ -297,8 +319,215 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// A row of a gru-bench or torch_gru.py JSON file.
+struct Measured {
+    key: (String, u64, u64, u64, u64),
+    path: String,
+    us_per_step: f64,
+}
+
+fn read_rows(path: &str) -> Result<Vec<Measured>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{path}: not JSON: {e}"))?;
+    let rows = value
+        .as_array()
+        .ok_or_else(|| format!("{path}: expected a JSON array of rows"))?;
+    rows.iter()
+        .enumerate()
+        .map(|(k, r)| {
+            let field = |name: &str| {
+                r.get(name)
+                    .ok_or_else(|| format!("{path}: row {k} has no field {name:?}"))
+            };
+            let int = |name: &str| {
+                field(name)?
+                    .as_u64()
+                    .ok_or_else(|| format!("{path}: row {k}: {name} is not an integer"))
+            };
+            let text = |name: &str| {
+                field(name)?
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("{path}: row {k}: {name} is not a string"))
+            };
+            Ok(Measured {
+                key: (
+                    text("convention")?,
+                    int("input_size")?,
+                    int("hidden_size")?,
+                    int("batch")?,
+                    int("seq_len")?,
+                ),
+                path: text("path")?,
+                us_per_step: field("us_per_step_median")?.as_f64().ok_or_else(|| {
+                    format!("{path}: row {k}: us_per_step_median is not a number")
+                })?,
+            })
+        })
+        .collect()
+}
+
+/// The ratio table of `--compare`.
+fn compare(ours: &str, theirs: &str) -> Result<(), String> {
+    let ours = read_rows(ours)?;
+    let theirs = read_rows(theirs)?;
+    println!(
+        "{:<12} {:>5} {:>5} {:>4} {:>5}  {:<16} {:>10}  {:<16} {:>10}  {:>8}",
+        "convention", "I", "H", "B", "T", "ours", "µs/step", "theirs", "µs/step", "speed-up"
+    );
+    let mut matched = 0;
+    for t in &theirs {
+        let best = ours
+            .iter()
+            .filter(|o| o.key == t.key && o.path.starts_with("gpu"))
+            .min_by(|a, b| a.us_per_step.total_cmp(&b.us_per_step));
+        let Some(o) = best else { continue };
+        matched += 1;
+        let (c, i, h, b, steps) = &t.key;
+        println!(
+            "{:<12} {:>5} {:>5} {:>4} {:>5}  {:<16} {:>10.1}  {:<16} {:>10.1}  {:>7.2}×",
+            c,
+            i,
+            h,
+            b,
+            steps,
+            o.path,
+            o.us_per_step,
+            t.path,
+            t.us_per_step,
+            t.us_per_step / o.us_per_step
+        );
+    }
+    if matched == 0 {
+        return Err("no shape appears in both files (same convention, I, H, B and T)".into());
+    }
+    Ok(())
+}
+
+/// An SVG line chart of µs per step against H (log-log), one line per (path, B, T, convention).
+fn plot(rows: &[Row]) -> String {
+    use std::collections::BTreeMap;
+    let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for r in rows {
+        let label = format!("{} {:?} B={} T={}", r.path, r.convention, r.b, r.t);
+        series
+            .entry(label)
+            .or_default()
+            .push((r.h as f64, r.stats_us_per_step().0));
+    }
+    let points: Vec<(f64, f64)> = series.values().flatten().copied().collect();
+    let (w, h, left, right, top, bottom) = (900.0, 560.0, 70.0, 330.0, 20.0, 50.0);
+    let lg = |v: f64| v.max(1e-9).log10();
+    let (x0, x1) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
+        (a.min(lg(p.0)), b.max(lg(p.0)))
+    });
+    let (y0, y1) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
+        (a.min(lg(p.1)), b.max(lg(p.1)))
+    });
+    let (x1, y1) = (x1.max(x0 + 1e-6), y1.max(y0 + 1e-6));
+    let px = |x: f64| left + (lg(x) - x0) / (x1 - x0) * (w - left - right);
+    let py = |y: f64| h - bottom - (lg(y) - y0) / (y1 - y0) * (h - top - bottom);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
+         font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    );
+    svg += &format!(
+        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n\
+         <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>\n",
+        h - bottom,
+        w - right,
+        h - bottom,
+        h - bottom
+    );
+    svg += &format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">hidden size H (log)</text>\n\
+         <text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">µs per step (log)</text>\n",
+        (left + w - right) / 2.0,
+        h - 12.0,
+        (top + h - bottom) / 2.0,
+        (top + h - bottom) / 2.0
+    );
+    let mut hs: Vec<f64> = points.iter().map(|p| p.0).collect();
+    hs.sort_by(|a, b| a.total_cmp(b));
+    hs.dedup();
+    for x in hs {
+        svg += &format!(
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{x}</text>\n",
+            px(x),
+            h - bottom + 16.0
+        );
+    }
+    for k in (y0.floor() as i32)..=(y1.ceil() as i32) {
+        let v = 10f64.powi(k);
+        if lg(v) < y0 - 1e-9 || lg(v) > y1 + 1e-9 {
+            continue;
+        }
+        svg += &format!(
+            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{v}</text>\n\
+             <line x1=\"{left}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" stroke=\"#ddd\"/>\n",
+            left - 6.0,
+            py(v) + 4.0,
+            py(v),
+            w - right,
+            py(v)
+        );
+    }
+    let colors = [
+        "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+        "#bcbd22", "#17becf",
+    ];
+    for (n, (label, mut pts)) in series.into_iter().enumerate() {
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let color = colors[n % colors.len()];
+        let dash = if label.starts_with("cpu") {
+            " stroke-dasharray=\"4 3\""
+        } else {
+            ""
+        };
+        let coords: Vec<String> = pts
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+            .collect();
+        svg += &format!(
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{dash} points=\"{}\"/>\n",
+            coords.join(" ")
+        );
+        for &(x, y) in &pts {
+            svg += &format!(
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{color}\"/>\n",
+                px(x),
+                py(y)
+            );
+        }
+        let ly = top + 14.0 + 16.0 * n as f64;
+        svg += &format!(
+            "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"2\"{dash}/>\n\
+             <text x=\"{}\" y=\"{}\">{label}</text>\n",
+            w - right + 10.0,
+            w - right + 30.0,
+            w - right + 35.0,
+            ly + 4.0
+        );
+    }
+    svg + "</svg>\n"
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--compare") {
+        let (Some(ours), Some(theirs), None) = (args.get(1), args.get(2), args.get(3)) else {
+            eprintln!("gru-bench: --compare takes two JSON files\n{USAGE}");
+            return ExitCode::from(2);
+        };
+        return match compare(ours, theirs) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("gru-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let options = match parse(&args) {
         Ok(o) => o,
         Err(e) if e.is_empty() => {
@@ -318,7 +547,7 @@ fn main() -> ExitCode {
         }
     };
     println!(
-        "{:<12} {:>5} {:>5} {:>4} {:>5}  {:<15} {:>10} {:>10} {:>10} {:>12} {:>8} {:>12} {:>13} {:>9}",
+        "{:<12} {:>5} {:>5} {:>4} {:>5}  {:<15} {:>10} {:>10} {:>10} {:>12} {:>8} {:>12} {:>13} {:>11} {:>9}",
         "convention",
         "I",
         "H",
@@ -332,6 +561,7 @@ fn main() -> ExitCode {
         "GFLOP/s",
         "gpu proj µs",
         "gpu µs/step",
+        "enc µs/step",
         "max err"
     );
     for r in &rows {
@@ -344,7 +574,7 @@ fn main() -> ExitCode {
             None => ("-".into(), "-".into()),
         };
         println!(
-            "{:<12} {:>5} {:>5} {:>4} {:>5}  {:<15} {:>10.1} {:>10.1} {:>10.1} {:>12.0} {:>8.2} {:>12} {:>13} {:>9}",
+            "{:<12} {:>5} {:>5} {:>4} {:>5}  {:<15} {:>10.1} {:>10.1} {:>10.1} {:>12.0} {:>8.2} {:>12} {:>13} {:>11} {:>9}",
             format!("{:?}", r.convention),
             r.i,
             r.h,
@@ -358,8 +588,17 @@ fn main() -> ExitCode {
             r.gflops(),
             proj,
             rec,
+            r.encode_us
+                .map(|e| format!("{:.3}", e / r.t as f64))
+                .unwrap_or_else(|| "-".into()),
             r.max_err.map(|e| format!("{e:.2e}")).unwrap_or_else(|| "-".into())
         );
+    }
+    if let Some(path) = &options.plot {
+        if let Err(e) = std::fs::write(path, plot(&rows)) {
+            eprintln!("gru-bench: {path}: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     if let Some(path) = &options.json {
         let body = format!(

@@ -232,6 +232,7 @@ pub struct GpuGru {
     poison: Option<f32>,
     profiling: bool,
     timing: Option<ForwardTiming>,
+    encode: std::time::Duration,
     stats: ModelStats,
 }
 
@@ -600,6 +601,7 @@ impl GpuGru {
                 poison: None,
                 profiling: false,
                 timing: None,
+                encode: std::time::Duration::ZERO,
                 stats: ModelStats {
                     pipelines_created,
                     ..ModelStats::default()
@@ -711,6 +713,12 @@ impl GpuGru {
             self.scratch = None;
         }
         Ok(())
+    }
+
+    /// Host time spent recording the last forward's commands (from creating the encoder to
+    /// finishing it; uploads, submit and readback excluded).
+    pub fn last_encode_time(&self) -> std::time::Duration {
+        self.encode
     }
 
     /// The GPU time of the last forward, when profiling is on.
@@ -1100,6 +1108,7 @@ impl GpuGru {
             let groups_j = (self.hidden_size as u32).div_ceil(STEP_WG);
             let groups_b = (b as u32).div_ceil(STEP_NB);
             let groups_d = dims.num_directions as u32;
+            let encode_start = std::time::Instant::now();
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("gru forward"),
             });
@@ -1159,9 +1168,13 @@ impl GpuGru {
             }
             encoder.copy_buffer_to_buffer(&s.y, 0, &s.readback, 0, y_bytes);
             encoder.copy_buffer_to_buffer(&s.yh, 0, &s.readback, y_bytes, state_bytes);
-            queue.submit([encoder.finish()])
+            let commands = encoder.finish();
+            let encode = encode_start.elapsed();
+            (queue.submit([commands]), encode)
         })?;
 
+        let (result, encode) = result;
+        self.encode = encode;
         let data = read_buffer(ctx, &s.readback, result.clone())?;
         self.timing = match &s.timestamps {
             Some(ts) => {
