@@ -453,7 +453,7 @@ impl GpuGru {
         check_limit(
             format!("D·3H = {} (input projection)", n_dir * 3 * h),
             "max_compute_workgroups_per_dimension",
-            ((n_dir * 3 * h) as u64).div_ceil(32),
+            ((n_dir * 3 * h) as u64).div_ceil(GEMM_TILE as u64),
             max_groups,
         )?;
         check_limit(
@@ -823,11 +823,11 @@ impl GpuGru {
 
         // GEMM dispatches of every layer: rows in chunks of ≤ max_groups tiles, K in chunks
         // of GEMM_MAX_K; each dispatch has its own params slot.
-        // Tiled: 64×64 outputs per workgroup. Direct: 8 × 8 invocations of 4 × 4 outputs,
-        // i.e. 32 columns × 32 rows per workgroup.
+        // Tiled: 64×64 outputs per workgroup. Direct: 64 invocations of 8 rows × 4 columns,
+        // i.e. 256 columns × 8 rows per workgroup.
         let (cols_per_group, rows_per_group) = match gemm {
             GemmKernel::Tiled => (GEMM_TILE, GEMM_TILE),
-            GemmKernel::Direct => (32, 32),
+            GemmKernel::Direct => (256, 8),
         };
         let rows_per_dispatch = max_groups.saturating_mul(rows_per_group);
         let n = (n_dir * 3 * h) as u32;
