@@ -19,6 +19,12 @@
 //!    as often as you like; it returns `Y[T, B, H]` and `Y_h[B, H]`.
 //! 4. [`cpu::forward`] computes the same on the CPU (f64 accumulation), e.g. as a fallback.
 //!
+//! Whole networks — stacked layers, reverse or bidirectional directions, ONNX's `clip` — are a
+//! [`GruModel`] (built by hand with [`GruModel::new`], or read from PyTorch, Keras or ONNX files
+//! by [`io`]), run by [`gpu::GpuGru::from_model`] and [`cpu::forward_model`]. The input's
+//! [`Layout`], per-entry `sequence_lens` and [`OutputStyle`] are set on [`GruInput`]; the
+//! shapes of every tensor are tabulated in [`input`]. [`head`] puts a classifier on top.
+//!
 //! ```no_run
 //! use gru_wgpu::{cpu, gpu, Convention, GruInput, GruWeights};
 //! # fn main() -> gru_wgpu::Result<()> {
