@@ -22,7 +22,7 @@
 //! there; so the reference is "the correctly rounded f32 GRU", and differences from a GPU are
 //! only the rounding of the sums inside one step.
 
-use crate::error::Result;
+use crate::error::{GruError, Result};
 use crate::input::{GruInput, GruOutput};
 use crate::model::{GruModel, ModelView};
 use crate::weights::{Convention, GruWeights, HIDDEN_GATE, RESET_GATE, UPDATE_GATE};
@@ -51,6 +51,20 @@ fn dot_row(m: &[f32], row: usize, v: &[f64]) -> f64 {
         .zip(v)
         .map(|(&a, &b)| a as f64 * b)
         .sum()
+}
+
+/// `n` zeros, or a typed error when the memory cannot be had (instead of an abort).
+fn zeroed(what: &str, n: usize) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        GruError::invalid(
+            what,
+            "an array that fits in this machine's memory",
+            format!("{n} f32 values"),
+        )
+    })?;
+    v.resize(n, 0.0);
+    Ok(v)
 }
 
 /// ONNX's clip (NaN stays NaN).
@@ -124,14 +138,15 @@ fn run(model: &ModelView<'_>, input: &GruInput<'_>) -> Result<GruOutput> {
     let n_dir = dims.num_directions;
     let threshold = model.clip.map(|c| c as f64);
     let [st_ld, st_b] = dims.state_strides();
-    let mut y_h = vec![0.0f32; dims.state_len()];
+    let mut y_h = zeroed("Y_h", dims.state_len())?;
 
     // The current layer's input, row `dims.row(t, b)` of width `width`.
-    let mut layer_in: Vec<f32> = input.x.to_vec();
+    let mut layer_in = zeroed("X", input.x.len())?;
+    layer_in.copy_from_slice(input.x);
     let mut width = dims.input_size;
     for (l, layer) in model.layers.iter().enumerate() {
         // This layer's output: rows like X, D·H wide (direction d at columns d·H..).
-        let mut out = vec![0.0f32; t_len * batch * n_dir * hid];
+        let mut out = zeroed("a layer's output", dims.y_len())?;
         for (d, w) in layer.iter().enumerate() {
             let reverse = model.direction.is_reverse(d);
             let state_base = (l * n_dir + d) * st_ld;
@@ -167,7 +182,7 @@ fn run(model: &ModelView<'_>, input: &GruInput<'_>) -> Result<GruOutput> {
 
     // The last layer's output into Y's shape.
     let [yt, yd, yb] = dims.y_strides();
-    let mut y = vec![0.0f32; dims.y_len()];
+    let mut y = zeroed("Y", dims.y_len())?;
     for t in 0..t_len {
         for b in 0..batch {
             for d in 0..n_dir {

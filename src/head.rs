@@ -149,9 +149,19 @@ impl Dense {
 }
 
 /// The final state of the last layer of every entry, `[B, D·H]`, from a forward's `Y_h`.
-pub fn final_features(output: &GruOutput) -> Vec<f32> {
+///
+/// Errors when `output` is inconsistent (a hand-built [`GruOutput`] whose `y_h` does not
+/// have `dims.state_len()` elements, or no layer).
+pub fn final_features(output: &GruOutput) -> Result<Vec<f32>> {
     let dims = &output.dims;
     let (b, d, h) = (dims.batch, dims.num_directions, dims.hidden_size);
+    if dims.num_layers == 0 || output.y_h.len() != dims.state_len() {
+        return Err(GruError::shape(
+            "Y_h",
+            format!("{:?} = {} elements", dims.state_shape(), dims.state_len()),
+            format!("{} elements", output.y_h.len()),
+        ));
+    }
     let [st_ld, st_b] = dims.state_strides();
     let last = (dims.num_layers - 1) * d;
     let mut features = Vec::with_capacity(b * d * h);
@@ -160,7 +170,7 @@ pub fn final_features(output: &GruOutput) -> Vec<f32> {
             features.extend_from_slice(&output.y_h[(last + dd) * st_ld + bb * st_b..][..h]);
         }
     }
-    features
+    Ok(features)
 }
 
 /// A GRU network followed by a [`Dense`] head.
@@ -196,7 +206,7 @@ impl Classifier {
     /// Predictions `[B, out]` on the CPU reference path.
     pub fn predict_cpu(&self, input: &GruInput<'_>) -> Result<Vec<f32>> {
         let out = cpu::forward_model(&self.gru, input)?;
-        self.head.apply(&final_features(&out))
+        self.head.apply(&final_features(&out)?)
     }
 
     /// Uploads the GRU to a GPU; the result predicts on the device.
@@ -224,7 +234,7 @@ impl GpuClassifier {
     /// Predictions `[B, out]`: the GRU on the GPU, the head on the host.
     pub fn predict(&mut self, input: &GruInput<'_>) -> Result<Vec<f32>> {
         let out = self.gru.forward(input)?;
-        self.head.apply(&final_features(&out))
+        self.head.apply(&final_features(&out)?)
     }
 }
 

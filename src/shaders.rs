@@ -20,7 +20,8 @@ pub const GRU_LAYER: &str = include_str!("../shaders/gru_layer.wgsl");
 /// A kernel family: one `.wgsl` file in `shaders/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// `input_projection.wgsl`: `XP[T·B, 3H] = X[T·B, I] · Wᵀ + Wb`, one tiled GEMM.
+    /// `input_projection.wgsl`: `XP[T·B, D·3H] = X[T·B, K] · Wᵀ + Wb` (K = I for layer 0,
+    /// D·H after), one tiled GEMM.
     InputProjection,
     /// `input_projection_direct.wgsl`: the same GEMM register-blocked without workgroup
     /// memory, for CPU adapters.

@@ -57,7 +57,7 @@ fn seed_article_classifier_matches_keras() {
         let out = cpu::forward_model(model.gru(), &input).expect("cpu forward");
         assert_close(
             &format!("{file}: CPU GRU last state vs Keras"),
-            &final_features(&out),
+            &final_features(&out).expect("features"),
             &state.data,
             Tolerance::F32,
         );

@@ -5,7 +5,7 @@ mod common;
 
 use common::{assert_close, gpu, random_weights, Rng};
 use gru_wgpu::gpu::{ContextOptions, GpuContext, GpuGru};
-use gru_wgpu::{cpu, Convention, GruError, GruInput, Tolerance};
+use gru_wgpu::{cpu, Convention, Direction, GruError, GruInput, GruModel, Tolerance};
 
 #[test]
 fn adapter_name_selects_and_unknown_name_is_a_typed_error() {
@@ -96,6 +96,28 @@ fn beyond_device_limits_is_a_typed_error() {
     assert!(
         err.to_string().contains("max_storage_buffer_binding_size"),
         "{err}"
+    );
+    // 20 stacked layers: X, XP and Y are small, but the state [L·D, B, H] = 20·8·8·4 = 5120
+    // bytes is not: the state buffers are checked too.
+    let layers = (0..20)
+        .map(|_| {
+            vec![random_weights(
+                &mut rng,
+                Convention::ResetAfter,
+                8,
+                8,
+                1.0,
+                true,
+            )]
+        })
+        .collect();
+    let deep = GruModel::new(Direction::Forward, layers, None).expect("deep model");
+    let mut deep = GpuGru::from_model(&small, &deep).expect("deep model fits");
+    let x8 = rng.vec(8 * 8, 1.0);
+    let err = deep.forward(&GruInput::new(&x8, 1, 8)).unwrap_err();
+    assert!(
+        matches!(err, GruError::DeviceLimit { .. }) && err.to_string().contains("Y_h"),
+        "{err:?}"
     );
     // And a problem that fits still runs, and is right.
     let input = GruInput::new(&x[..5 * 4 * 2], 5, 4);

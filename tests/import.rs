@@ -1003,3 +1003,45 @@ fn files_mistaken_for_models_are_named() {
         assert!(msg.contains(needle), "{name}: {needle:?} not in {msg:?}");
     }
 }
+
+/// Shapes whose element count is 0 but whose other dimension is near 2⁶³: the importers
+/// must answer with a typed error, not overflow while computing 3H (found in review).
+#[test]
+fn huge_dimensions_next_to_zero_are_typed_errors() {
+    let huge = 9_000_000_000_000_000_000usize;
+    let torch = vec![
+        (
+            "weight_ih_l0".to_string(),
+            "F32".to_string(),
+            vec![0, 3],
+            vec![],
+        ),
+        (
+            "weight_hh_l0".to_string(),
+            "F32".to_string(),
+            vec![0, huge],
+            vec![],
+        ),
+    ];
+    let e = torch_error(&torch, None);
+    assert!(e.contains("weight_hh_l0"), "{e}");
+    let layer_index = vec![(
+        format!("weight_ih_l{}", usize::MAX),
+        "F32".to_string(),
+        vec![3, 1],
+        f32_bytes(&[0.0; 3]),
+    )];
+    let e = torch_error(&layer_index, None);
+    assert!(!e.is_empty(), "{e}");
+    let keras = vec![
+        ("kernel".to_string(), "F32".to_string(), vec![1, 0], vec![]),
+        (
+            "recurrent_kernel".to_string(),
+            "F32".to_string(),
+            vec![huge, 0],
+            vec![],
+        ),
+    ];
+    let e = keras_error(&safetensors_file(&keras), "huge.safetensors", Some(false));
+    assert!(e.contains("recurrent_kernel"), "{e}");
+}

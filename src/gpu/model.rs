@@ -48,8 +48,9 @@ pub enum KernelPath {
 pub enum GemmKernel {
     /// `input_projection.wgsl`: 64×64 output tiles staged through workgroup memory. GPUs.
     Tiled,
-    /// `input_projection_direct.wgsl`: 4×4 register blocks streamed straight from memory, no
-    /// workgroup memory or barriers. CPU adapters (lavapipe), where those are slow.
+    /// `input_projection_direct.wgsl`: 8 rows × 4 columns of registers per invocation streamed
+    /// straight from memory, no workgroup memory or barriers. CPU adapters (lavapipe), where
+    /// those are slow.
     Direct,
 }
 
@@ -758,39 +759,56 @@ impl GpuGru {
         Ok(dims)
     }
 
-    /// Checks that buffers for `dims` fit the device.
-    fn plan(&self, dims: &Dims) -> Result<()> {
+    /// Checks that buffers for `dims`, and `dispatches` step-parameter slots, fit the device.
+    /// All sizes are computed in checked u64 arithmetic before anything is allocated.
+    fn plan(&self, dims: &Dims, dispatches: usize) -> Result<()> {
         let limits = self.ctx.limits();
         let (t, b, i, h) = (dims.seq_len, dims.batch, dims.input_size, dims.hidden_size);
-        let n_dir = dims.num_directions;
-        let rows = t * b;
-        check_binding(
-            limits,
-            format!("input X {:?}", dims.x_shape()),
-            bytes_of("X", rows * i)?,
-        )?;
-        check_binding(
-            limits,
-            format!("input projection [T·B={rows}, D·3H={}]", n_dir * 3 * h),
-            bytes_of("XP", rows * n_dir * 3 * h)?,
-        )?;
-        check_binding(
-            limits,
-            format!("output Y {:?}", dims.y_shape()),
-            bytes_of("Y", dims.y_len())?,
-        )?;
-        let readback = bytes_of("Y", dims.y_len())? + bytes_of("Y_h", dims.state_len())?;
+        let (n_dir, n_layers) = (dims.num_directions, dims.num_layers);
+        let bytes = |what: &str, factors: &[usize]| -> Result<u64> {
+            factors
+                .iter()
+                .try_fold(4u64, |acc, &f| acc.checked_mul(f as u64))
+                .ok_or_else(|| {
+                    GruError::invalid(what, "a buffer size that fits in u64 bytes", "more")
+                })
+        };
+        let y = bytes("Y", &[t, b, n_dir, h])?;
+        let state = bytes("initial_h / Y_h", &[n_layers, n_dir, b, h])?;
+        for (what, size) in [
+            (
+                format!("input X {:?}", dims.x_shape()),
+                bytes("X", &[t, b, i])?,
+            ),
+            (
+                format!(
+                    "input projection [T·B = {t}·{b}, D·3H = {}·{}]",
+                    n_dir,
+                    3 * h
+                ),
+                bytes("XP", &[t, b, n_dir, 3, h])?,
+            ),
+            (format!("output Y {:?}", dims.y_shape()), y),
+            (format!("initial_h / Y_h {:?}", dims.state_shape()), state),
+            (
+                format!("gates [D={n_dir}, 2, B={b}, H={h}]"),
+                bytes("gates", &[n_dir, 2, b, h])?,
+            ),
+        ] {
+            check_binding(limits, what, size)?;
+        }
         check_limit(
             "readback of Y and Y_h",
             "max_buffer_size",
-            readback,
+            y.saturating_add(state),
             limits.max_buffer_size,
         )?;
+        // Dynamic offsets are u32: every step-parameter slot must start below 4 GiB.
         check_limit(
-            format!("step parameters for T={t}"),
-            "max_buffer_size",
-            (t as u64) * self.uniform_stride as u64,
-            limits.max_buffer_size,
+            format!("step parameters for T={t} ({dispatches} dispatches)"),
+            "max_buffer_size (and u32 dynamic offsets)",
+            (dispatches as u64).saturating_mul(self.uniform_stride as u64),
+            limits.max_buffer_size.min(u32::MAX as u64),
         )?;
         check_limit(
             format!("batch size {b}"),
@@ -812,7 +830,12 @@ impl GpuGru {
         if self.scratch.as_ref().is_some_and(|s| s.key == key) {
             return Ok(());
         }
-        self.plan(dims)?;
+        // Step ranges: one step each (step-fused), or chunks (persistent).
+        let chunk = match (path, &self.persistent) {
+            (KernelPath::Persistent, Some((_, wg))) => self.persistent_chunk(*wg),
+            _ => 1,
+        };
+        self.plan(dims, dims.seq_len.div_ceil(chunk))?;
         self.scratch = None; // free the old buffers before allocating new ones
         let (t, b, h) = (dims.seq_len, dims.batch, dims.hidden_size);
         let n_dir = dims.num_directions;
@@ -866,17 +889,10 @@ impl GpuGru {
             }
             gemm_dispatches.push(dispatches);
         }
-        // Step ranges: one step each (step-fused), or chunks (persistent).
-        let ranges: Vec<(usize, usize)> = match (path, &self.persistent) {
-            (KernelPath::Persistent, Some((_, wg))) => {
-                let chunk = self.persistent_chunk(*wg);
-                (0..t)
-                    .step_by(chunk)
-                    .map(|s| (s, (s + chunk).min(t)))
-                    .collect()
-            }
-            _ => (0..t).map(|s| (s, s + 1)).collect(),
-        };
+        let ranges: Vec<(usize, usize)> = (0..t)
+            .step_by(chunk)
+            .map(|s| (s, (s + chunk).min(t)))
+            .collect();
         let mut step_bytes = vec![0u8; ranges.len() * stride];
         for (slot, &(s, s_end)) in ranges.iter().enumerate() {
             let p = StepParams {

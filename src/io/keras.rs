@@ -149,7 +149,7 @@ fn read(
     // recurrent_kernel (H, 3H) gives H.
     let rk: Tensor = archive.load(RECURRENT_KERNEL, path)?;
     let hidden = match *rk.shape.as_slice() {
-        [h, h3] if h > 0 && h3 == 3 * h => h,
+        [h, h3] if h > 0 && h.checked_mul(3) == Some(h3) => h,
         _ => {
             return Err(import_error(
                 path,

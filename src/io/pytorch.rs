@@ -227,7 +227,13 @@ pub fn parse(bytes: &[u8], path: &str, prefix: Option<&str>) -> Result<PyTorchGr
     }
 
     // Layers, directions and biases.
-    let num_layers = params.keys().map(|&(l, _, _)| l).max().unwrap_or(0) + 1;
+    let num_layers = params
+        .keys()
+        .map(|&(l, _, _)| l)
+        .max()
+        .unwrap_or(0)
+        .checked_add(1)
+        .ok_or_else(|| import_error(path, "a layer index does not fit in usize".to_string()))?;
     let bidirectional = params.keys().any(|&(_, r, _)| r);
     let direction = if bidirectional {
         Direction::Bidirectional
@@ -284,9 +290,9 @@ pub fn parse(bytes: &[u8], path: &str, prefix: Option<&str>) -> Result<PyTorchGr
     };
     let (hh_name, hh0) = take(0, false, Kind::WeightHh)?;
     let hidden = match *hh0.shape.as_slice() {
-        [rows, h] if h > 0 && rows == 3 * h => h,
+        [rows, h] if h > 0 && h.checked_mul(3) == Some(rows) => h,
         [rows, h] if h > 0 => {
-            let hint = if rows == 4 * h {
+            let hint = if h.checked_mul(4) == Some(rows) {
                 " (4H rows: is this an nn.LSTM?)"
             } else if rows == h {
                 " (H rows: is this an nn.RNN?)"
@@ -299,7 +305,8 @@ pub fn parse(bytes: &[u8], path: &str, prefix: Option<&str>) -> Result<PyTorchGr
                     "tensor '{hh_name}' has shape {}, expected [3H, H] = [{}, {h}] (an nn.GRU \
                      stacks its three gates' rows){hint}",
                     bracket_shape(&hh0.shape),
-                    3 * h
+                    h.checked_mul(3)
+                        .map_or_else(|| "3H".to_string(), |v| v.to_string())
                 ),
             ));
         }

@@ -8,6 +8,9 @@ use super::import_error;
 use crate::error::{GruError, Result};
 use crate::npy;
 
+/// Largest `.npz` member the reader inflates.
+const MAX_MEMBER_BYTES: u64 = 4 << 30;
+
 /// One tensor, converted to `f32`.
 #[derive(Clone, Debug)]
 pub(crate) struct Tensor {
@@ -158,6 +161,15 @@ impl<'a> Archive<'a> {
                 // The central directory gives the size; never read more than it says (a
                 // corrupted entry could otherwise inflate without bound).
                 let size = file.size();
+                // A member's declared size is what it inflates to: refuse absurd ones before
+                // inflating (a few kB of deflate can claim gigabytes). No GRU layer a device can
+                // hold needs more than 4 GiB in one tensor.
+                if size > MAX_MEMBER_BYTES {
+                    return Err(member_error(&format!(
+                        "it declares {size} bytes, more than the {MAX_MEMBER_BYTES} bytes a \
+                         weight tensor may take"
+                    )));
+                }
                 let mut bytes = Vec::with_capacity(usize::try_from(size.min(1 << 24)).unwrap_or(0));
                 (&mut file)
                     .take(size.saturating_add(1))

@@ -239,7 +239,7 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<OnnxGru> {
     let (r_shape, r) = tensor_f32(r_proto, "R", &r_name, path)?;
     let d = attrs.direction.num_directions();
     let (rd, h3, hidden) = match *r_shape.as_slice() {
-        [rd, h3, h] if h > 0 && h3 == 3 * h => (rd, h3, h),
+        [rd, h3, h] if h > 0 && h.checked_mul(3) == Some(h3) => (rd, h3, h),
         _ => {
             return Err(err(format!(
                 "R ('{r_name}') has shape {}, expected [num_directions, 3*hidden_size, \
