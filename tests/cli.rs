@@ -503,6 +503,13 @@ fn usage_errors_exit_2_with_one_line() {
             ],
             "same file",
         ),
+        (
+            &[
+                "run", "--x", "x.npy", "--w", "w.npy", "--r", "r.npy", "--y", "o.npy", "--y-h",
+                "./o.npy",
+            ],
+            "same file",
+        ),
         (&["info", "extra"], "takes no arguments"),
     ];
     for (args, needle) in cases {

@@ -448,7 +448,7 @@ fn parse_run(args: Vec<OsString>) -> CliResult<Option<RunArgs>> {
     else {
         return Err(Failure::Usage("'gru run' needs --x, --y and --y-h".into()));
     };
-    if y == y_h {
+    if same_file(&y, &y_h) {
         return Err(Failure::Usage(format!(
             "--y and --y-h name the same file {y:?}; give two different paths"
         )));
@@ -1523,4 +1523,20 @@ fn info() -> CliResult {
         ));
     }
     print(&s)
+}
+
+/// Whether two output paths name the same file: compared after resolving their directories
+/// (`y.npy` and `./y.npy` are the same), falling back to the text when a directory is missing.
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let resolve = |p: &std::path::Path| {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        Some(std::fs::canonicalize(dir).ok()?.join(p.file_name()?))
+    };
+    match (resolve(a), resolve(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
 }

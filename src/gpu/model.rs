@@ -1191,22 +1191,36 @@ impl GpuGru {
 
         let (result, encode) = result;
         self.encode = encode;
-        let data = read_buffer(ctx, &s.readback, result.clone())?;
-        self.timing = match &s.timestamps {
-            Some(ts) => {
-                let ticks = read_bytes(ctx, &ts.read, result)?;
-                let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&ticks);
-                let period = ctx.queue().get_timestamp_period() as f64;
-                let span = |k: usize| ticks[k + 1].saturating_sub(ticks[k]) as f64 * period;
-                let mut timing = ForwardTiming::default();
-                for l in 0..self.layers.len() {
-                    timing.input_projection_ns += span(4 * l);
-                    timing.recurrence_ns += span(4 * l + 2);
+        let n_layers = self.layers.len();
+        let outcome = (|| -> Result<(Vec<f32>, Option<ForwardTiming>)> {
+            let data = read_buffer(ctx, &s.readback, result.clone())?;
+            let timing = match &s.timestamps {
+                Some(ts) => {
+                    let ticks = read_bytes(ctx, &ts.read, result)?;
+                    let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&ticks);
+                    let period = ctx.queue().get_timestamp_period() as f64;
+                    let span = |k: usize| ticks[k + 1].saturating_sub(ticks[k]) as f64 * period;
+                    let mut timing = ForwardTiming::default();
+                    for l in 0..n_layers {
+                        timing.input_projection_ns += span(4 * l);
+                        timing.recurrence_ns += span(4 * l + 2);
+                    }
+                    Some(timing)
                 }
-                Some(timing)
+                None => None,
+            };
+            Ok((data, timing))
+        })();
+        let (data, timing) = match outcome {
+            Ok(v) => v,
+            Err(e) => {
+                // A failed readback may leave a mapping pending: start the next forward from
+                // fresh buffers.
+                self.scratch = None;
+                return Err(e);
             }
-            None => None,
         };
+        self.timing = timing;
         self.stats.forwards += 1;
         let split = dims.y_len();
         let y_h = data[split..].to_vec();
