@@ -68,6 +68,8 @@ fn run() -> gru_wgpu::Result<bool> {
         let start = Instant::now();
         let mut model = GpuGru::new(ctx, &weights)?;
         let build = start.elapsed();
+        // GPU timestamps where the adapter has them (the times printed below stay wall-clock).
+        let profiled = model.set_profiling(true).is_ok();
         let first = Instant::now();
         let out = model.forward(&input)?;
         let first = first.elapsed();
@@ -87,6 +89,18 @@ fn run() -> gru_wgpu::Result<bool> {
             first.as_secs_f64() * 1e3,
             build.as_secs_f64() * 1e3
         );
+        println!(
+            "  kernel path: {:?}, input projection: {:?}",
+            model.kernel_path(B),
+            model.gemm_kernel()
+        );
+        if let (true, Some(t)) = (profiled, model.last_timing()) {
+            println!(
+                "  gpu time (timestamps): input projection {:.2} ms, recurrence {:.1} µs/step",
+                t.input_projection_ns / 1e6,
+                t.recurrence_ns / 1e3 / T as f64
+            );
+        }
         println!(
             "  max |gpu − cpu| over Y: {:.3e}  (tolerance 1e-5 + 1e-4·|e|): {}",
             cmp.max_abs_err,
