@@ -64,6 +64,16 @@ pub enum GruError {
         /// wgpu's message.
         message: String,
     },
+    /// The device was lost (driver reset, GPU removed, watchdog, or `Device::destroy`). Every
+    /// later call on models of this context returns this error; recover by building a new
+    /// [`crate::gpu::GpuContext`] and uploading the models again.
+    #[error("the GPU device was lost ({reason}): {message}; build a new GpuContext and upload the model again")]
+    DeviceLost {
+        /// wgpu's reason (`Destroyed` or `Unknown`).
+        reason: String,
+        /// The driver's message.
+        message: String,
+    },
     /// Reading or writing a `.npy` file failed.
     #[error("{path}: {message}")]
     Npy {

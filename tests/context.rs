@@ -150,3 +150,39 @@ fn largest_promised_sizes() {
         }
     }
 }
+
+/// A device lost mid-session (here: destroyed) makes every later forward a `DeviceLost`
+/// error, never a panic or a hang; a new context and model recover.
+#[test]
+fn device_loss_is_a_typed_error_and_a_new_context_recovers() {
+    let Some(shared) = gpu() else { return };
+    let options = ContextOptions {
+        adapter_name: Some(shared.adapter_info().name.clone()),
+        ..ContextOptions::default()
+    };
+    let ctx = GpuContext::with_options(&options).expect("own device");
+    let mut rng = Rng::new(36);
+    let weights = random_weights(&mut rng, Convention::ResetAfter, 3, 8, 1.0, true);
+    let x = rng.vec(4 * 2 * 3, 1.0);
+    let input = GruInput::new(&x, 4, 2);
+    let mut model = GpuGru::new(&ctx, &weights).expect("model");
+    let before = model.forward(&input).expect("forward before the loss");
+
+    ctx.device().destroy();
+    for _ in 0..2 {
+        let err = model.forward(&input).unwrap_err();
+        assert!(matches!(err, GruError::DeviceLost { .. }), "{err:?}");
+        assert!(err.to_string().contains("new GpuContext"), "{err}");
+    }
+    assert!(matches!(
+        GpuGru::new(&ctx, &weights),
+        Err(GruError::DeviceLost { .. })
+    ));
+
+    let fresh = GpuContext::with_options(&options).expect("a new context");
+    let after = GpuGru::new(&fresh, &weights)
+        .expect("model on the new context")
+        .forward(&input)
+        .expect("forward after recovery");
+    assert_eq!(before.y, after.y);
+}

@@ -69,6 +69,7 @@ pub struct GpuContext {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     pub(crate) errors: ErrorLog,
+    lost: Arc<Mutex<Option<(String, String)>>>,
 }
 
 /// A short description of an adapter wgpu can see (for `gru info`).
@@ -196,6 +197,15 @@ impl GpuContext {
             };
             v.push(e.to_string());
         }));
+        let lost: Arc<Mutex<Option<(String, String)>>> = Arc::default();
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let mut v = match flag.lock() {
+                Ok(v) => v,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            *v = Some((format!("{reason:?}"), message));
+        });
         let limits = device.limits();
         GpuContext {
             device,
@@ -203,7 +213,30 @@ impl GpuContext {
             info,
             limits,
             errors,
+            lost,
         }
+    }
+
+    /// `Err(GruError::DeviceLost)` once the device has been lost, `Ok` before.
+    pub fn check_lost(&self) -> Result<()> {
+        let v = match self.lost.lock() {
+            Ok(v) => v,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match &*v {
+            Some((reason, message)) => Err(GruError::DeviceLost {
+                reason: reason.clone(),
+                message: message.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Like [`GpuContext::check_lost`], after letting wgpu process the device's events (a
+    /// destroyed or lost device reports it from there). For error paths: it polls.
+    pub(crate) fn check_lost_after_poll(&self) -> Result<()> {
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        self.check_lost()
     }
 
     /// The device.

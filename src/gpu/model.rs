@@ -300,6 +300,7 @@ fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEn
 /// Runs `f` inside validation and out-of-memory error scopes; any error becomes
 /// [`GruError::Gpu`] naming `operation`.
 fn scoped<T>(ctx: &GpuContext, operation: &str, f: impl FnOnce() -> T) -> Result<T> {
+    ctx.check_lost()?;
     let device = ctx.device();
     let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
@@ -307,6 +308,8 @@ fn scoped<T>(ctx: &GpuContext, operation: &str, f: impl FnOnce() -> T) -> Result
     let oom = pollster::block_on(oom.pop());
     let validation = pollster::block_on(validation.pop());
     if let Some(e) = oom.or(validation) {
+        // A lost device explains any error it caused; say so instead.
+        ctx.check_lost_after_poll()?;
         return Err(GruError::Gpu {
             operation: operation.to_string(),
             message: e.to_string(),
@@ -314,6 +317,7 @@ fn scoped<T>(ctx: &GpuContext, operation: &str, f: impl FnOnce() -> T) -> Result
     }
     let uncaptured = ctx.errors.take();
     if !uncaptured.is_empty() {
+        ctx.check_lost_after_poll()?;
         return Err(GruError::Gpu {
             operation: operation.to_string(),
             message: uncaptured.join("; "),
@@ -1211,12 +1215,13 @@ impl GpuGru {
             };
             Ok((data, timing))
         })();
-        let (data, timing) = match outcome {
+        let (data, timing) = match outcome.and_then(|v| ctx.check_lost().map(|()| v)) {
             Ok(v) => v,
             Err(e) => {
                 // A failed readback may leave a mapping pending: start the next forward from
-                // fresh buffers.
+                // fresh buffers. A lost device explains the failure: say so instead.
                 self.scratch = None;
+                ctx.check_lost_after_poll()?;
                 return Err(e);
             }
         };
