@@ -237,7 +237,10 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
             for &b in &o.batch {
                 for &t in &o.seq_len {
                     done += 1;
-                    eprintln!("[{done}/{total}] {convention:?} I={i} H={h} B={b} T={t}");
+                    eprintln!(
+                        "{} {done}/{total} {convention:?} I={i} H={h} B={b} T={t}",
+                        progress_bar(done - 1, total)
+                    );
                     let x = uniform(4, t * b * i, 1.0);
                     let input = GruInput::new(&x, t, b);
                     let reference = if o.cpu {
@@ -317,6 +320,13 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
         }
     }
     Ok(rows)
+}
+
+/// `[#####·····]`: `done` of `total` configurations finished.
+fn progress_bar(done: usize, total: usize) -> String {
+    const WIDTH: usize = 20;
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    format!("[{}{}]", "#".repeat(filled), "·".repeat(WIDTH - filled))
 }
 
 /// A row of a gru-bench or torch_gru.py JSON file.
