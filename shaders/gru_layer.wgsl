@@ -127,11 +127,6 @@ fn rb_at(d: u32, gate: u32, j: u32) -> f32 {
     return rec[lp.rb_offset + d * 3u * HIDDEN + gate * HIDDEN + j];
 }
 
-// Rᵀ[k, g·H + j] of direction d.
-fn r_at(d: u32, k: u32, gate: u32, j: u32) -> f32 {
-    return rec[(d * HIDDEN + k) * 3u * HIDDEN + gate * HIDDEN + j];
-}
-
 fn write_state(t: u32, d: u32, b: u32, j: u32, value: f32) {
     y[y_index(t, d, b, j)] = value;
     yh[state_index(d, b, j)] = value;

@@ -107,13 +107,31 @@ impl<'a> GruInput<'a> {
 
     pub(crate) fn validate_view(&self, model: &ModelView<'_>) -> Result<Dims> {
         let first = model.first();
+        self.validate_for(
+            first.input_size(),
+            first.hidden_size(),
+            model.layers.len(),
+            model.num_directions(),
+        )
+    }
+
+    /// Checks every length and length value against a network of `num_layers` layers of
+    /// `num_directions` directions, `input_size` inputs and `hidden_size` units; returns the
+    /// validated sizes.
+    pub(crate) fn validate_for(
+        &self,
+        input_size: usize,
+        hidden_size: usize,
+        num_layers: usize,
+        num_directions: usize,
+    ) -> Result<Dims> {
         let dims = Dims {
             seq_len: self.seq_len,
             batch: self.batch,
-            input_size: first.input_size(),
-            hidden_size: first.hidden_size(),
-            num_layers: model.layers.len(),
-            num_directions: model.num_directions(),
+            input_size,
+            hidden_size,
+            num_layers,
+            num_directions,
             layout: self.layout,
             style: self.style,
         };
@@ -121,9 +139,8 @@ impl<'a> GruInput<'a> {
         Ok(dims)
     }
 
-    /// Checks every length and length value against `dims` (whose `seq_len`, `batch`,
-    /// `layout` and `style` must be this input's).
-    pub(crate) fn validate_dims(&self, dims: &Dims) -> Result<()> {
+    /// Checks every length and length value against `dims`.
+    fn validate_dims(&self, dims: &Dims) -> Result<()> {
         let (t, b, i, h) = (dims.seq_len, dims.batch, dims.input_size, dims.hidden_size);
         if t == 0 {
             return Err(GruError::invalid(

@@ -745,22 +745,12 @@ impl GpuGru {
 
     /// Checks a shape against the model and the device; returns the validated sizes.
     fn validate(&self, input: &GruInput<'_>) -> Result<Dims> {
-        // Validate against the model's sizes through a throwaway single-layer description
-        // of the same I, H, L and D (the weights' values are not needed here).
-        let n_dir = self.direction.num_directions();
-        let (t, b, h) = (input.seq_len, input.batch, self.hidden_size);
-        let dims = Dims {
-            seq_len: t,
-            batch: b,
-            input_size: self.input_size,
-            hidden_size: h,
-            num_layers: self.layers.len(),
-            num_directions: n_dir,
-            layout: input.layout,
-            style: input.style,
-        };
-        input.validate_dims(&dims)?;
-        Ok(dims)
+        input.validate_for(
+            self.input_size,
+            self.hidden_size,
+            self.layers.len(),
+            self.direction.num_directions(),
+        )
     }
 
     /// Checks that buffers for `dims`, and `dispatches` step-parameter slots, fit the device.
@@ -1104,9 +1094,8 @@ impl GpuGru {
 
         let result = scoped(ctx, "forward", || {
             queue.write_buffer(&s.x, 0, bytemuck::cast_slice(input.x));
-            match input.initial_h {
-                Some(h0) => queue.write_buffer(&s.h0, 0, bytemuck::cast_slice(h0)),
-                None => queue.write_buffer(&s.h0, 0, &vec![0u8; state_bytes as usize]),
+            if let Some(h0) = input.initial_h {
+                queue.write_buffer(&s.h0, 0, bytemuck::cast_slice(h0));
             }
             queue.write_buffer(&s.lens, 0, bytemuck::cast_slice(&lens));
             if let Some(v) = self.poison {
@@ -1132,6 +1121,10 @@ impl GpuGru {
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("gru forward"),
             });
+            if input.initial_h.is_none() {
+                // A zero initial state: cleared on the device, no host buffer or upload.
+                encoder.clear_buffer(&s.h0, 0, None);
+            }
             let single = self.step_pipelines.len() == 1;
             let persistent = match (s.key.path, &self.persistent) {
                 (KernelPath::Persistent, Some((p, _))) => Some(p),
