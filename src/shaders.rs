@@ -30,15 +30,19 @@ pub enum Kernel {
     GruStep,
     /// `gru_persistent.wgsl`: many timesteps in one dispatch, the state in workgroup memory.
     GruPersistent,
+    /// `stream_state.wgsl`: gathers and scatters the resident state of a streaming session's
+    /// streams.
+    StreamState,
 }
 
 impl Kernel {
     /// Every kernel family.
-    pub const ALL: [Kernel; 4] = [
+    pub const ALL: [Kernel; 5] = [
         Kernel::InputProjection,
         Kernel::InputProjectionDirect,
         Kernel::GruStep,
         Kernel::GruPersistent,
+        Kernel::StreamState,
     ];
 
     /// The file name under `shaders/`.
@@ -48,17 +52,19 @@ impl Kernel {
             Kernel::InputProjectionDirect => "input_projection_direct.wgsl",
             Kernel::GruStep => "gru_step.wgsl",
             Kernel::GruPersistent => "gru_persistent.wgsl",
+            Kernel::StreamState => "stream_state.wgsl",
         }
     }
 
-    /// The preludes placed before the kernel's own file: `common.wgsl`, and `gru_layer.wgsl`
-    /// for the recurrent kernels.
+    /// The preludes placed before the kernel's own file: `common.wgsl` (all but
+    /// `stream_state.wgsl`), then `gemm_common.wgsl` or `gru_layer.wgsl`.
     pub fn preludes(self) -> &'static [&'static str] {
         match self {
             Kernel::InputProjection | Kernel::InputProjectionDirect => {
                 &["common.wgsl", "gemm_common.wgsl"]
             }
             Kernel::GruStep | Kernel::GruPersistent => &["common.wgsl", "gru_layer.wgsl"],
+            Kernel::StreamState => &[],
         }
     }
 
@@ -85,6 +91,7 @@ impl Kernel {
                 include_str!("../shaders/gru_layer.wgsl"),
                 include_str!("../shaders/gru_persistent.wgsl")
             ),
+            Kernel::StreamState => include_str!("../shaders/stream_state.wgsl"),
         }
     }
 
@@ -99,13 +106,14 @@ impl Kernel {
                 "candidate_reset_before",
             ],
             Kernel::GruPersistent => &["persistent_reset_after", "persistent_reset_before"],
+            Kernel::StreamState => &["gather_state", "scatter_state"],
         }
     }
 
     /// The `override` constants the crate sets on this file's pipelines.
     pub fn overrides(self) -> &'static [&'static str] {
         match self {
-            Kernel::InputProjection | Kernel::InputProjectionDirect => &[],
+            Kernel::InputProjection | Kernel::InputProjectionDirect | Kernel::StreamState => &[],
             Kernel::GruStep | Kernel::GruPersistent => &["HIDDEN", "WG"],
         }
     }

@@ -1,7 +1,7 @@
 //! Compile-time checks: the types a server shares between threads are `Send` (and `Sync`
 //! where sharing by reference makes sense).
 
-use gru_wgpu::gpu::{GpuContext, GpuGru};
+use gru_wgpu::gpu::{GpuContext, GpuGru, GruSession, StreamId};
 use gru_wgpu::head::{Classifier, GpuClassifier};
 use gru_wgpu::{GruError, GruModel, GruOutput, GruWeights};
 
@@ -14,6 +14,9 @@ fn shared_types_are_send_and_sync() {
     sync::<GpuContext>();
     send::<GpuGru>();
     sync::<GpuGru>();
+    send::<GruSession>();
+    sync::<GruSession>();
+    send::<StreamId>();
     send::<GpuClassifier>();
     send::<GruModel>();
     sync::<GruModel>();

@@ -1,7 +1,9 @@
-//! The GPU path: a context (adapter, device, queue) and models resident on it.
+//! The GPU path: a context (adapter, device, queue), models resident on it, and streaming
+//! sessions over those models.
 
 mod context;
 mod model;
+mod session;
 
 pub use context::{
     describe_adapter, enumerate_adapters, AdapterReport, ContextOptions, GpuContext,
@@ -10,3 +12,4 @@ pub use model::{
     auto_gemm_kernel, auto_kernel_path, ForwardTiming, GemmKernel, GpuGru, KernelPath, ModelStats,
     MAX_HIDDEN, PERSISTENT_MAX_HIDDEN,
 };
+pub use session::{Feed, GruSession, Outputs, StreamId};

@@ -149,23 +149,24 @@ struct LayerWeights {
 
 /// What the scratch buffers were built for.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct ShapeKey {
-    dims: Dims,
+pub(super) struct ShapeKey {
+    pub(super) dims: Dims,
     path: KernelPath,
     gemm: GemmKernel,
+    profiling: bool,
 }
 
 /// Buffers and bind groups for one shape.
-struct Scratch {
-    key: ShapeKey,
-    x: wgpu::Buffer,
+pub(super) struct Scratch {
+    pub(super) key: ShapeKey,
+    pub(super) x: wgpu::Buffer,
     xp: wgpu::Buffer,
     inter: Option<wgpu::Buffer>,
-    h0: wgpu::Buffer,
-    y: wgpu::Buffer,
-    yh: wgpu::Buffer,
+    pub(super) h0: wgpu::Buffer,
+    pub(super) y: wgpu::Buffer,
+    pub(super) yh: wgpu::Buffer,
     gates: wgpu::Buffer,
-    lens: wgpu::Buffer,
+    pub(super) lens: wgpu::Buffer,
     readback: wgpu::Buffer,
     gemm_binds: Vec<wgpu::BindGroup>,
     step_binds: Vec<wgpu::BindGroup>,
@@ -251,7 +252,7 @@ impl std::fmt::Debug for GpuGru {
     }
 }
 
-fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+pub(super) fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
@@ -293,13 +294,13 @@ fn step_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
+pub(super) fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry { binding, resource }
 }
 
 /// Runs `f` inside validation and out-of-memory error scopes; any error becomes
 /// [`GruError::Gpu`] naming `operation`.
-fn scoped<T>(ctx: &GpuContext, operation: &str, f: impl FnOnce() -> T) -> Result<T> {
+pub(super) fn scoped<T>(ctx: &GpuContext, operation: &str, f: impl FnOnce() -> T) -> Result<T> {
     ctx.check_lost()?;
     let device = ctx.device();
     let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -334,7 +335,7 @@ fn uniform_binding(buffer: &wgpu::Buffer, offset: u64, size: u64) -> wgpu::Bindi
     })
 }
 
-fn bytes_of(what: &str, elements: usize) -> Result<u64> {
+pub(super) fn bytes_of(what: &str, elements: usize) -> Result<u64> {
     (elements as u64)
         .checked_mul(4)
         .ok_or_else(|| GruError::invalid(what, "a byte size that fits in u64", elements))
@@ -349,7 +350,7 @@ fn binding_limit(limits: &wgpu::Limits) -> u64 {
         .min(u32::MAX as u64)
 }
 
-fn check_binding(limits: &wgpu::Limits, what: String, bytes: u64) -> Result<()> {
+pub(super) fn check_binding(limits: &wgpu::Limits, what: String, bytes: u64) -> Result<()> {
     let available = binding_limit(limits);
     if bytes > available {
         return Err(GruError::DeviceLimit {
@@ -713,10 +714,7 @@ impl GpuGru {
                 format!("{} without it", self.ctx.describe()),
             ));
         }
-        if on != self.profiling {
-            self.profiling = on;
-            self.scratch = None;
-        }
+        self.profiling = on;
         Ok(())
     }
 
@@ -734,6 +732,27 @@ impl GpuGru {
     /// What the model has built and run so far.
     pub fn stats(&self) -> ModelStats {
         self.stats
+    }
+
+    /// Records a forward run outside [`GpuGru::forward`] (a streaming session's feed).
+    pub(super) fn record_forward(
+        &mut self,
+        encode: std::time::Duration,
+        timing: Option<ForwardTiming>,
+    ) {
+        self.encode = encode;
+        self.timing = timing;
+        self.stats.forwards += 1;
+    }
+
+    /// Whether a forward profiles (see [`GpuGru::set_profiling`]).
+    pub fn profiling(&self) -> bool {
+        self.profiling
+    }
+
+    /// The clip threshold (ONNX's `clip`), if any.
+    pub fn clip(&self) -> Option<f32> {
+        self.clip
     }
 
     /// Debugging aid: before every forward, fill the output and scratch buffers with
@@ -813,24 +832,36 @@ impl GpuGru {
         Ok(())
     }
 
-    fn ensure_scratch(&mut self, dims: &Dims) -> Result<()> {
-        let path = self.kernel_path(dims.batch);
-        let gemm = self.gemm_kernel();
-        let key = ShapeKey {
+    /// The scratch key of a forward over `dims` with the current choices.
+    pub(super) fn shape_key(&self, dims: &Dims) -> ShapeKey {
+        ShapeKey {
             dims: *dims,
-            path,
-            gemm,
-        };
+            path: self.kernel_path(dims.batch),
+            gemm: self.gemm_kernel(),
+            profiling: self.profiling,
+        }
+    }
+
+    fn ensure_scratch(&mut self, dims: &Dims) -> Result<()> {
+        let key = self.shape_key(dims);
         if self.scratch.as_ref().is_some_and(|s| s.key == key) {
             return Ok(());
         }
+        self.scratch = None; // free the old buffers before allocating new ones
+        let scratch = self.build_scratch(key)?;
+        self.scratch = Some(scratch);
+        Ok(())
+    }
+
+    /// Allocates the buffers and bind groups of one shape (after checking that they fit).
+    pub(super) fn build_scratch(&mut self, key: ShapeKey) -> Result<Scratch> {
+        let (dims, path, gemm) = (&key.dims, key.path, key.gemm);
         // Step ranges: one step each (step-fused), or chunks (persistent).
         let chunk = match (path, &self.persistent) {
             (KernelPath::Persistent, Some((_, wg))) => self.persistent_chunk(*wg),
             _ => 1,
         };
         self.plan(dims, dims.seq_len.div_ceil(chunk))?;
-        self.scratch = None; // free the old buffers before allocating new ones
         let (t, b, h) = (dims.seq_len, dims.batch, dims.hidden_size);
         let n_dir = dims.num_directions;
         let n_layers = self.layers.len();
@@ -1014,7 +1045,7 @@ impl GpuGru {
                     ],
                 }));
             }
-            let timestamps = self.profiling.then(|| {
+            let timestamps = key.profiling.then(|| {
                 let count = 4 * n_layers as u32;
                 let bytes = 8 * count as u64;
                 Timestamps {
@@ -1057,9 +1088,8 @@ impl GpuGru {
                 _uniforms: [gemm_params, step_params, layer_params],
             }
         })?;
-        self.scratch = Some(scratch);
         self.stats.scratch_allocations += 1;
-        Ok(())
+        Ok(scratch)
     }
 
     /// Runs the network over `input` on the GPU.
@@ -1098,25 +1128,6 @@ impl GpuGru {
                 queue.write_buffer(&s.h0, 0, bytemuck::cast_slice(h0));
             }
             queue.write_buffer(&s.lens, 0, bytemuck::cast_slice(&lens));
-            if let Some(v) = self.poison {
-                for buf in [
-                    Some(&s.xp),
-                    Some(&s.y),
-                    Some(&s.yh),
-                    Some(&s.gates),
-                    s.inter.as_ref(),
-                ]
-                .into_iter()
-                .flatten()
-                {
-                    let fill = vec![v; (buf.size() / 4) as usize];
-                    queue.write_buffer(buf, 0, bytemuck::cast_slice(&fill));
-                }
-            }
-
-            let groups_j = (self.hidden_size as u32).div_ceil(STEP_WG);
-            let groups_b = (b as u32).div_ceil(STEP_NB);
-            let groups_d = dims.num_directions as u32;
             let encode_start = std::time::Instant::now();
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("gru forward"),
@@ -1125,60 +1136,7 @@ impl GpuGru {
                 // A zero initial state: cleared on the device, no host buffer or upload.
                 encoder.clear_buffer(&s.h0, 0, None);
             }
-            let single = self.step_pipelines.len() == 1;
-            let persistent = match (s.key.path, &self.persistent) {
-                (KernelPath::Persistent, Some((p, _))) => Some(p),
-                _ => None,
-            };
-            // Two compute passes per layer, the input projection and the recurrence, so that
-            // each can carry its own timestamps when profiling.
-            let pass_desc = |label: &'static str, first: u32| wgpu::ComputePassDescriptor {
-                label: Some(label),
-                timestamp_writes: s.timestamps.as_ref().map(|ts| {
-                    wgpu::ComputePassTimestampWrites {
-                        query_set: &ts.set,
-                        beginning_of_pass_write_index: Some(first),
-                        end_of_pass_write_index: Some(first + 1),
-                    }
-                }),
-            };
-            for l in 0..self.layers.len() {
-                let first = 4 * l as u32;
-                {
-                    let mut pass =
-                        encoder.begin_compute_pass(&pass_desc("input projection", first));
-                    pass.set_pipeline(&self.gemms[s.key.gemm as usize]);
-                    for d in &s.gemm_dispatches[l] {
-                        pass.set_bind_group(0, &s.gemm_binds[l], &[d.offset]);
-                        pass.dispatch_workgroups(d.groups_x, d.groups_y, 1);
-                    }
-                }
-                let mut pass = encoder.begin_compute_pass(&pass_desc("recurrence", first + 2));
-                if let Some(p) = persistent {
-                    pass.set_pipeline(p);
-                    for &offset in &s.chunk_offsets {
-                        pass.set_bind_group(0, &s.step_binds[l], &[offset]);
-                        pass.dispatch_workgroups(groups_b, groups_d, 1);
-                    }
-                    continue;
-                }
-                if single {
-                    pass.set_pipeline(&self.step_pipelines[0]);
-                }
-                for &offset in &s.chunk_offsets {
-                    pass.set_bind_group(0, &s.step_binds[l], &[offset]);
-                    for p in &self.step_pipelines {
-                        if !single {
-                            pass.set_pipeline(p);
-                        }
-                        pass.dispatch_workgroups(groups_j, groups_b, groups_d);
-                    }
-                }
-            }
-            if let Some(ts) = &s.timestamps {
-                encoder.resolve_query_set(&ts.set, 0..ts.count, &ts.resolve, 0);
-                encoder.copy_buffer_to_buffer(&ts.resolve, 0, &ts.read, 0, 8 * ts.count as u64);
-            }
+            self.encode_layers(s, &mut encoder);
             encoder.copy_buffer_to_buffer(&s.y, 0, &s.readback, 0, y_bytes);
             encoder.copy_buffer_to_buffer(&s.yh, 0, &s.readback, y_bytes, state_bytes);
             let commands = encoder.finish();
@@ -1188,26 +1146,8 @@ impl GpuGru {
 
         let (result, encode) = result;
         self.encode = encode;
-        let n_layers = self.layers.len();
-        let outcome = (|| -> Result<(Vec<f32>, Option<ForwardTiming>)> {
-            let data = read_buffer(ctx, &s.readback, result.clone())?;
-            let timing = match &s.timestamps {
-                Some(ts) => {
-                    let ticks = read_bytes(ctx, &ts.read, result)?;
-                    let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&ticks);
-                    let period = ctx.queue().get_timestamp_period() as f64;
-                    let span = |k: usize| ticks[k + 1].saturating_sub(ticks[k]) as f64 * period;
-                    let mut timing = ForwardTiming::default();
-                    for l in 0..n_layers {
-                        timing.input_projection_ns += span(4 * l);
-                        timing.recurrence_ns += span(4 * l + 2);
-                    }
-                    Some(timing)
-                }
-                None => None,
-            };
-            Ok((data, timing))
-        })();
+        let outcome = read_buffer(ctx, &s.readback, result.clone())
+            .and_then(|data| Ok((data, self.read_timing(s, result)?)));
         let (data, timing) = match outcome.and_then(|v| ctx.check_lost().map(|()| v)) {
             Ok(v) => v,
             Err(e) => {
@@ -1226,10 +1166,114 @@ impl GpuGru {
         y.truncate(split);
         Ok(GruOutput { y, y_h, dims })
     }
+
+    /// Records every layer of a forward over `s`'s shape into `encoder`: the input
+    /// projection, then the recurrence, each in a compute pass of its own (so that each can
+    /// carry its own timestamps when profiling); then resolves the timestamps. `s.x`,
+    /// `s.lens` and `s.h0` must hold the input, the lengths and the initial state.
+    pub(super) fn encode_layers(&self, s: &Scratch, encoder: &mut wgpu::CommandEncoder) {
+        let dims = &s.key.dims;
+        if let Some(v) = self.poison {
+            // Debugging aid (set_poison): every output and scratch element starts as `v`.
+            let queue = self.ctx.queue();
+            for buf in [
+                Some(&s.xp),
+                Some(&s.y),
+                Some(&s.yh),
+                Some(&s.gates),
+                s.inter.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let fill = vec![v; (buf.size() / 4) as usize];
+                queue.write_buffer(buf, 0, bytemuck::cast_slice(&fill));
+            }
+        }
+        let groups_j = (self.hidden_size as u32).div_ceil(STEP_WG);
+        let groups_b = (dims.batch as u32).div_ceil(STEP_NB);
+        let groups_d = dims.num_directions as u32;
+        let single = self.step_pipelines.len() == 1;
+        let persistent = match (s.key.path, &self.persistent) {
+            (KernelPath::Persistent, Some((p, _))) => Some(p),
+            _ => None,
+        };
+        let pass_desc = |label: &'static str, first: u32| wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: s
+                .timestamps
+                .as_ref()
+                .map(|ts| wgpu::ComputePassTimestampWrites {
+                    query_set: &ts.set,
+                    beginning_of_pass_write_index: Some(first),
+                    end_of_pass_write_index: Some(first + 1),
+                }),
+        };
+        for l in 0..self.layers.len() {
+            let first = 4 * l as u32;
+            {
+                let mut pass = encoder.begin_compute_pass(&pass_desc("input projection", first));
+                pass.set_pipeline(&self.gemms[s.key.gemm as usize]);
+                for d in &s.gemm_dispatches[l] {
+                    pass.set_bind_group(0, &s.gemm_binds[l], &[d.offset]);
+                    pass.dispatch_workgroups(d.groups_x, d.groups_y, 1);
+                }
+            }
+            let mut pass = encoder.begin_compute_pass(&pass_desc("recurrence", first + 2));
+            if let Some(p) = persistent {
+                pass.set_pipeline(p);
+                for &offset in &s.chunk_offsets {
+                    pass.set_bind_group(0, &s.step_binds[l], &[offset]);
+                    pass.dispatch_workgroups(groups_b, groups_d, 1);
+                }
+                continue;
+            }
+            if single {
+                pass.set_pipeline(&self.step_pipelines[0]);
+            }
+            for &offset in &s.chunk_offsets {
+                pass.set_bind_group(0, &s.step_binds[l], &[offset]);
+                for p in &self.step_pipelines {
+                    if !single {
+                        pass.set_pipeline(p);
+                    }
+                    pass.dispatch_workgroups(groups_j, groups_b, groups_d);
+                }
+            }
+        }
+        if let Some(ts) = &s.timestamps {
+            encoder.resolve_query_set(&ts.set, 0..ts.count, &ts.resolve, 0);
+            encoder.copy_buffer_to_buffer(&ts.resolve, 0, &ts.read, 0, 8 * ts.count as u64);
+        }
+    }
+
+    /// The GPU time recorded by `s`'s timestamps in `submission` (`None` unless profiling).
+    pub(super) fn read_timing(
+        &self,
+        s: &Scratch,
+        submission: wgpu::SubmissionIndex,
+    ) -> Result<Option<ForwardTiming>> {
+        let Some(ts) = &s.timestamps else {
+            return Ok(None);
+        };
+        let ticks = read_bytes(&self.ctx, &ts.read, submission)?;
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&ticks);
+        let period = self.ctx.queue().get_timestamp_period() as f64;
+        let span = |k: usize| match (ticks.get(k), ticks.get(k + 1)) {
+            (Some(&a), Some(&b)) => b.saturating_sub(a) as f64 * period,
+            _ => 0.0,
+        };
+        let mut timing = ForwardTiming::default();
+        for l in 0..self.layers.len() {
+            timing.input_projection_ns += span(4 * l);
+            timing.recurrence_ns += span(4 * l + 2);
+        }
+        Ok(Some(timing))
+    }
 }
 
 /// Maps `buffer` after `submission` completes and returns its contents as `f32`.
-fn read_buffer(
+pub(super) fn read_buffer(
     ctx: &GpuContext,
     buffer: &wgpu::Buffer,
     submission: wgpu::SubmissionIndex,
@@ -1240,12 +1284,22 @@ fn read_buffer(
 }
 
 /// Maps `buffer` after `submission` completes and returns its bytes.
-fn read_bytes(
+pub(super) fn read_bytes(
     ctx: &GpuContext,
     buffer: &wgpu::Buffer,
     submission: wgpu::SubmissionIndex,
 ) -> Result<Vec<u8>> {
-    let slice = buffer.slice(..);
+    read_prefix(ctx, buffer, buffer.size(), submission)
+}
+
+/// Maps the first `bytes` of `buffer` after `submission` completes and returns them.
+pub(super) fn read_prefix(
+    ctx: &GpuContext,
+    buffer: &wgpu::Buffer,
+    bytes: u64,
+    submission: wgpu::SubmissionIndex,
+) -> Result<Vec<u8>> {
+    let slice = buffer.slice(..bytes);
     let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
     slice.map_async(wgpu::MapMode::Read, move |r| {
         sender.send(r).ok();
