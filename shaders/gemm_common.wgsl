@@ -1,6 +1,7 @@
 // gemm_common.wgsl: parameters, bindings and the store of the input-projection kernels
 // (input_projection.wgsl, input_projection_direct.wgsl); prepended to each by src/shaders.rs.
-// Each kernel declares binding 1 (Wt) itself: as f32 (tiled) or vec4 (direct).
+// Each kernel declares binding 1 (Wt) itself: as S (tiled) or S4 (direct). Storage type S:
+// dtype_f32.wgsl / dtype_f16.wgsl; accumulation is f32.
 //
 // XP[M, N] = X[M, K] · Wt[K, N] + bias[N], one GEMM for all timesteps: M = T·B rows (every
 // timestep of every sequence), K = the layer's input width, N = D·3H (directions × gates z, r,
@@ -23,9 +24,9 @@ struct GemmParams {
     n_stride: u32,   // row stride of Wt (≥ n, a multiple of 4)
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> xp: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<S>;
+@group(0) @binding(2) var<storage, read> bias: array<S>;
+@group(0) @binding(3) var<storage, read_write> xp: array<S>;
 @group(0) @binding(4) var<uniform> p: GemmParams;
 
 // XP[row, col .. col+3] = v + (bias, or XP's partial sum); rows ≥ m and columns ≥ n are skipped.
@@ -37,11 +38,11 @@ fn store_row(row: u32, col: u32, v: vec4<f32>) {
         let cq = col + q;
         if (cq < p.n) {
             let i = row * p.n + cq;
-            var base = bias[cq];
+            var base = f32(bias[cq]);
             if (p.accumulate != 0u) {
-                base = xp[i];
+                base = f32(xp[i]);
             }
-            xp[i] = base + v[q];
+            xp[i] = S(base + v[q]);
         }
     }
 }

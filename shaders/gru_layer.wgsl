@@ -1,7 +1,8 @@
 // gru_layer.wgsl: bindings, parameters and index arithmetic shared by the recurrent kernels
 // (gru_step.wgsl, gru_persistent.wgsl); prepended to each of them by src/shaders.rs.
 //
-// Gate order z, r, h everywhere. Bindings (one bind group per layer):
+// Gate order z, r, h everywhere. Storage type S (f32 or f16, dtype_*.wgsl) for weights and
+// activations; loads convert to f32, all arithmetic is f32. Bindings (one bind group per layer):
 //   xp[rows, D·3H]  the layer's input projection X·Wᵀ + Wb for every step and direction
 //                   (input_projection.wgsl); row(t, b) = t·B + b, or b·T + t when batch-major
 //   rec             Rᵀ of every direction, rec[d·H·3H + k·3H + g·H + j] = R_d[g·H + j, k],
@@ -9,7 +10,7 @@
 //   h0              the initial state, state layout (base + d·st_ld + b·st_b + k)
 //   y               the layer's output, y[t·y_t + d·y_d + b·y_b + j]: a step reads the state
 //                   the previous step wrote there, and writes h_t
-//   scratch[D, 2, B, H]  step-fused reset-before only: z, then r ⊙ h_prev
+//   scratch[D, 2, B, H]  step-fused reset-before only: z, then r ⊙ h_prev (always f32)
 //   lens[B]         per-entry sequence lengths (all T when the user gave none)
 //   yh              the state after each entry's last valid step (state layout)
 //   sp              the steps of this dispatch: [s, s_end) (the step-fused kernels do step s)
@@ -46,13 +47,13 @@ struct LayerParams {
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<storage, read> xp: array<f32>;
-@group(0) @binding(1) var<storage, read> rec: array<f32>;
-@group(0) @binding(2) var<storage, read> h0: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(0) var<storage, read> xp: array<S>;
+@group(0) @binding(1) var<storage, read> rec: array<S>;
+@group(0) @binding(2) var<storage, read> h0: array<S>;
+@group(0) @binding(3) var<storage, read_write> y: array<S>;
 @group(0) @binding(4) var<storage, read_write> scratch: array<f32>;
 @group(0) @binding(5) var<storage, read> lens: array<u32>;
-@group(0) @binding(6) var<storage, read_write> yh: array<f32>;
+@group(0) @binding(6) var<storage, read_write> yh: array<S>;
 // Read-only storage, not uniform: lavapipe recompiles a shader for every value of a small
 // uniform that steers control flow, which would mean one compile per timestep.
 @group(0) @binding(7) var<storage, read> sp: StepParams;
@@ -92,14 +93,14 @@ fn state_index(d: u32, b: u32, j: u32) -> u32 {
 // initial_h at s = 0, else what step s − 1 wrote to Y.
 fn prev_state(d: u32, b: u32, k: u32, s: u32) -> f32 {
     if (s == 0u) {
-        return h0[state_index(d, b, k)];
+        return f32(h0[state_index(d, b, k)]);
     }
     let t = time_of(b, d, s);
     var t_prev = t - 1u;
     if (is_reverse(d)) {
         t_prev = t + 1u;
     }
-    return y[y_index(t_prev, d, b, k)];
+    return f32(y[y_index(t_prev, d, b, k)]);
 }
 
 // ONNX's clip, NaN-preserving (a NaN compares false and passes through).
@@ -120,16 +121,16 @@ fn xp_at(t: u32, b: u32, d: u32, gate: u32, j: u32) -> f32 {
     if (lp.batch_major != 0u) {
         row = b * lp.seq_len + t;
     }
-    return xp[row * lp.xp_width + d * 3u * HIDDEN + gate * HIDDEN + j];
+    return f32(xp[row * lp.xp_width + d * 3u * HIDDEN + gate * HIDDEN + j]);
 }
 
 fn rb_at(d: u32, gate: u32, j: u32) -> f32 {
-    return rec[lp.rb_offset + d * 3u * HIDDEN + gate * HIDDEN + j];
+    return f32(rec[lp.rb_offset + d * 3u * HIDDEN + gate * HIDDEN + j]);
 }
 
 fn write_state(t: u32, d: u32, b: u32, j: u32, value: f32) {
-    y[y_index(t, d, b, j)] = value;
-    yh[state_index(d, b, j)] = value;
+    y[y_index(t, d, b, j)] = S(value);
+    yh[state_index(d, b, j)] = S(value);
 }
 
 // Entry b has no step s (s ≥ len_b): Y at time s is padding and must be zero, in either
@@ -137,9 +138,9 @@ fn write_state(t: u32, d: u32, b: u32, j: u32, value: f32) {
 // zero Y_h.
 fn write_padding(d: u32, b: u32, j: u32, s: u32) {
     if (b < lp.batch && s >= lens[b]) {
-        y[y_index(s, d, b, j)] = 0.0;
+        y[y_index(s, d, b, j)] = S(0.0);
         if (s == 0u) {
-            yh[state_index(d, b, j)] = 0.0;
+            yh[state_index(d, b, j)] = S(0.0);
         }
     }
 }

@@ -14,6 +14,9 @@
 // r ⊙ h and the blend written in place (each invocation reads only its own h_j there),
 // barrier.
 //
+// The state kept in workgroup memory is rounded to the storage type S after each step
+// (stored()), as the step-fused path rounds it by writing Y, so both paths agree in f16 too.
+//
 // Limits: H ≤ PMAX (the state of four entries in 4·PMAX·3 floats = 12 KiB of workgroup
 // memory). Loop trips per invocation: about (s_end − s) · ⌈H/WG⌉ · H (twice that for
 // reset-before); the host sizes each dispatch's step range to stay far below lavapipe's
@@ -59,9 +62,9 @@ fn persistent_reset_after(
             for (var k = 0u; k < HIDDEN; k++) {
                 let hv = buf[cur + k];
                 let base = (d * HIDDEN + k) * h3 + j;
-                az += rec[base] * hv;
-                ar += rec[base + HIDDEN] * hv;
-                ah += rec[base + 2u * HIDDEN] * hv;
+                az += f32(rec[base]) * hv;
+                ar += f32(rec[base + HIDDEN]) * hv;
+                ah += f32(rec[base + 2u * HIDDEN]) * hv;
             }
             var hn = buf[cur + j];
             for (var i = 0u; i < PNB; i++) {
@@ -73,7 +76,7 @@ fn persistent_reset_after(
                     let n = tanh_stable(clip(xp_at(t, b, d, 2u, j) + r * (ah[i] + rb_at(d, 2u, j))));
                     let h = (1.0 - z) * n + z * hn[i];
                     write_state(t, d, b, j, h);
-                    hn[i] = h;
+                    hn[i] = stored(h);
                 } else {
                     write_padding(d, b, j, s);
                 }
@@ -106,8 +109,8 @@ fn persistent_reset_before(
             for (var k = 0u; k < HIDDEN; k++) {
                 let hv = buf[H_AT + k];
                 let base = (d * HIDDEN + k) * h3 + j;
-                az += rec[base] * hv;
-                ar += rec[base + HIDDEN] * hv;
+                az += f32(rec[base]) * hv;
+                ar += f32(rec[base + HIDDEN]) * hv;
             }
             var z4 = vec4<f32>(0.0);
             var r4 = vec4<f32>(0.0);
@@ -127,7 +130,7 @@ fn persistent_reset_before(
         for (var j = lid.x; j < HIDDEN; j += WG) {
             var ah = vec4<f32>(0.0);
             for (var k = 0u; k < HIDDEN; k++) {
-                ah += rec[(d * HIDDEN + k) * h3 + 2u * HIDDEN + j] * buf[RH_AT + k];
+                ah += f32(rec[(d * HIDDEN + k) * h3 + 2u * HIDDEN + j]) * buf[RH_AT + k];
             }
             var hn = buf[H_AT + j];
             let z4 = buf[Z_AT + j];
@@ -138,7 +141,7 @@ fn persistent_reset_before(
                     let n = tanh_stable(clip(xp_at(t, b, d, 2u, j) + ah[i] + rb_at(d, 2u, j)));
                     let h = (1.0 - z4[i]) * n + z4[i] * hn[i];
                     write_state(t, d, b, j, h);
-                    hn[i] = h;
+                    hn[i] = stored(h);
                 } else {
                     write_padding(d, b, j, s);
                 }

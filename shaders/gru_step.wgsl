@@ -69,11 +69,11 @@ fn recurrent_products(src: u32, d: u32, j: u32, b0: u32, lid: u32, zr: bool, hh:
                 let hv = h_tile[kk];
                 let base = rt_base + (k0 + kk) * h3 + j;
                 if (zr) {
-                    out.z += rec[base] * hv;
-                    out.r += rec[base + HIDDEN] * hv;
+                    out.z += f32(rec[base]) * hv;
+                    out.r += f32(rec[base + HIDDEN]) * hv;
                 }
                 if (hh) {
-                    out.h += rec[base + 2u * HIDDEN] * hv;
+                    out.h += f32(rec[base + 2u * HIDDEN]) * hv;
                 }
             }
         }

@@ -5,7 +5,7 @@
 // are staged in workgroup memory (8 KiB). Every load is bounds-checked, so sizes that are
 // not multiples of the tile read zeros, never out of bounds.
 
-@group(0) @binding(1) var<storage, read> wt: array<f32>;
+@group(0) @binding(1) var<storage, read> wt: array<S>;
 
 const TILE: u32 = 64u;
 const TK: u32 = 16u;
@@ -17,14 +17,14 @@ var<workgroup> b_tile: array<vec4<f32>, 256>;
 
 fn load_x(row: u32, col: u32) -> f32 {
     if (row < p.m && col < p.k_end) {
-        return x[row * p.k + col];
+        return f32(x[row * p.k + col]);
     }
     return 0.0;
 }
 
 fn load_wt(row: u32, col: u32) -> f32 {
     if (row < p.k_end && col < p.n) {
-        return wt[row * p.n_stride + col];
+        return f32(wt[row * p.n_stride + col]);
     }
     return 0.0;
 }

@@ -12,7 +12,7 @@
 // workgroup and 5.8 for the tiled kernel; 16 rows spill registers (4.0), one scalar column per
 // invocation turns every Wt load into a gather (2.6).
 
-@group(0) @binding(1) var<storage, read> wt4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> wt4: array<S4>;
 
 @compute @workgroup_size(64, 1)
 fn input_projection_direct(
@@ -43,15 +43,15 @@ fn input_projection_direct(
     var acc6 = vec4<f32>(0.0);
     var acc7 = vec4<f32>(0.0);
     for (var k = p.k_begin; k < p.k_end; k++) {
-        let b = wt4[k * n4 + c4];
-        acc0 += x[x0 + k] * b;
-        acc1 += x[x1 + k] * b;
-        acc2 += x[x2 + k] * b;
-        acc3 += x[x3 + k] * b;
-        acc4 += x[x4 + k] * b;
-        acc5 += x[x5 + k] * b;
-        acc6 += x[x6 + k] * b;
-        acc7 += x[x7 + k] * b;
+        let b = vec4<f32>(wt4[k * n4 + c4]);
+        acc0 += f32(x[x0 + k]) * b;
+        acc1 += f32(x[x1 + k]) * b;
+        acc2 += f32(x[x2 + k]) * b;
+        acc3 += f32(x[x3 + k]) * b;
+        acc4 += f32(x[x4 + k]) * b;
+        acc5 += f32(x[x5 + k]) * b;
+        acc6 += f32(x[x6 + k]) * b;
+        acc7 += f32(x[x7 + k]) * b;
     }
     let c = c4 * 4u;
     store_row(r0 + 0u, c, acc0);

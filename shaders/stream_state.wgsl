@@ -2,7 +2,9 @@
 // session's resident state and the packed initial_h / Y_h buffers of one forward
 // (src/gpu/session.rs).
 //
-//   state[capacity, L, H]  every slot's state, each stream's L·H values contiguous
+//   state[capacity, L·H + pad]  every slot's state, each stream's L·H values contiguous,
+//                          slots `slot_stride` elements apart (L·H rounded up to even, so
+//                          that every slot starts 4-byte aligned in f16 too)
 //   packed[L, B, H]        the forward's initial_h (gather) or Y_h (scatter), B ≥ k
 //   slots[k]               the slot of each fed stream, in feed order
 //
@@ -14,10 +16,14 @@ struct MoveParams {
     layers: u32,    // L
     hidden: u32,    // H
     batch: u32,     // B, the forward's batch (≥ k)
+    slot_stride: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read_write> state: array<f32>;
-@group(0) @binding(1) var<storage, read_write> packed: array<f32>;
+@group(0) @binding(0) var<storage, read_write> state: array<S>;
+@group(0) @binding(1) var<storage, read_write> packed: array<S>;
 @group(0) @binding(2) var<storage, read> slots: array<u32>;
 // Read-only storage, not uniform: lavapipe recompiles a shader for every value of a small
 // uniform that steers control flow (gru_layer.wgsl).
@@ -32,7 +38,7 @@ fn element(e: u32) -> vec2<u32> {
     let rest = e - l * per_layer;
     let i = rest / mp.hidden;
     let j = rest - i * mp.hidden;
-    let s = (slots[i] * mp.layers + l) * mp.hidden + j;
+    let s = slots[i] * mp.slot_stride + l * mp.hidden + j;
     let p = (l * mp.batch + i) * mp.hidden + j;
     return vec2<u32>(s, p);
 }

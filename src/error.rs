@@ -56,6 +56,16 @@ pub enum GruError {
         /// What the device allows.
         available: u64,
     },
+    /// The operation needs a device feature the adapter does not have.
+    #[error("{needed_for} needs the device feature {feature}, which {adapter} does not have")]
+    MissingFeature {
+        /// wgpu's name of the feature, e.g. `SHADER_F16`.
+        feature: &'static str,
+        /// What needed it.
+        needed_for: String,
+        /// The adapter.
+        adapter: String,
+    },
     /// A GPU operation reported a validation, out-of-memory or internal error.
     #[error("GPU error during {operation}: {message}")]
     Gpu {

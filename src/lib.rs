@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 pub mod cpu;
+pub mod dtype;
 pub mod error;
 pub mod gpu;
 pub mod head;
@@ -57,6 +58,7 @@ pub mod shaders;
 pub mod tolerance;
 pub mod weights;
 
+pub use dtype::Dtype;
 pub use error::{GruError, Result};
 pub use input::{Dims, GruInput, GruOutput, Layout, OutputStyle};
 pub use model::{Direction, GruModel};

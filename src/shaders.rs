@@ -1,13 +1,32 @@
 //! The one place that loads WGSL.
 //!
-//! Each kernel family is one file in `shaders/`; `shaders/common.wgsl` (stable activations)
-//! is prepended to every kernel, `shaders/gemm_common.wgsl` to the input-projection kernels,
-//! and `shaders/gru_layer.wgsl` (bindings and index helpers of
-//! a layer) to the recurrent ones, at compile time of the crate. Kernels are specialised with
+//! Each kernel family is one file in `shaders/`; a storage-type file (`dtype_f32.wgsl` or
+//! `dtype_f16.wgsl`: `alias S = f32;` or `f16`) comes first in every kernel, then
+//! `shaders/common.wgsl` (stable activations) in every kernel but `stream_state.wgsl`, then
+//! `shaders/gemm_common.wgsl` in the input-projection kernels and `shaders/gru_layer.wgsl`
+//! (bindings and index helpers of a layer) in the recurrent ones, at compile time of the
+//! crate: one fixed source per kernel and storage type. Kernels are specialised with
 //! WGSL `override` constants when their pipelines are created, never by editing source text.
+
+use crate::dtype::Dtype;
+
+/// The file that sets the storage type `S` (and `S4`, `stored`) for `dtype`; it comes first
+/// in every kernel (`enable f16;` must precede every declaration).
+pub fn dtype_prelude(dtype: Dtype) -> &'static str {
+    match dtype {
+        Dtype::F32 => "dtype_f32.wgsl",
+        Dtype::F16 => "dtype_f16.wgsl",
+    }
+}
 
 /// `shaders/common.wgsl`: functions shared by every kernel.
 pub const COMMON: &str = include_str!("../shaders/common.wgsl");
+
+/// `shaders/dtype_f32.wgsl`: storage type `S = f32`.
+pub const DTYPE_F32: &str = include_str!("../shaders/dtype_f32.wgsl");
+
+/// `shaders/dtype_f16.wgsl`: storage type `S = f16`.
+pub const DTYPE_F16: &str = include_str!("../shaders/dtype_f16.wgsl");
 
 /// `shaders/gemm_common.wgsl`: parameters, bindings and the store of the input-projection
 /// kernels, placed between [`COMMON`] and the kernel's own file.
@@ -56,8 +75,10 @@ impl Kernel {
         }
     }
 
-    /// The preludes placed before the kernel's own file: `common.wgsl` (all but
-    /// `stream_state.wgsl`), then `gemm_common.wgsl` or `gru_layer.wgsl`.
+    /// The preludes placed before the kernel's own file: the storage-type file
+    /// (`dtype_f32.wgsl` or `dtype_f16.wgsl`, see [`dtype_prelude`]) first, then
+    /// `common.wgsl` (all but `stream_state.wgsl`), then `gemm_common.wgsl` or
+    /// `gru_layer.wgsl`. The storage-type file is not listed here.
     pub fn preludes(self) -> &'static [&'static str] {
         match self {
             Kernel::InputProjection | Kernel::InputProjectionDirect => {
@@ -68,30 +89,37 @@ impl Kernel {
         }
     }
 
-    /// The full WGSL source: the preludes followed by the kernel's own file.
-    pub fn source(self) -> &'static str {
+    /// The full WGSL source for storage type `dtype`: the storage-type prelude, the other
+    /// preludes, then the kernel's own file.
+    pub fn source(self, dtype: Dtype) -> &'static str {
+        macro_rules! sources {
+            ($($file:literal),+) => {
+                match dtype {
+                    Dtype::F32 => concat!(
+                        include_str!("../shaders/dtype_f32.wgsl"),
+                        $(include_str!(concat!("../shaders/", $file))),+
+                    ),
+                    Dtype::F16 => concat!(
+                        include_str!("../shaders/dtype_f16.wgsl"),
+                        $(include_str!(concat!("../shaders/", $file))),+
+                    ),
+                }
+            };
+        }
         match self {
-            Kernel::InputProjection => concat!(
-                include_str!("../shaders/common.wgsl"),
-                include_str!("../shaders/gemm_common.wgsl"),
-                include_str!("../shaders/input_projection.wgsl")
+            Kernel::InputProjection => {
+                sources!("common.wgsl", "gemm_common.wgsl", "input_projection.wgsl")
+            }
+            Kernel::InputProjectionDirect => sources!(
+                "common.wgsl",
+                "gemm_common.wgsl",
+                "input_projection_direct.wgsl"
             ),
-            Kernel::InputProjectionDirect => concat!(
-                include_str!("../shaders/common.wgsl"),
-                include_str!("../shaders/gemm_common.wgsl"),
-                include_str!("../shaders/input_projection_direct.wgsl")
-            ),
-            Kernel::GruStep => concat!(
-                include_str!("../shaders/common.wgsl"),
-                include_str!("../shaders/gru_layer.wgsl"),
-                include_str!("../shaders/gru_step.wgsl")
-            ),
-            Kernel::GruPersistent => concat!(
-                include_str!("../shaders/common.wgsl"),
-                include_str!("../shaders/gru_layer.wgsl"),
-                include_str!("../shaders/gru_persistent.wgsl")
-            ),
-            Kernel::StreamState => include_str!("../shaders/stream_state.wgsl"),
+            Kernel::GruStep => sources!("common.wgsl", "gru_layer.wgsl", "gru_step.wgsl"),
+            Kernel::GruPersistent => {
+                sources!("common.wgsl", "gru_layer.wgsl", "gru_persistent.wgsl")
+            }
+            Kernel::StreamState => sources!("stream_state.wgsl"),
         }
     }
 

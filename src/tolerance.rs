@@ -18,6 +18,13 @@ impl Tolerance {
         rtol: 1e-4,
     };
 
+    /// onnxruntime's f16 rule: `2.5e-3 + 1e-3·|e|`, for f16 storage ([`crate::Dtype::F16`])
+    /// against the f64 reference on the same (f16-rounded) weights and inputs, T ≤ 100.
+    pub const F16: Tolerance = Tolerance {
+        atol: 2.5e-3,
+        rtol: 1e-3,
+    };
+
     /// Whether one pair is within tolerance (NaN matches only NaN; ±inf only itself).
     pub fn accepts(&self, got: f32, expected: f32) -> bool {
         if expected.is_nan() || got.is_nan() {

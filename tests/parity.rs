@@ -1,13 +1,15 @@
 //! GPU vs the CPU reference on seeded random shapes, both conventions.
 //!
 //! Output buffers are poisoned with NaN before every run, so an element the kernels fail to
-//! write shows up as NaN and fails. Tolerance: onnxruntime's f32 rule `1e-5 + 1e-4·|e|`.
+//! write shows up as NaN and fails. Tolerance: onnxruntime's f32 rule `1e-5 + 1e-4·|e|`;
+//! f16 storage (where the adapter has SHADER_F16) against the f64 reference on the same
+//! f16-rounded weights and inputs, with onnxruntime's f16 rule `2.5e-3 + 1e-3·|e|`.
 
 mod common;
 
-use common::{gpu, kernel_paths, random_weights, Rng};
-use gru_wgpu::gpu::{GemmKernel, GpuGru};
-use gru_wgpu::{cpu, Convention, GruInput, Tolerance};
+use common::{dtypes, gpu, kernel_paths, random_weights, round_vec, round_weights, tolerance, Rng};
+use gru_wgpu::gpu::{GemmKernel, GpuGru, ModelOptions};
+use gru_wgpu::{cpu, Convention, Direction, GruInput, GruModel};
 
 #[derive(Clone, Copy, Debug)]
 struct Case {
@@ -43,17 +45,34 @@ fn run(case: Case) -> Vec<String> {
         return Vec::new();
     };
     let mut failures = Vec::new();
-    for convention in [Convention::ResetAfter, Convention::ResetBefore] {
+    let conventions = [Convention::ResetAfter, Convention::ResetBefore];
+    for (convention, dtype) in conventions
+        .into_iter()
+        .flat_map(|c| dtypes(ctx).into_iter().map(move |d| (c, d)))
+    {
         let mut rng = Rng::new(case.seed);
         let weights = random_weights(&mut rng, convention, case.i, case.h, case.scale, case.bias);
         let x = rng.vec(case.t * case.b * case.i, case.scale);
         let h0 = rng.vec(case.b * case.h, 1.0);
+        // The reference runs on what the device stores: the inputs rounded to the dtype.
+        let (rw, rx, rh0) = (
+            round_weights(&weights, dtype),
+            round_vec(&x, dtype),
+            round_vec(&h0, dtype),
+        );
         let mut input = GruInput::new(&x, case.t, case.b);
+        let mut rounded = GruInput::new(&rx, case.t, case.b);
         if case.initial_h {
             input = input.with_initial_h(&h0);
+            rounded = rounded.with_initial_h(&rh0);
         }
-        let expected = cpu::forward(&weights, &input).expect("cpu forward");
-        let mut model = GpuGru::new(ctx, &weights).expect("gpu model");
+        let expected = cpu::forward(&rw, &rounded).expect("cpu forward");
+        let single = GruModel::new(Direction::Forward, vec![vec![weights]], None).expect("model");
+        let options = ModelOptions {
+            dtype,
+            ..ModelOptions::default()
+        };
+        let mut model = GpuGru::from_model_with(ctx, &single, &options).expect("gpu model");
         model.set_poison(Some(f32::NAN));
         let variants = kernel_paths(case.h)
             .into_iter()
@@ -63,10 +82,10 @@ fn run(case: Case) -> Vec<String> {
             model.set_gemm_kernel(Some(gemm));
             let got = model.forward(&input).expect("gpu forward");
             for (name, g, e) in [("Y", &got.y, &expected.y), ("Y_h", &got.y_h, &expected.y_h)] {
-                let c = Tolerance::F32.compare(g, e);
+                let c = tolerance(dtype).compare(g, e);
                 if !c.passed() {
                     failures.push(format!(
-                        "{name} of {convention:?} {path:?} {gemm:?} seed={} [T={}, B={}, I={}, H={}] \
+                        "{name} of {convention:?} {dtype:?} {path:?} {gemm:?} seed={} [T={}, B={}, I={}, H={}] \
                          scale={} bias={} initial_h={}: {c}",
                         case.seed,
                         case.t,

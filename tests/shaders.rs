@@ -4,15 +4,22 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use gru_wgpu::shaders::{Kernel, COMMON, GEMM_COMMON, GRU_LAYER};
+use gru_wgpu::shaders::{
+    dtype_prelude, Kernel, COMMON, DTYPE_F16, DTYPE_F32, GEMM_COMMON, GRU_LAYER,
+};
+use gru_wgpu::Dtype;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
 fn parse_and_validate(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("{name} does not parse:\n{}", e.emit_to_string(source)));
-    let info = Validator::new(ValidationFlags::all(), Capabilities::default())
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{name} does not validate:\n{}", e.emit_to_string(source)));
+    // SHADER_FLOAT16 for the f16 storage variants (wgpu grants it with SHADER_F16).
+    let info = Validator::new(
+        ValidationFlags::all(),
+        Capabilities::default() | Capabilities::SHADER_FLOAT16,
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{name} does not validate:\n{}", e.emit_to_string(source)));
     (module, info)
 }
 
@@ -32,25 +39,32 @@ fn every_shader_file_is_a_known_kernel() {
         .map(|k| k.file_name().to_string())
         .collect();
     known.insert("common.wgsl".to_string());
+    known.insert("dtype_f32.wgsl".to_string());
+    known.insert("dtype_f16.wgsl".to_string());
     known.insert("gru_layer.wgsl".to_string());
     known.insert("gemm_common.wgsl".to_string());
     assert_eq!(
         on_disk, known,
         "shaders/ and gru_wgpu::shaders::Kernel disagree"
     );
-    // The embedded sources are the preludes and the kernel's file, as on disk.
-    for k in Kernel::ALL {
-        let mut expected = String::new();
+    // The embedded sources are the storage-type file, the preludes and the kernel's file, as
+    // on disk.
+    for (k, dtype) in Kernel::ALL
+        .into_iter()
+        .flat_map(|k| [(k, Dtype::F32), (k, Dtype::F16)])
+    {
+        let mut expected =
+            std::fs::read_to_string(dir.join(dtype_prelude(dtype))).expect("dtype file");
         for prelude in k.preludes() {
             expected += &std::fs::read_to_string(dir.join(prelude)).expect("prelude file");
         }
         expected += &std::fs::read_to_string(dir.join(k.file_name())).expect("kernel file");
         assert!(
-            k.source() == expected,
+            k.source(dtype) == expected,
             "{}: the embedded source is not preludes {:?} + the file on disk ({} vs {} bytes)",
             k.file_name(),
             k.preludes(),
-            k.source().len(),
+            k.source(dtype).len(),
             expected.len()
         );
     }
@@ -58,21 +72,26 @@ fn every_shader_file_is_a_known_kernel() {
 
 #[test]
 fn preludes_validate_alone() {
-    parse_and_validate("common.wgsl", COMMON);
-    parse_and_validate(
-        "common.wgsl + gru_layer.wgsl",
-        &format!("{COMMON}{GRU_LAYER}"),
-    );
-    parse_and_validate(
-        "common.wgsl + gemm_common.wgsl",
-        &format!("{COMMON}{GEMM_COMMON}"),
-    );
+    for dtype in [DTYPE_F32, DTYPE_F16] {
+        parse_and_validate("dtype + common.wgsl", &format!("{dtype}{COMMON}"));
+        parse_and_validate(
+            "dtype + common.wgsl + gru_layer.wgsl",
+            &format!("{dtype}{COMMON}{GRU_LAYER}"),
+        );
+        parse_and_validate(
+            "dtype + common.wgsl + gemm_common.wgsl",
+            &format!("{dtype}{COMMON}{GEMM_COMMON}"),
+        );
+    }
 }
 
 #[test]
 fn kernels_validate_with_their_entry_points_and_overrides() {
-    for k in Kernel::ALL {
-        let (module, _) = parse_and_validate(k.file_name(), k.source());
+    for (k, dtype) in Kernel::ALL
+        .into_iter()
+        .flat_map(|k| [(k, Dtype::F32), (k, Dtype::F16)])
+    {
+        let (module, _) = parse_and_validate(k.file_name(), k.source(dtype));
         for entry in k.entry_points() {
             assert!(
                 module.entry_points.iter().any(|e| e.name == *entry),
@@ -99,8 +118,11 @@ fn kernels_validate_with_their_entry_points_and_overrides() {
 /// validate again, and translate every entry point to SPIR-V, as the Vulkan backend will.
 #[test]
 fn kernels_specialise_and_translate_to_spirv() {
-    for k in Kernel::ALL {
-        let (module, info) = parse_and_validate(k.file_name(), k.source());
+    for (k, dtype) in Kernel::ALL
+        .into_iter()
+        .flat_map(|k| [(k, Dtype::F32), (k, Dtype::F16)])
+    {
+        let (module, info) = parse_and_validate(k.file_name(), k.source(dtype));
         let hidden_sizes: &[f64] = if k.overrides().contains(&"HIDDEN") {
             if k == Kernel::GruPersistent {
                 &[1.0, 64.0, 256.0]
@@ -123,14 +145,20 @@ fn kernels_specialise_and_translate_to_spirv() {
                     Some((naga::ShaderStage::Compute, entry)),
                     &constants,
                 )
-                .unwrap_or_else(|e| panic!("{} {entry} H={h}: overrides: {e:?}", k.file_name()));
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "{} {dtype:?} {entry} H={h}: overrides: {e:?}",
+                        k.file_name()
+                    )
+                });
                 let options = naga::back::spv::Options::default();
                 let pipeline = naga::back::spv::PipelineOptions {
                     shader_stage: naga::ShaderStage::Compute,
                     entry_point: entry.to_string(),
                 };
-                naga::back::spv::write_vec(&m, &i, &options, Some(&pipeline))
-                    .unwrap_or_else(|e| panic!("{} {entry} H={h}: SPIR-V: {e}", k.file_name()));
+                naga::back::spv::write_vec(&m, &i, &options, Some(&pipeline)).unwrap_or_else(|e| {
+                    panic!("{} {dtype:?} {entry} H={h}: SPIR-V: {e}", k.file_name())
+                });
             }
         }
     }

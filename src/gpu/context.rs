@@ -16,6 +16,10 @@ pub struct ContextOptions {
     pub power_preference: wgpu::PowerPreference,
     /// Limits to ask for instead of the adapter's own (tests use this to lower limits).
     pub limits: Option<wgpu::Limits>,
+    /// Features requested when the adapter has them (none is required): by default
+    /// [`ContextOptions::OPTIONAL_FEATURES`], timestamps for profiling and `SHADER_F16` for
+    /// f16 storage.
+    pub optional_features: wgpu::Features,
 }
 
 impl Default for ContextOptions {
@@ -25,11 +29,17 @@ impl Default for ContextOptions {
             adapter_name: None,
             power_preference: wgpu::PowerPreference::HighPerformance,
             limits: None,
+            optional_features: ContextOptions::OPTIONAL_FEATURES,
         }
     }
 }
 
 impl ContextOptions {
+    /// The features a context asks for where the adapter has them: `TIMESTAMP_QUERY`
+    /// ([`crate::gpu::GpuGru::set_profiling`]) and `SHADER_F16` ([`crate::Dtype::F16`]).
+    pub const OPTIONAL_FEATURES: wgpu::Features =
+        wgpu::Features::TIMESTAMP_QUERY.union(wgpu::Features::SHADER_F16);
+
     /// Options from `WGPU_BACKEND`, `WGPU_ADAPTER_NAME` and `WGPU_POWER_PREF`.
     pub fn from_env() -> Self {
         ContextOptions {
@@ -40,6 +50,7 @@ impl ContextOptions {
             power_preference: wgpu::PowerPreference::from_env()
                 .unwrap_or(wgpu::PowerPreference::HighPerformance),
             limits: None,
+            optional_features: ContextOptions::OPTIONAL_FEATURES,
         }
     }
 }
@@ -160,9 +171,9 @@ impl GpuContext {
         let limits = options.limits.clone().unwrap_or_else(|| adapter.limits());
         let desc = wgpu::DeviceDescriptor {
             label: Some("gru-wgpu"),
-            // Timestamps let a model report its GPU time (GpuGru::set_profiling); nothing else
-            // is required of the adapter.
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+            // Timestamps let a model report its GPU time (GpuGru::set_profiling), SHADER_F16
+            // allows f16 storage; nothing is required of the adapter.
+            required_features: adapter.features() & options.optional_features,
             required_limits: limits,
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,

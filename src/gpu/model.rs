@@ -3,6 +3,7 @@
 
 use wgpu::util::DeviceExt;
 
+use crate::dtype::Dtype;
 use crate::error::{GruError, Result};
 use crate::gpu::context::GpuContext;
 use crate::input::{Dims, GruInput, GruOutput, Layout};
@@ -206,6 +207,16 @@ pub struct ModelStats {
     pub forwards: usize,
 }
 
+/// How [`GpuGru::from_model_with`] builds a model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModelOptions {
+    /// Storage type of weights and activations ([`Dtype::F32`] by default).
+    pub dtype: Dtype,
+    /// With [`Dtype::F16`] on a device without `SHADER_F16`: build an f32 model instead of
+    /// failing ([`GpuGru::dtype`] and [`GpuGru::fallback`] say so).
+    pub allow_f32_fallback: bool,
+}
+
 /// A GRU network whose weights live on the GPU.
 ///
 /// Shapes are those of [`crate::cpu::forward_model`] (see [`crate::input`]); gate order
@@ -215,6 +226,8 @@ pub struct ModelStats {
 /// run both directions side by side; then one readback of `Y` and `Y_h`.
 pub struct GpuGru {
     ctx: GpuContext,
+    dtype: Dtype,
+    fallback: Option<String>,
     convention: Convention,
     direction: Direction,
     input_size: usize,
@@ -242,6 +255,7 @@ impl std::fmt::Debug for GpuGru {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GpuGru")
             .field("adapter", &self.ctx.adapter_info().name)
+            .field("dtype", &self.dtype)
             .field("convention", &self.convention)
             .field("direction", &self.direction)
             .field("layers", &self.layers.len())
@@ -335,9 +349,9 @@ fn uniform_binding(buffer: &wgpu::Buffer, offset: u64, size: u64) -> wgpu::Bindi
     })
 }
 
-pub(super) fn bytes_of(what: &str, elements: usize) -> Result<u64> {
+pub(super) fn bytes_of(what: &str, elements: usize, dtype: Dtype) -> Result<u64> {
     (elements as u64)
-        .checked_mul(4)
+        .checked_mul(dtype.size() as u64)
         .ok_or_else(|| GruError::invalid(what, "a byte size that fits in u64", elements))
 }
 
@@ -412,15 +426,44 @@ impl GpuGru {
     /// Errors when the weights do not fit the device's limits, when `H` exceeds
     /// [`MAX_HIDDEN`], or when the device reports an error while building.
     pub fn new(ctx: &GpuContext, weights: &GruWeights) -> Result<Self> {
-        Self::build(ctx, &ModelView::single(weights))
+        Self::build(ctx, &ModelView::single(weights), &ModelOptions::default())
     }
 
-    /// Uploads a whole network (layers, directions, clip) to the device of `ctx`.
+    /// Uploads a whole network (layers, directions, clip) to the device of `ctx`, in f32.
     pub fn from_model(ctx: &GpuContext, model: &GruModel) -> Result<Self> {
-        Self::build(ctx, &model.view())
+        Self::build(ctx, &model.view(), &ModelOptions::default())
     }
 
-    fn build(ctx: &GpuContext, model: &ModelView<'_>) -> Result<Self> {
+    /// Uploads a whole network with `options` (e.g. f16 storage: [`Dtype::F16`]).
+    ///
+    /// Errors as [`GpuGru::from_model`], and [`GruError::MissingFeature`] for f16 on a device
+    /// without `SHADER_F16` unless `options.allow_f32_fallback`.
+    pub fn from_model_with(
+        ctx: &GpuContext,
+        model: &GruModel,
+        options: &ModelOptions,
+    ) -> Result<Self> {
+        Self::build(ctx, &model.view(), options)
+    }
+
+    fn build(ctx: &GpuContext, model: &ModelView<'_>, options: &ModelOptions) -> Result<Self> {
+        let mut dtype = options.dtype;
+        let mut fallback = None;
+        if dtype == Dtype::F16 && !ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+            if !options.allow_f32_fallback {
+                return Err(GruError::MissingFeature {
+                    feature: "SHADER_F16",
+                    needed_for: "f16 storage (--dtype f16)".into(),
+                    adapter: ctx.describe(),
+                });
+            }
+            let note = format!(
+                "f16 asked for, but {} lacks SHADER_F16: running in f32",
+                ctx.describe()
+            );
+            fallback = Some(note);
+            dtype = Dtype::F32;
+        }
         let first = model.first();
         let (i, h) = (first.input_size(), first.hidden_size());
         let n_dir = model.num_directions();
@@ -437,7 +480,7 @@ impl GpuGru {
             check_binding(
                 limits,
                 format!("layer {l} weights Wᵀ [K={k}, D·3H={}]", n_dir * 3 * h),
-                bytes_of("W", n_dir * 3 * h * k)?,
+                bytes_of("W", n_dir * 3 * h * k, dtype)?,
             )?;
             check_binding(
                 limits,
@@ -446,7 +489,7 @@ impl GpuGru {
                     h + 1,
                     3 * h
                 ),
-                bytes_of("R", n_dir * 3 * h * (h + 1))?,
+                bytes_of("R", n_dir * 3 * h * (h + 1), dtype)?,
             )?;
         }
         let max_groups = limits.max_compute_workgroups_per_dimension as u64;
@@ -480,7 +523,7 @@ impl GpuGru {
             let upload = |label: &str, data: &[f32]| {
                 device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some(label),
-                    contents: bytemuck::cast_slice(data),
+                    contents: &dtype.encode(data),
                     usage: wgpu::BufferUsages::STORAGE,
                 })
             };
@@ -528,7 +571,7 @@ impl GpuGru {
                             constants: &[(&str, f64)]| {
                 let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(kernel.file_name()),
-                    source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+                    source: wgpu::ShaderSource::Wgsl(kernel.source(dtype).into()),
                 });
                 let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                     label: Some(entry),
@@ -586,6 +629,8 @@ impl GpuGru {
             let pipelines_created = 2 + step_pipelines.len() + persistent.is_some() as usize;
             GpuGru {
                 ctx: ctx.clone(),
+                dtype,
+                fallback,
                 convention: first.convention(),
                 direction: model.direction,
                 input_size: i,
@@ -614,6 +659,17 @@ impl GpuGru {
                 },
             }
         })
+    }
+
+    /// The storage type of weights and activations on the device.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    /// Why the model runs in f32 although f16 was asked for
+    /// ([`ModelOptions::allow_f32_fallback`]), if it does.
+    pub fn fallback(&self) -> Option<&str> {
+        self.fallback.as_deref()
     }
 
     /// The context the model lives on.
@@ -781,7 +837,9 @@ impl GpuGru {
         let bytes = |what: &str, factors: &[usize]| -> Result<u64> {
             factors
                 .iter()
-                .try_fold(4u64, |acc, &f| acc.checked_mul(f as u64))
+                .try_fold(self.dtype.size() as u64, |acc, &f| {
+                    acc.checked_mul(f as u64)
+                })
                 .ok_or_else(|| {
                     GruError::invalid(what, "a buffer size that fits in u64 bytes", "more")
                 })
@@ -978,18 +1036,19 @@ impl GpuGru {
             let none = wgpu::BufferUsages::empty();
             let src = wgpu::BufferUsages::COPY_SRC;
             let f32s = |n: usize| 4 * n as u64;
-            let x = storage("X", f32s(t * b * self.input_size), none);
-            let xp = storage("XP [T·B, D·3H]", f32s(t * b * n as usize), none);
+            let stored = |n: usize| self.dtype.bytes(n);
+            let x = storage("X", stored(t * b * self.input_size), none);
+            let xp = storage("XP [T·B, D·3H]", stored(t * b * n as usize), none);
             let inter = (n_layers > 1)
-                .then(|| storage("layer output [T·B, D·H]", f32s(t * b * n_dir * h), none));
-            let h0 = storage("initial_h", f32s(dims.state_len()), none);
-            let y = storage("Y", f32s(dims.y_len()), src);
-            let yh = storage("Y_h", f32s(dims.state_len()), src);
+                .then(|| storage("layer output [T·B, D·H]", stored(t * b * n_dir * h), none));
+            let h0 = storage("initial_h", stored(dims.state_len()), none);
+            let y = storage("Y", stored(dims.y_len()), src);
+            let yh = storage("Y_h", stored(dims.state_len()), src);
             let gates = storage("gates [D, 2, B, H]", f32s(n_dir * 2 * b * h), none);
             let lens = storage("sequence_lens [B]", f32s(b), none);
             let readback = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("readback Y, Y_h"),
-                size: f32s(dims.y_len() + dims.state_len()),
+                size: stored(dims.y_len()) + stored(dims.state_len()),
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
@@ -1118,14 +1177,14 @@ impl GpuGru {
         };
         let ctx = &self.ctx;
         let (device, queue) = (ctx.device(), ctx.queue());
-        let y_bytes = 4 * dims.y_len() as u64;
-        let state_bytes = 4 * dims.state_len() as u64;
+        let y_bytes = self.dtype.bytes(dims.y_len());
+        let state_bytes = self.dtype.bytes(dims.state_len());
         let lens: Vec<u32> = (0..b).map(|k| input.length(k) as u32).collect();
 
         let result = scoped(ctx, "forward", || {
-            queue.write_buffer(&s.x, 0, bytemuck::cast_slice(input.x));
+            queue.write_buffer(&s.x, 0, &self.dtype.encode(input.x));
             if let Some(h0) = input.initial_h {
-                queue.write_buffer(&s.h0, 0, bytemuck::cast_slice(h0));
+                queue.write_buffer(&s.h0, 0, &self.dtype.encode(h0));
             }
             queue.write_buffer(&s.lens, 0, bytemuck::cast_slice(&lens));
             let encode_start = std::time::Instant::now();
@@ -1146,7 +1205,7 @@ impl GpuGru {
 
         let (result, encode) = result;
         self.encode = encode;
-        let outcome = read_buffer(ctx, &s.readback, result.clone())
+        let outcome = read_bytes(ctx, &s.readback, result.clone())
             .and_then(|data| Ok((data, self.read_timing(s, result)?)));
         let (data, timing) = match outcome.and_then(|v| ctx.check_lost().map(|()| v)) {
             Ok(v) => v,
@@ -1160,10 +1219,10 @@ impl GpuGru {
         };
         self.timing = timing;
         self.stats.forwards += 1;
-        let split = dims.y_len();
-        let y_h = data[split..].to_vec();
-        let mut y = data;
-        y.truncate(split);
+        let y = self.dtype.decode(&data, dims.y_len());
+        let y_h = self
+            .dtype
+            .decode(&data[y_bytes as usize..], dims.state_len());
         Ok(GruOutput { y, y_h, dims })
     }
 
@@ -1270,17 +1329,6 @@ impl GpuGru {
         }
         Ok(Some(timing))
     }
-}
-
-/// Maps `buffer` after `submission` completes and returns its contents as `f32`.
-pub(super) fn read_buffer(
-    ctx: &GpuContext,
-    buffer: &wgpu::Buffer,
-    submission: wgpu::SubmissionIndex,
-) -> Result<Vec<f32>> {
-    Ok(bytemuck::pod_collect_to_vec(&read_bytes(
-        ctx, buffer, submission,
-    )?))
 }
 
 /// Maps `buffer` after `submission` completes and returns its bytes.

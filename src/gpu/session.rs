@@ -100,6 +100,8 @@ struct MoveParams {
     layers: u32,
     hidden: u32,
     batch: u32,
+    slot_stride: u32,
+    _pad: [u32; 3],
 }
 
 /// The buffers of one forward shape, with the session's own bindings over them.
@@ -134,8 +136,10 @@ pub struct GruSession {
     capacity: usize,
     slots: Vec<Slot>,
     open: usize,
-    /// `[capacity, L, H]`.
+    /// `[capacity, stride]`: each slot's `[L, H]`, slots `stride` elements apart.
     state: wgpu::Buffer,
+    /// `L·H` rounded up to even: every slot starts 4-byte aligned in f16 too.
+    stride: usize,
     /// `[L, H]`, for [`GruSession::read_state`].
     state_read: wgpu::Buffer,
     move_layout: wgpu::BindGroupLayout,
@@ -187,27 +191,26 @@ impl GruSession {
         }
         let (l, h) = (model.num_layers(), model.hidden_size());
         let ctx = model.context().clone();
-        let state_len = capacity
-            .checked_mul(l)
-            .and_then(|n| n.checked_mul(h))
-            .ok_or_else(|| {
-                GruError::invalid(
-                    "session capacity",
-                    "a state size that fits in usize",
-                    capacity,
-                )
-            })?;
+        let dtype = model.dtype();
+        let stride = (l * h).next_multiple_of(2);
+        let state_len = capacity.checked_mul(stride).ok_or_else(|| {
+            GruError::invalid(
+                "session capacity",
+                "a state size that fits in usize",
+                capacity,
+            )
+        })?;
         check_binding(
             ctx.limits(),
             format!("session state [capacity={capacity}, L={l}, H={h}]"),
-            bytes_of("session state", state_len)?,
+            bytes_of("session state", state_len, dtype)?,
         )?;
         let device = ctx.device();
         let (state, state_read, move_layout, gather, scatter) =
             scoped(&ctx, "creating a streaming session", || {
                 let state = device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("session state [capacity, L, H]"),
-                    size: 4 * state_len as u64,
+                    size: dtype.bytes(state_len),
                     usage: wgpu::BufferUsages::STORAGE
                         | wgpu::BufferUsages::COPY_DST
                         | wgpu::BufferUsages::COPY_SRC,
@@ -215,7 +218,7 @@ impl GruSession {
                 });
                 let state_read = device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("session state readback [L, H]"),
-                    size: 4 * (l * h) as u64,
+                    size: dtype.bytes(stride),
                     usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
@@ -231,7 +234,7 @@ impl GruSession {
                     });
                 let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(Kernel::StreamState.file_name()),
-                    source: wgpu::ShaderSource::Wgsl(Kernel::StreamState.source().into()),
+                    source: wgpu::ShaderSource::Wgsl(Kernel::StreamState.source(dtype).into()),
                 });
                 let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                     label: Some("stream_state"),
@@ -262,6 +265,7 @@ impl GruSession {
             slots: vec![Slot::default(); capacity],
             open: 0,
             state,
+            stride,
             state_read,
             move_layout,
             gather,
@@ -375,7 +379,8 @@ impl GruSession {
     pub fn read_state(&mut self, stream: StreamId) -> Result<Vec<f32>> {
         self.check_stream(stream)?;
         let ctx = self.model.context().clone();
-        let bytes = 4 * self.state_len() as u64;
+        let dtype = self.model.dtype();
+        let bytes = dtype.bytes(self.stride);
         let offset = stream.slot() as u64 * bytes;
         let submission = scoped(&ctx, "reading a stream's state", || {
             let mut encoder =
@@ -388,7 +393,7 @@ impl GruSession {
         })?;
         let data = read_prefix(&ctx, &self.state_read, bytes, submission);
         match data {
-            Ok(data) => Ok(bytemuck::pod_collect_to_vec(&data)),
+            Ok(data) => Ok(dtype.decode(&data, self.state_len())),
             Err(e) => {
                 ctx.check_lost_after_poll()?;
                 Err(e)
@@ -426,18 +431,15 @@ impl GruSession {
 
     fn write_state(&mut self, stream: StreamId, state: Option<&[f32]>) -> Result<()> {
         let ctx = self.model.context().clone();
-        let n = self.state_len();
-        let offset = 4 * (stream.slot() * n) as u64;
-        scoped(&ctx, "setting a stream's state", || match state {
-            Some(state) => {
-                ctx.queue()
-                    .write_buffer(&self.state, offset, bytemuck::cast_slice(state));
-            }
-            None => {
-                let zeros = vec![0.0f32; n];
-                ctx.queue()
-                    .write_buffer(&self.state, offset, bytemuck::cast_slice(&zeros));
-            }
+        let dtype = self.model.dtype();
+        let offset = stream.slot() as u64 * dtype.bytes(self.stride);
+        let mut values = vec![0.0f32; self.stride];
+        if let Some(state) = state {
+            values[..state.len()].copy_from_slice(state);
+        }
+        scoped(&ctx, "setting a stream's state", || {
+            ctx.queue()
+                .write_buffer(&self.state, offset, &dtype.encode(&values));
         })
     }
 
@@ -531,6 +533,8 @@ impl GruSession {
             layers: l as u32,
             hidden: h as u32,
             batch: bucket as u32,
+            slot_stride: self.stride as u32,
+            _pad: [0; 3],
         };
         let moved = (k * l * h) as u32;
         let groups = moved
@@ -538,17 +542,16 @@ impl GruSession {
             .min(ctx.limits().max_compute_workgroups_per_dimension);
         // Bytes read back: Y's first k entries ([bucket, C, H], batch-major), or the last
         // layer's Y_h for the first k entries ([L, bucket, H]).
-        let (read_from, read_offset, read_bytes) = match feed.outputs {
-            Outputs::All => (Some(&s.y), 0, 4 * (k * c * h) as u64),
-            Outputs::Last => (
-                Some(&s.yh),
-                4 * ((l - 1) * bucket * h) as u64,
-                4 * (k * h) as u64,
-            ),
+        // (The bucket is a multiple of 4, so the Y_h offset is 4-byte aligned in f16 too.)
+        let dtype = self.model.dtype();
+        let (read_from, read_offset, read_len) = match feed.outputs {
+            Outputs::All => (Some(&s.y), 0, k * c * h),
+            Outputs::Last => (Some(&s.yh), dtype.bytes((l - 1) * bucket * h), k * h),
             Outputs::Nothing => (None, 0, 0),
         };
+        let read_bytes = dtype.bytes(read_len);
         let (submission, encode) = scoped(&ctx, "streaming feed", || {
-            queue.write_buffer(&s.x, 0, bytemuck::cast_slice(feed.x));
+            queue.write_buffer(&s.x, 0, &dtype.encode(feed.x));
             queue.write_buffer(&s.lens, 0, bytemuck::cast_slice(&lens));
             queue.write_buffer(&packing.slots, 0, bytemuck::cast_slice(&slots));
             queue.write_buffer(&packing.params, 0, bytemuck::bytes_of(&params));
@@ -592,7 +595,7 @@ impl GruSession {
             Ok((data, timing)) => {
                 self.model.record_forward(encode, timing);
                 self.last_latency = Some(start.elapsed());
-                Ok(bytemuck::pod_collect_to_vec(&data))
+                Ok(dtype.decode(&data, read_len))
             }
             Err(e) => {
                 // A failed readback may leave a mapping pending: drop the buffers.
@@ -642,7 +645,7 @@ impl GruSession {
             });
             let readback = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("feed readback"),
-                size: 4 * (b * c.max(1) * h) as u64,
+                size: self.model.dtype().bytes(b * c.max(1) * h),
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });

@@ -26,6 +26,57 @@ pub fn random_weights(
     GruWeights::new(convention, i, h, w, r, b).expect("valid random weights")
 }
 
+/// `w` with every weight rounded to `dtype` (what a model stored in `dtype` computes with).
+pub fn round_weights(w: &GruWeights, dtype: gru_wgpu::Dtype) -> GruWeights {
+    let r = |v: &[f32]| v.iter().map(|&x| dtype.round(x)).collect::<Vec<f32>>();
+    GruWeights::new(
+        w.convention(),
+        w.input_size(),
+        w.hidden_size(),
+        r(w.w()),
+        r(w.r()),
+        Some(r(w.b())),
+    )
+    .expect("rounded weights")
+}
+
+/// `model` with every weight rounded to `dtype`.
+pub fn round_model(model: &gru_wgpu::GruModel, dtype: gru_wgpu::Dtype) -> gru_wgpu::GruModel {
+    let layers = model
+        .layers()
+        .iter()
+        .map(|l| l.iter().map(|w| round_weights(w, dtype)).collect())
+        .collect();
+    gru_wgpu::GruModel::new(model.direction(), layers, model.clip()).expect("rounded model")
+}
+
+/// `v` rounded to `dtype`.
+pub fn round_vec(v: &[f32], dtype: gru_wgpu::Dtype) -> Vec<f32> {
+    v.iter().map(|&x| dtype.round(x)).collect()
+}
+
+/// The tolerance of a dtype against the f64 reference (onnxruntime's rules).
+pub fn tolerance(dtype: gru_wgpu::Dtype) -> Tolerance {
+    match dtype {
+        gru_wgpu::Dtype::F32 => Tolerance::F32,
+        gru_wgpu::Dtype::F16 => Tolerance::F16,
+    }
+}
+
+/// The storage types the shared context can run: f32, and f16 where the adapter has
+/// `SHADER_F16` (an adapter without it must refuse f16 with a typed error, checked here).
+pub fn dtypes(ctx: &GpuContext) -> Vec<gru_wgpu::Dtype> {
+    if ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+        vec![gru_wgpu::Dtype::F32, gru_wgpu::Dtype::F16]
+    } else {
+        eprintln!(
+            "{}: no SHADER_F16, f16 parity is not run here",
+            ctx.describe()
+        );
+        vec![gru_wgpu::Dtype::F32]
+    }
+}
+
 /// The shared GPU context. No adapter is a failure, never a skip; set GRU_REQUIRE_GPU=0 to
 /// let a machine without any adapter skip explicitly (the skip is printed).
 pub fn gpu() -> Option<&'static GpuContext> {

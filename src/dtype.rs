@@ -1,0 +1,83 @@
+//! The storage type of weights and activations on the GPU.
+
+use std::borrow::Cow;
+
+use half::f16;
+
+/// How the GPU path stores weights and activations (`X`, the input projection, every
+/// layer's output and state). Accumulation and gate math are always `f32`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Dtype {
+    /// 32-bit floats: PyTorch-exact within onnxruntime's f32 tolerance.
+    #[default]
+    F32,
+    /// IEEE half precision storage (needs the adapter's `SHADER_F16`): half the memory and
+    /// bandwidth; f16 tolerance (`2.5e-3 + 1e-3·|e|` for T ≤ 100, see BENCHMARKS.md for
+    /// longer sequences).
+    F16,
+}
+
+impl Dtype {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F16 => 2,
+        }
+    }
+
+    /// The name used on the command line and in reports: `f32` or `f16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::F16 => "f16",
+        }
+    }
+
+    /// Parses `f32` or `f16`.
+    pub fn parse(s: &str) -> Option<Dtype> {
+        match s {
+            "f32" => Some(Dtype::F32),
+            "f16" => Some(Dtype::F16),
+            _ => None,
+        }
+    }
+
+    /// Bytes of `n` elements, rounded up to a multiple of 4 (wgpu's copy alignment).
+    pub(crate) fn bytes(self, n: usize) -> u64 {
+        (self.size() as u64 * n as u64).next_multiple_of(4)
+    }
+
+    /// `values` in this storage type, as bytes padded to a multiple of 4 (no copy for f32).
+    pub(crate) fn encode(self, values: &[f32]) -> Cow<'_, [u8]> {
+        match self {
+            Dtype::F32 => Cow::Borrowed(bytemuck::cast_slice(values)),
+            Dtype::F16 => {
+                let mut halves: Vec<f16> = values.iter().map(|&v| f16::from_f32(v)).collect();
+                if halves.len() % 2 == 1 {
+                    halves.push(f16::ZERO);
+                }
+                Cow::Owned(bytemuck::cast_slice(&halves).to_vec())
+            }
+        }
+    }
+
+    /// The first `n` elements of `bytes` (this storage type) as `f32`.
+    pub(crate) fn decode(self, bytes: &[u8], n: usize) -> Vec<f32> {
+        match self {
+            Dtype::F32 => bytemuck::pod_collect_to_vec(&bytes[..4 * n]),
+            Dtype::F16 => {
+                let halves: Vec<f16> = bytemuck::pod_collect_to_vec(&bytes[..2 * n]);
+                halves.into_iter().map(f16::to_f32).collect()
+            }
+        }
+    }
+
+    /// `v` rounded to this storage type and back (what the GPU stores for `v`).
+    pub fn round(self, v: f32) -> f32 {
+        match self {
+            Dtype::F32 => v,
+            Dtype::F16 => f16::from_f32(v).to_f32(),
+        }
+    }
+}
