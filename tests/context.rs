@@ -1,11 +1,15 @@
-//! The GPU context: adapter choice, shared devices, device limits as typed errors, and the
-//! largest sizes the foundation promises (H = 2048, B = 256).
+//! The GPU context: adapter choice, shared devices, device limits as typed errors, problems
+//! beyond one binding split into pieces, and the largest sizes the foundation promises (H = 2048, B = 256).
 
 mod common;
 
-use common::{assert_close, gpu, random_weights, Rng};
-use gru_wgpu::gpu::{ContextOptions, GpuContext, GpuGru};
-use gru_wgpu::{cpu, Convention, Direction, GruError, GruInput, GruModel, Tolerance};
+use common::{
+    assert_close, gpu, kernel_paths, random_weights, round_model, round_vec, tolerance, Rng,
+};
+use gru_wgpu::gpu::{ContextOptions, GpuContext, GpuGru, ModelOptions};
+use gru_wgpu::{
+    cpu, Convention, Direction, GruError, GruInput, GruModel, Layout, OutputStyle, Tolerance,
+};
 
 #[test]
 fn adapter_name_selects_and_unknown_name_is_a_typed_error() {
@@ -87,43 +91,164 @@ fn beyond_device_limits_is_a_typed_error() {
             .contains("max_storage_buffers_per_shader_stage"),
         "{err}"
     );
-    // Weights fit, but Y [T=100, B=4, H=8] = 12800 bytes does not.
+    // A problem that fits runs, and is right.
     let weights = random_weights(&mut rng, Convention::ResetBefore, 2, 8, 1.0, true);
     let mut model = GpuGru::new(&small, &weights).expect("small model fits");
-    let x = rng.vec(100 * 4 * 2, 1.0);
-    let err = model.forward(&GruInput::new(&x, 100, 4)).unwrap_err();
-    assert!(matches!(err, GruError::DeviceLimit { .. }), "{err:?}");
-    assert!(
-        err.to_string().contains("max_storage_buffer_binding_size"),
-        "{err}"
-    );
-    // 20 stacked layers: X, XP and Y are small, but the state [L·D, B, H] = 20·8·8·4 = 5120
-    // bytes is not: the state buffers are checked too.
-    let layers = (0..20)
-        .map(|_| {
-            vec![random_weights(
-                &mut rng,
-                Convention::ResetAfter,
-                8,
-                8,
-                1.0,
-                true,
-            )]
-        })
-        .collect();
-    let deep = GruModel::new(Direction::Forward, layers, None).expect("deep model");
-    let mut deep = GpuGru::from_model(&small, &deep).expect("deep model fits");
-    let x8 = rng.vec(8 * 8, 1.0);
-    let err = deep.forward(&GruInput::new(&x8, 1, 8)).unwrap_err();
-    assert!(
-        matches!(err, GruError::DeviceLimit { .. }) && err.to_string().contains("Y_h"),
-        "{err:?}"
-    );
-    // And a problem that fits still runs, and is right.
-    let input = GruInput::new(&x[..5 * 4 * 2], 5, 4);
+    let x = rng.vec(5 * 4 * 2, 1.0);
+    let input = GruInput::new(&x, 5, 4);
     let got = model.forward(&input).expect("fits");
     let expected = cpu::forward(&weights, &input).expect("cpu");
     assert_close("within lowered limits", &got.y, &expected.y, Tolerance::F32);
+    assert_eq!(model.stats().split_forwards, 0);
+}
+
+/// Problems larger than one storage binding, or with more entries than the step kernels'
+/// workgroups can cover, run in pieces (over the batch, and over time for forward-only
+/// networks) on a device whose limits are lowered to 4 KiB per binding and 2 workgroups per
+/// dimension: equal to the CPU reference, in both dtypes where available. A reverse network
+/// whose single entry is beyond a binding is a typed error.
+#[test]
+fn beyond_one_binding_the_work_is_split() {
+    let Some(ctx) = gpu() else { return };
+    let limits = wgpu::Limits {
+        max_storage_buffer_binding_size: 4096,
+        max_buffer_size: 1 << 20,
+        max_compute_workgroups_per_dimension: 2,
+        ..wgpu::Limits::default()
+    };
+    let small = GpuContext::with_options(&ContextOptions {
+        adapter_name: Some(ctx.adapter_info().name.clone()),
+        limits: Some(limits),
+        ..ContextOptions::default()
+    })
+    .expect("device with lowered limits");
+    let dtypes = common::dtypes(&small);
+    let mut rng = Rng::new(36);
+    struct Case {
+        what: &'static str,
+        direction: Direction,
+        layers: usize,
+        t: usize,
+        b: usize,
+        lens: bool,
+        h0: bool,
+        layout: Layout,
+        style: OutputStyle,
+    }
+    let case = |what, direction, layers, t, b| Case {
+        what,
+        direction,
+        layers,
+        t,
+        b,
+        lens: false,
+        h0: false,
+        layout: Layout::SequenceMajor,
+        style: OutputStyle::Onnx,
+    };
+    let cases = [
+        // Y [100, 4, 8] = 12800 bytes: over time, 10 steps per piece.
+        case("over time", Direction::Forward, 1, 100, 4),
+        Case {
+            lens: true,
+            h0: true,
+            layout: Layout::BatchMajor,
+            style: OutputStyle::PyTorch,
+            ..case(
+                "over time and batch, lengths, h0, batch-major",
+                Direction::Forward,
+                2,
+                37,
+                11,
+            )
+        },
+        // 9 entries > 2 workgroups × 4 entries: over the batch.
+        Case {
+            lens: true,
+            h0: true,
+            ..case(
+                "bidirectional over the batch",
+                Direction::Bidirectional,
+                2,
+                9,
+                9,
+            )
+        },
+        case("reverse over the batch", Direction::Reverse, 1, 12, 13),
+        // State [20, B, 8]: 640 bytes per entry (320 in f16).
+        case("20 layers over the batch", Direction::Forward, 20, 2, 14),
+    ];
+    for c in &cases {
+        for convention in [Convention::ResetAfter, Convention::ResetBefore] {
+            let d = c.direction.num_directions();
+            let (i, h) = (3, 8);
+            let layers = (0..c.layers)
+                .map(|l| {
+                    let input = if l == 0 { i } else { d * h };
+                    (0..d)
+                        .map(|_| random_weights(&mut rng, convention, input, h, 1.5, true))
+                        .collect()
+                })
+                .collect();
+            let model = GruModel::new(c.direction, layers, None).expect("model");
+            let x = rng.vec(c.t * c.b * i, 1.0);
+            let h0 = rng.vec(c.layers * d * c.b * h, 1.0);
+            let lens: Vec<i64> = (0..c.b).map(|k| ((k * 7) % (c.t + 1)) as i64).collect();
+            let mut input = GruInput::new(&x, c.t, c.b)
+                .with_layout(c.layout)
+                .with_style(c.style);
+            if c.lens {
+                input = input.with_sequence_lens(&lens);
+            }
+            if c.h0 {
+                input = input.with_initial_h(&h0);
+            }
+            for &dtype in &dtypes {
+                let (rx, rh0) = (round_vec(&x, dtype), round_vec(&h0, dtype));
+                let mut rounded = input;
+                rounded.x = &rx;
+                if c.h0 {
+                    rounded.initial_h = Some(&rh0);
+                }
+                let expected =
+                    cpu::forward_model(&round_model(&model, dtype), &rounded).expect("cpu");
+                let options = ModelOptions {
+                    dtype,
+                    ..ModelOptions::default()
+                };
+                let mut g = GpuGru::from_model_with(&small, &model, &options).expect("gpu");
+                g.set_poison(Some(f32::NAN));
+                for path in kernel_paths(h) {
+                    g.set_kernel_path(Some(path)).expect("path");
+                    let got = g.forward(&input).expect(c.what);
+                    let context = format!("{} {convention:?} {dtype:?} {path:?}", c.what);
+                    assert_close(
+                        &format!("{context} Y"),
+                        &got.y,
+                        &expected.y,
+                        tolerance(dtype),
+                    );
+                    assert_close(
+                        &format!("{context} Y_h"),
+                        &got.y_h,
+                        &expected.y_h,
+                        tolerance(dtype),
+                    );
+                }
+                assert!(g.stats().split_forwards > 0, "{}: not split", c.what);
+            }
+        }
+    }
+    // A reverse entry of 100 steps does not fit one binding and cannot be split over time.
+    let w = random_weights(&mut rng, Convention::ResetAfter, 3, 8, 1.0, true);
+    let reverse = GruModel::new(Direction::Reverse, vec![vec![w]], None).expect("model");
+    let mut g = GpuGru::from_model(&small, &reverse).expect("gpu");
+    let x = rng.vec(100 * 3, 1.0);
+    let err = g.forward(&GruInput::new(&x, 100, 1)).unwrap_err();
+    assert!(
+        matches!(err, GruError::DeviceLimit { .. }) && err.to_string().contains("reverse"),
+        "{err}"
+    );
 }
 
 /// H = 2048 (the largest hidden size the foundation promises) and B = 256.

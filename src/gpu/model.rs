@@ -205,6 +205,8 @@ pub struct ModelStats {
     pub scratch_allocations: usize,
     /// Forward passes run.
     pub forwards: usize,
+    /// Forwards run in pieces because the problem exceeded a device limit.
+    pub split_forwards: usize,
 }
 
 /// How [`GpuGru::from_model_with`] builds a model.
@@ -1168,6 +1170,10 @@ impl GpuGru {
                 dims,
             });
         }
+        let (tc, bc) = self.split_sizes(&dims)?;
+        if (tc, bc) != (dims.seq_len, dims.batch) {
+            return self.forward_split(input, dims, tc, bc);
+        }
         self.ensure_scratch(&dims)?;
         let Some(s) = &self.scratch else {
             return Err(GruError::Gpu {
@@ -1223,6 +1229,224 @@ impl GpuGru {
         let y_h = self
             .dtype
             .decode(&data[y_bytes as usize..], dims.state_len());
+        Ok(GruOutput { y, y_h, dims })
+    }
+
+    /// The largest `(T_c, B_c)` pieces a forward over `dims` runs in, `(T, B)` when the
+    /// whole problem fits the device: every buffer within one storage binding, and at most
+    /// `max_compute_workgroups_per_dimension` workgroups along the batch. Batches split into
+    /// independent pieces for any direction; a sequence too long for one binding even at one
+    /// entry splits over time, which only a forward-only network can (its state runs forward
+    /// from piece to piece).
+    fn split_sizes(&self, dims: &Dims) -> Result<(usize, usize)> {
+        let limits = self.ctx.limits();
+        let available = binding_limit(limits);
+        let es = self.dtype.size() as u64;
+        let (t, b) = (dims.seq_len as u64, dims.batch as u64);
+        let (i, h, n_dir) = (
+            dims.input_size as u64,
+            dims.hidden_size as u64,
+            dims.num_directions as u64,
+        );
+        // Bytes per (step, entry) of the largest T·B-sized buffer (X, XP, Y), and per entry
+        // of the state buffers (and the f32 gates scratch).
+        let row = es * i.max(3 * h * n_dir).max(n_dir * h);
+        let entry = (es * dims.num_layers as u64 * n_dir * h).max(4 * 2 * n_dir * h);
+        let max_batch = (STEP_NB as u64)
+            .saturating_mul(limits.max_compute_workgroups_per_dimension as u64)
+            .min(available / entry.max(1));
+        let whole = t.saturating_mul(row);
+        let fits = |tc: u64, bc: u64| {
+            tc.saturating_mul(bc).saturating_mul(row) <= available && bc <= max_batch
+        };
+        if fits(t, b) {
+            return Ok((dims.seq_len, dims.batch));
+        }
+        let bc = (available / whole.max(1)).min(max_batch).min(b);
+        if bc >= 1 {
+            return Ok((dims.seq_len, bc as usize));
+        }
+        if self.direction != Direction::Forward {
+            return Err(GruError::DeviceLimit {
+                what: format!(
+                    "one entry of T = {} steps ({} direction: the sequence cannot be split \
+                     over time)",
+                    dims.seq_len,
+                    self.direction.onnx_name()
+                ),
+                limit: "max_storage_buffer_binding_size",
+                needed: whole,
+                available,
+            });
+        }
+        // Over time: pieces of T_c steps of B_c entries, B_c ≥ 4 where possible so a step
+        // still fills a workgroup.
+        let bc = b.min(max_batch).min(STEP_NB as u64).max(1);
+        let tc = available / row.saturating_mul(bc).max(1);
+        if tc == 0 || max_batch == 0 {
+            return Err(GruError::DeviceLimit {
+                what: format!("one step of one entry ([I, D·3H] rows of {row} bytes)"),
+                limit: "max_storage_buffer_binding_size",
+                needed: row.max(entry),
+                available,
+            });
+        }
+        Ok((tc.min(t) as usize, bc as usize))
+    }
+
+    /// A forward in pieces of `tc` steps × `bc` entries (see [`GpuGru::split_sizes`]), all
+    /// recorded in one command encoder and one submit. Each piece's X, lengths and initial
+    /// state are uploaded into buffers of their own and copied into the shared scratch
+    /// before the piece runs; a piece that continues a sequence starts from the state the
+    /// previous piece left in `Y_h`. Each piece's `Y` and `Y_h` is copied to a readback buffer
+    /// of its own; the host assembles the outputs in the caller's layout. No timing is
+    /// recorded for a split forward.
+    fn forward_split(
+        &mut self,
+        input: &GruInput<'_>,
+        dims: Dims,
+        tc: usize,
+        bc: usize,
+    ) -> Result<GruOutput> {
+        let inner = Dims {
+            seq_len: tc,
+            batch: bc,
+            layout: Layout::SequenceMajor,
+            style: crate::input::OutputStyle::Onnx,
+            ..dims
+        };
+        self.ensure_scratch(&inner)?;
+        let Some(s) = &self.scratch else {
+            return Err(GruError::Gpu {
+                operation: "forward".into(),
+                message: "scratch buffers missing after allocation".into(),
+            });
+        };
+        let (t, b, i, h) = (dims.seq_len, dims.batch, dims.input_size, dims.hidden_size);
+        let ld = dims.num_layers * dims.num_directions;
+        let dtype = self.dtype;
+        // Pieces: batch pieces outside, time pieces inside (a time piece continues the one
+        // before it).
+        let mut pieces = Vec::new();
+        for b0 in (0..b).step_by(bc) {
+            for t0 in (0..t).step_by(tc) {
+                pieces.push((t0, b0, tc.min(t - t0), bc.min(b - b0)));
+            }
+        }
+        let [st_ld, st_b] = dims.state_strides();
+        let x_len = tc * bc * i;
+        let (y_bytes, state_bytes) = (dtype.bytes(inner.y_len()), dtype.bytes(inner.state_len()));
+        let ctx = self.ctx.clone();
+        let device = ctx.device();
+        let result = scoped(&ctx, "forward (split over the device's limits)", || {
+            let encode_start = std::time::Instant::now();
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("gru forward, split"),
+            });
+            let mut readbacks = Vec::with_capacity(pieces.len());
+            for &(t0, b0, tn, bn) in &pieces {
+                let mut x = vec![0.0f32; x_len];
+                for tt in 0..tn {
+                    for bb in 0..bn {
+                        let from = dims.row(t0 + tt, b0 + bb) * i;
+                        let to = (tt * bc + bb) * i;
+                        x[to..to + i].copy_from_slice(&input.x[from..from + i]);
+                    }
+                }
+                let lens: Vec<u32> = (0..bc)
+                    .map(|bb| match bb < bn {
+                        true => input.length(b0 + bb).saturating_sub(t0).min(tn) as u32,
+                        false => 0,
+                    })
+                    .collect();
+                let upload = |label: &str, contents: &[u8]| {
+                    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some(label),
+                        contents,
+                        usage: wgpu::BufferUsages::COPY_SRC,
+                    })
+                };
+                let xb = upload("X piece", &dtype.encode(&x));
+                encoder.copy_buffer_to_buffer(&xb, 0, &s.x, 0, xb.size());
+                let lb = upload("lengths piece", bytemuck::cast_slice(&lens));
+                encoder.copy_buffer_to_buffer(&lb, 0, &s.lens, 0, lb.size());
+                if t0 > 0 {
+                    // Continue from the state the previous time piece left.
+                    encoder.copy_buffer_to_buffer(&s.yh, 0, &s.h0, 0, state_bytes);
+                } else if let Some(h0) = input.initial_h {
+                    let mut piece = vec![0.0f32; inner.state_len()];
+                    for l in 0..ld {
+                        for bb in 0..bn {
+                            let from = l * st_ld + (b0 + bb) * st_b;
+                            let to = (l * bc + bb) * h;
+                            piece[to..to + h].copy_from_slice(&h0[from..from + h]);
+                        }
+                    }
+                    let hb = upload("initial_h piece", &dtype.encode(&piece));
+                    encoder.copy_buffer_to_buffer(&hb, 0, &s.h0, 0, hb.size());
+                } else {
+                    encoder.clear_buffer(&s.h0, 0, None);
+                }
+                self.encode_layers(s, &mut encoder);
+                let readback = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback Y, Y_h piece"),
+                    size: y_bytes + state_bytes,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                encoder.copy_buffer_to_buffer(&s.y, 0, &readback, 0, y_bytes);
+                encoder.copy_buffer_to_buffer(&s.yh, 0, &readback, y_bytes, state_bytes);
+                readbacks.push(readback);
+            }
+            let commands = encoder.finish();
+            let encode = encode_start.elapsed();
+            (ctx.queue().submit([commands]), readbacks, encode)
+        })?;
+        let (submission, readbacks, encode) = result;
+        self.encode = encode;
+        let mut y = vec![0.0f32; dims.y_len()];
+        let mut y_h = vec![0.0f32; dims.state_len()];
+        let [y_t, y_d, y_b] = dims.y_strides();
+        let [iy_t, iy_d, iy_b] = inner.y_strides();
+        for (&(t0, b0, tn, bn), readback) in pieces.iter().zip(&readbacks) {
+            let data = match read_bytes(&ctx, readback, submission.clone()) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.scratch = None;
+                    ctx.check_lost_after_poll()?;
+                    return Err(e);
+                }
+            };
+            let py = dtype.decode(&data, inner.y_len());
+            let ph = dtype.decode(&data[y_bytes as usize..], inner.state_len());
+            for tt in 0..tn {
+                for d in 0..dims.num_directions {
+                    for bb in 0..bn {
+                        let from = tt * iy_t + d * iy_d + bb * iy_b;
+                        let to = (t0 + tt) * y_t + d * y_d + (b0 + bb) * y_b;
+                        y[to..to + h].copy_from_slice(&py[from..from + h]);
+                    }
+                }
+            }
+            // An entry's Y_h comes from the time piece holding its last step (the first
+            // piece for length 0, whose Y_h is zero).
+            for bb in 0..bn {
+                let len = input.length(b0 + bb);
+                let last = if len == 0 { 0 } else { (len - 1) / tc * tc };
+                if last != t0 {
+                    continue;
+                }
+                for l in 0..ld {
+                    let from = (l * bc + bb) * h;
+                    let to = l * st_ld + (b0 + bb) * st_b;
+                    y_h[to..to + h].copy_from_slice(&ph[from..from + h]);
+                }
+            }
+        }
+        ctx.check_lost()?;
+        self.timing = None;
+        self.stats.forwards += 1;
+        self.stats.split_forwards += 1;
         Ok(GruOutput { y, y_h, dims })
     }
 
