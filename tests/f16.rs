@@ -118,15 +118,19 @@ fn f16_propagates_nan_and_saturates_without_overflow() {
     let mut g = GpuGru::from_model_with(ctx, &m, &F16).expect("gpu");
     let got = g.forward(&GruInput::new(&x, t, b)).expect("forward");
     let rx = round_vec(&x, Dtype::F16);
-    let want = cpu::forward_model(&round_model(&m, Dtype::F16), &GruInput::new(&rx, t, b))
-        .expect("cpu");
+    let want =
+        cpu::forward_model(&round_model(&m, Dtype::F16), &GruInput::new(&rx, t, b)).expect("cpu");
     let c = Tolerance::F16.compare(&got.y, &want.y);
     assert!(c.passed(), "{c}");
     for s in 0..t {
         for j in 0..h {
             let at = |e: usize| got.y[(s * b + e) * h + j];
             assert_eq!(at(1).is_nan(), s >= 2, "NaN of entry 1 at step {s}");
-            assert!(at(2).is_finite() && at(2).abs() <= 1.0, "entry 2 saturated: {}", at(2));
+            assert!(
+                at(2).is_finite() && at(2).abs() <= 1.0,
+                "entry 2 saturated: {}",
+                at(2)
+            );
         }
     }
 }
@@ -152,7 +156,10 @@ fn f16_sessions_equal_the_one_shot_forward() {
             at += c;
         }
         // Same kernels, same rounding of the state at every step: the same values.
-        assert_eq!(y, whole.y, "{convention:?}: chunked f16 feed differs from one forward");
+        assert_eq!(
+            y, whole.y,
+            "{convention:?}: chunked f16 feed differs from one forward"
+        );
         assert_eq!(session.read_state(s).expect("state"), whole.y_h);
         // The state round-trips through f16 exactly for f16-representable values.
         let state = round_vec(&Rng::new(10).vec(layers * h, 1.0), Dtype::F16);

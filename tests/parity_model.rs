@@ -94,7 +94,7 @@ fn run(case: &Case) -> Option<String> {
     // f16 on every third case (where the adapter has it): the surface is the same code.
     let dtypes: Vec<Dtype> = dtypes(ctx)
         .into_iter()
-        .filter(|&d| d == Dtype::F32 || case.seed % 3 == 0)
+        .filter(|&d| d == Dtype::F32 || case.seed.is_multiple_of(3))
         .collect();
     for dtype in dtypes {
         // The reference runs on what the device stores: weights and inputs rounded to dtype.
