@@ -728,6 +728,16 @@ impl GpuGru {
         Ok(())
     }
 
+    /// Timesteps one recurrent dispatch covers on `path`: 1 on the step-fused path; on the
+    /// persistent path, as many as keep each invocation under the loop budget (32768 trips,
+    /// half of lavapipe's cap), which also bounds a dispatch's duration on any GPU.
+    pub fn steps_per_dispatch(&self, path: KernelPath) -> usize {
+        match (path, &self.persistent) {
+            (KernelPath::Persistent, Some((_, wg))) => self.persistent_chunk(*wg),
+            _ => 1,
+        }
+    }
+
     /// Steps per persistent dispatch for this model: the loop budget over the trips of one
     /// step.
     fn persistent_chunk(&self, wg: u32) -> usize {
