@@ -81,6 +81,17 @@ pub struct GpuContext {
     limits: wgpu::Limits,
     pub(crate) errors: ErrorLog,
     lost: Arc<Mutex<Option<(String, String)>>>,
+    faults: Arc<Mutex<Option<(usize, Fault)>>>,
+}
+
+/// A device error [`GpuContext::inject_fault`] makes an operation report, for testing how a
+/// program copes with errors that lavapipe (which overcommits memory) never produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// As if the device had run out of memory (wgpu's `Error::OutOfMemory`).
+    OutOfMemory,
+    /// As if wgpu had reported a validation error.
+    Validation,
 }
 
 /// A short description of an adapter wgpu can see (for `gru info`).
@@ -225,6 +236,7 @@ impl GpuContext {
             limits,
             errors,
             lost,
+            faults: Arc::default(),
         }
     }
 
@@ -248,6 +260,47 @@ impl GpuContext {
     pub(crate) fn check_lost_after_poll(&self) -> Result<()> {
         let _ = self.device.poll(wgpu::PollType::Poll);
         self.check_lost()
+    }
+
+    /// Fault injection: the GPU operation (error scope) of this context `skip + 1` from now —
+    /// building a model, allocating a shape's buffers, a forward, a feed, reading state —
+    /// fails with `fault`, reported as the device would report it ([`GruError::Gpu`] naming the
+    /// operation). The operation's own work has already been recorded; the caller sees the
+    /// error, and later calls must work again. Shared by every clone of the context.
+    pub fn inject_fault(&self, skip: usize, fault: Fault) {
+        let mut f = match self.faults.lock() {
+            Ok(f) => f,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *f = Some((skip, fault));
+    }
+
+    /// Disarms a fault injected by [`GpuContext::inject_fault`] that has not fired yet.
+    pub fn clear_fault(&self) {
+        let mut f = match self.faults.lock() {
+            Ok(f) => f,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *f = None;
+    }
+
+    /// The injected fault due now, if any (counts down the skips).
+    pub(crate) fn take_fault(&self) -> Option<Fault> {
+        let mut f = match self.faults.lock() {
+            Ok(f) => f,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match *f {
+            Some((0, fault)) => {
+                *f = None;
+                Some(fault)
+            }
+            Some((n, fault)) => {
+                *f = Some((n - 1, fault));
+                None
+            }
+            None => None,
+        }
     }
 
     /// The device.

@@ -6,7 +6,7 @@ mod model;
 mod session;
 
 pub use context::{
-    describe_adapter, enumerate_adapters, AdapterReport, ContextOptions, GpuContext,
+    describe_adapter, enumerate_adapters, AdapterReport, ContextOptions, Fault, GpuContext,
 };
 pub use model::{
     auto_gemm_kernel, auto_kernel_path, ForwardTiming, GemmKernel, GpuGru, KernelPath,

@@ -5,7 +5,7 @@ use wgpu::util::DeviceExt;
 
 use crate::dtype::Dtype;
 use crate::error::{GruError, Result};
-use crate::gpu::context::GpuContext;
+use crate::gpu::context::{Fault, GpuContext};
 use crate::input::{Dims, GruInput, GruOutput, Layout};
 use crate::model::{Direction, GruModel, ModelView};
 use crate::shaders::Kernel;
@@ -330,6 +330,16 @@ pub(super) fn scoped<T>(ctx: &GpuContext, operation: &str, f: impl FnOnce() -> T
         return Err(GruError::Gpu {
             operation: operation.to_string(),
             message: e.to_string(),
+        });
+    }
+    if let Some(fault) = ctx.take_fault() {
+        return Err(GruError::Gpu {
+            operation: operation.to_string(),
+            message: match fault {
+                Fault::OutOfMemory => "Out of Memory (injected by GpuContext::inject_fault)",
+                Fault::Validation => "Validation Error (injected by GpuContext::inject_fault)",
+            }
+            .to_string(),
         });
     }
     let uncaptured = ctx.errors.take();
