@@ -64,3 +64,8 @@ pub use input::{Dims, GruInput, GruOutput, Layout, OutputStyle};
 pub use model::{Direction, GruModel};
 pub use tolerance::{Comparison, Tolerance};
 pub use weights::{Convention, GruWeights};
+
+/// The README's Rust examples, compiled by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;

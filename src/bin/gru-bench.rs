@@ -3,9 +3,20 @@
 //! ```text
 //! gru-bench [--quick] [--hidden 128,256] [--batch 1,16] [--seq-len 100] [--input I]
 //!           [--convention after|before|both] [--path auto|step|persistent|all]
-//!           [--repeats N] [--warmup N] [--no-cpu] [--json FILE] [--plot FILE.svg]
+//!           [--dtype f32|f16|both] [--repeats N] [--warmup N] [--no-cpu] [--json FILE]
+//!           [--plot FILE.svg]
+//! gru-bench --streaming [--streams 1,16,256,1024] [--layers 3] [--hidden 384] [--input 128]
+//!           [--frames N] [--warmup N] [--dtype f32|f16|both] [--json FILE]
 //! gru-bench --compare OURS.json THEIRS.json
 //! ```
+//!
+//! `--streaming` measures a [`gru_wgpu::gpu::GruSession`] serving many streams of one model
+//! (default: three stacked GRUs of 384 units, RNNoise-sized, 10 ms frames fed one at a time):
+//! for each stream count N, N streams are opened and fed one frame each per call, `--frames`
+//! times after `--warmup`; each row has the round-trip latency of a feed (median, min, max:
+//! upload, one submit, GPU, readback of every stream's output), the GPU time of a frame from
+//! timestamp queries, that time per stream-step, and the largest error of stream 0's outputs
+//! against the CPU reference of its whole sequence.
 //!
 //! `--compare` reads two JSON files (gru-bench's, and e.g. `benches/torch_gru.py`'s, which
 //! writes the same fields) and prints, per shape, the fastest GPU path of the first, the
@@ -22,9 +33,9 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use gru_wgpu::gpu::{GpuContext, GpuGru, KernelPath};
+use gru_wgpu::gpu::{Feed, GpuContext, GpuGru, GruSession, KernelPath, ModelOptions};
 use gru_wgpu::seeded::uniform;
-use gru_wgpu::{cpu, Convention, GruInput, GruWeights, Tolerance};
+use gru_wgpu::{cpu, Convention, Direction, Dtype, GruInput, GruModel, GruWeights, Tolerance};
 
 struct Options {
     hidden: Vec<usize>,
@@ -39,10 +50,16 @@ struct Options {
     cpu: bool,
     json: Option<String>,
     plot: Option<String>,
+    dtypes: Vec<Dtype>,
+    streaming: bool,
+    streams: Vec<usize>,
+    layers: usize,
+    frames: usize,
 }
 
 const USAGE: &str = "usage: gru-bench [--quick] [--hidden 128,256] [--batch 1,16] [--seq-len 100] \
-[--input I] [--convention after|before|both] [--path auto|step|persistent|all] [--repeats N] [--warmup N] [--no-cpu] [--json FILE] [--plot FILE.svg]
+[--input I] [--convention after|before|both] [--path auto|step|persistent|all] [--dtype f32|f16|both] [--repeats N] [--warmup N] [--no-cpu] [--json FILE] [--plot FILE.svg]
+       gru-bench --streaming [--streams 1,16,256,1024] [--layers 3] [--hidden 384] [--input 128] [--frames N] [--warmup N] [--dtype f32|f16|both] [--json FILE]
        gru-bench --compare OURS.json THEIRS.json";
 
 fn list(flag: &str, v: &str) -> Result<Vec<usize>, String> {
@@ -69,7 +86,13 @@ fn parse(args: &[String]) -> Result<Options, String> {
         cpu: true,
         json: None,
         plot: None,
+        dtypes: vec![Dtype::F32],
+        streaming: false,
+        streams: vec![1, 16, 256, 1024],
+        layers: 3,
+        frames: 20,
     };
+    let mut hidden_given = false;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -84,7 +107,24 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 o.seq_len = vec![50];
                 o.repeats = 3;
             }
-            "--hidden" => o.hidden = list(flag, &value()?)?,
+            "--hidden" => {
+                o.hidden = list(flag, &value()?)?;
+                hidden_given = true;
+            }
+            "--streaming" => o.streaming = true,
+            "--streams" => o.streams = list(flag, &value()?)?,
+            "--layers" => o.layers = list(flag, &value()?)?[0],
+            "--frames" => o.frames = list(flag, &value()?)?[0],
+            "--dtype" => {
+                o.dtypes = match value()?.as_str() {
+                    "f32" => vec![Dtype::F32],
+                    "f16" => vec![Dtype::F16],
+                    "both" => vec![Dtype::F32, Dtype::F16],
+                    other => {
+                        return Err(format!("--dtype expects f32, f16 or both, got {other:?}"))
+                    }
+                }
+            }
             "--batch" => o.batch = list(flag, &value()?)?,
             "--seq-len" => o.seq_len = list(flag, &value()?)?,
             "--input" => o.input = Some(list(flag, &value()?)?[0]),
@@ -127,11 +167,15 @@ fn parse(args: &[String]) -> Result<Options, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    if o.streaming && !hidden_given {
+        o.hidden = vec![384];
+    }
     Ok(o)
 }
 
 struct Row {
     convention: Convention,
+    dtype: Dtype,
     i: usize,
     h: usize,
     b: usize,
@@ -162,13 +206,14 @@ impl Row {
     fn json(&self) -> String {
         let (median, min, max) = self.stats_us_per_step();
         format!(
-            "{{\"convention\":\"{:?}\",\"input_size\":{},\"hidden_size\":{},\"batch\":{},\
+            "{{\"convention\":\"{:?}\",\"dtype\":\"{}\",\"input_size\":{},\"hidden_size\":{},\"batch\":{},\
              \"seq_len\":{},\"path\":\"{}\",\"us_per_step_median\":{median:.3},\
              \"us_per_step_min\":{min:.3},\"us_per_step_max\":{max:.3},\
              \"us_per_sequence_median\":{:.3},\"gflops\":{:.3},\"max_abs_err\":{},\
              \"gpu_input_projection_us\":{},\"gpu_recurrence_us_per_step\":{},\
              \"host_encode_us_per_step\":{}}}",
             self.convention,
+            self.dtype.name(),
             self.i,
             self.h,
             self.b,
@@ -230,10 +275,20 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                 uniform(2, 3 * h * h, k),
                 Some(uniform(3, 6 * h, k)),
             )?;
-            let mut model = match &ctx {
-                Some(c) => Some(GpuGru::new(c, &weights)?),
-                None => None,
-            };
+            let network = GruModel::new(Direction::Forward, vec![vec![weights.clone()]], None)?;
+            let mut models = Vec::new();
+            if let Some(c) = &ctx {
+                for &dtype in &o.dtypes {
+                    let options = ModelOptions {
+                        dtype,
+                        allow_f32_fallback: false,
+                    };
+                    match GpuGru::from_model_with(c, &network, &options) {
+                        Ok(m) => models.push((dtype, m)),
+                        Err(e) => eprintln!("  ({} skipped: {e})", dtype.name()),
+                    }
+                }
+            }
             for &b in &o.batch {
                 for &t in &o.seq_len {
                     done += 1;
@@ -248,6 +303,7 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                         let r = cpu::forward(&weights, &input)?;
                         rows.push(Row {
                             convention,
+                            dtype: Dtype::F32,
                             i,
                             h,
                             b,
@@ -262,7 +318,8 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                     } else {
                         None
                     };
-                    if let Some(model) = model.as_mut() {
+                    for (dtype, model) in models.iter_mut() {
+                        let dtype = *dtype;
                         for &choice in &o.paths {
                             if model.set_kernel_path(choice).is_err() {
                                 eprintln!("  (no {choice:?} path for H={h}; skipped)");
@@ -303,6 +360,7 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                             };
                             rows.push(Row {
                                 convention,
+                                dtype,
                                 i,
                                 h,
                                 b,
@@ -322,6 +380,163 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// One stream count of `--streaming`.
+struct StreamRow {
+    dtype: Dtype,
+    streams: usize,
+    /// Round trip of each measured feed.
+    latency: Vec<Duration>,
+    /// GPU time of each measured feed's layers (timestamps), ns.
+    gpu_ns: Vec<f64>,
+    max_err: f64,
+}
+
+fn json_number(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.4}"))
+        .unwrap_or_else(|| "null".into())
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied()
+}
+
+/// `--streaming`: a session of N streams of an L-layer model fed one frame per stream per call.
+fn streaming(o: &Options) -> Result<(), String> {
+    let ctx = GpuContext::new().map_err(|e| e.to_string())?;
+    eprintln!("adapter: {}", ctx.describe());
+    let h = o.hidden[0];
+    let i = o.input.unwrap_or(128);
+    let convention = o.conventions[0];
+    let k = 1.0 / (h as f32).sqrt();
+    let layers = (0..o.layers.max(1))
+        .map(|l| {
+            let input = if l == 0 { i } else { h };
+            let seed = 10 * l as u64;
+            GruWeights::new(
+                convention,
+                input,
+                h,
+                uniform(seed + 1, 3 * h * input, k),
+                uniform(seed + 2, 3 * h * h, k),
+                Some(uniform(seed + 3, 6 * h, k)),
+            )
+            .map(|w| vec![w])
+        })
+        .collect::<gru_wgpu::Result<Vec<_>>>()
+        .map_err(|e| e.to_string())?;
+    let network = GruModel::new(Direction::Forward, layers, None).map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    let total = o.dtypes.len() * o.streams.len();
+    for &dtype in &o.dtypes {
+        for &n in &o.streams {
+            eprintln!(
+                "{} {}/{total} {} N={n} streams, L={} I={i} H={h}",
+                progress_bar(rows.len(), total),
+                rows.len() + 1,
+                dtype.name(),
+                o.layers
+            );
+            let options = ModelOptions {
+                dtype,
+                allow_f32_fallback: false,
+            };
+            let mut model =
+                GpuGru::from_model_with(&ctx, &network, &options).map_err(|e| e.to_string())?;
+            let profiled = model.set_profiling(true).is_ok();
+            let mut session = GruSession::new(model, n).map_err(|e| e.to_string())?;
+            let ids = (0..n)
+                .map(|_| session.open())
+                .collect::<gru_wgpu::Result<Vec<_>>>()
+                .map_err(|e| e.to_string())?;
+            let frames = o.warmup + o.frames.max(1);
+            let mut row = StreamRow {
+                dtype,
+                streams: n,
+                latency: Vec::new(),
+                gpu_ns: Vec::new(),
+                max_err: 0.0,
+            };
+            let mut stream0_x = Vec::new();
+            let mut stream0_y = Vec::new();
+            for f in 0..frames {
+                let x = uniform(100 + f as u64, n * i, 1.0);
+                let start = Instant::now();
+                let y = session
+                    .feed(&Feed::new(&ids, &x, 1))
+                    .map_err(|e| e.to_string())?;
+                let elapsed = start.elapsed();
+                stream0_x.extend_from_slice(&x[..i]);
+                stream0_y.extend_from_slice(&y[..h]);
+                if f >= o.warmup {
+                    row.latency.push(elapsed);
+                    if let (true, Some(t)) = (profiled, session.last_timing()) {
+                        row.gpu_ns.push(t.input_projection_ns + t.recurrence_ns);
+                    }
+                }
+            }
+            let reference = cpu::forward_model(&network, &GruInput::new(&stream0_x, frames, 1))
+                .map_err(|e| e.to_string())?;
+            row.max_err = Tolerance::F32.compare(&stream0_y, &reference.y).max_abs_err;
+            rows.push(row);
+        }
+    }
+    println!(
+        "{:<5} {:>6} {:>14} {:>10} {:>10} {:>14} {:>18} {:>10}",
+        "type",
+        "streams",
+        "latency µs/frame",
+        "min",
+        "max",
+        "gpu µs/frame",
+        "gpu µs/stream-step",
+        "max err"
+    );
+    let mut json = Vec::new();
+    for r in &rows {
+        let lat: Vec<f64> = r.latency.iter().map(|d| d.as_secs_f64() * 1e6).collect();
+        let (lmin, lmax) = lat
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        let lmed = median(lat.clone()).unwrap_or(f64::NAN);
+        let gpu = median(r.gpu_ns.clone()).map(|g| g / 1e3);
+        let fmt = |v: Option<f64>, d: usize| match v {
+            Some(v) => format!("{v:.d$}"),
+            None => "-".into(),
+        };
+        println!(
+            "{:<5} {:>6} {:>16.1} {:>10.1} {:>10.1} {:>14} {:>18} {:>10.2e}",
+            r.dtype.name(),
+            r.streams,
+            lmed,
+            lmin,
+            lmax,
+            fmt(gpu, 1),
+            fmt(gpu.map(|g| g / r.streams as f64), 3),
+            r.max_err
+        );
+        json.push(format!(
+            "{{\"mode\":\"streaming\",\"convention\":\"{convention:?}\",\"dtype\":\"{}\",\
+             \"layers\":{},\"input_size\":{i},\"hidden_size\":{h},\"streams\":{},\
+             \"frames\":{},\"latency_us_median\":{lmed:.3},\"latency_us_min\":{lmin:.3},\
+             \"latency_us_max\":{lmax:.3},\"gpu_us_per_frame\":{},\
+             \"gpu_us_per_stream_step\":{},\"max_abs_err\":{:e}}}",
+            r.dtype.name(),
+            o.layers,
+            r.streams,
+            r.latency.len(),
+            json_number(gpu),
+            json_number(gpu.map(|g| g / r.streams as f64)),
+            r.max_err
+        ));
+    }
+    if let Some(path) = &o.json {
+        std::fs::write(path, format!("[\n{}\n]\n", json.join(",\n")))
+            .map_err(|e| format!("{path}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// `[#####·····]`: `done` of `total` configurations finished.
 fn progress_bar(done: usize, total: usize) -> String {
     const WIDTH: usize = 20;
@@ -332,6 +547,8 @@ fn progress_bar(done: usize, total: usize) -> String {
 /// A row of a gru-bench or torch_gru.py JSON file.
 struct Measured {
     key: (String, u64, u64, u64, u64),
+    /// `f32` where the file does not say (torch_gru.py runs f32).
+    dtype: String,
     path: String,
     us_per_step: f64,
 }
@@ -370,6 +587,11 @@ fn read_rows(path: &str) -> Result<Vec<Measured>, String> {
                     int("seq_len")?,
                 ),
                 path: text("path")?,
+                dtype: r
+                    .get("dtype")
+                    .and_then(|d| d.as_str())
+                    .unwrap_or("f32")
+                    .to_string(),
                 us_per_step: field("us_per_step_median")?.as_f64().ok_or_else(|| {
                     format!("{path}: row {k}: us_per_step_median is not a number")
                 })?,
@@ -390,7 +612,7 @@ fn compare(ours: &str, theirs: &str) -> Result<(), String> {
     for t in &theirs {
         let best = ours
             .iter()
-            .filter(|o| o.key == t.key && o.path.starts_with("gpu"))
+            .filter(|o| o.key == t.key && o.path.starts_with("gpu") && o.dtype == t.dtype)
             .min_by(|a, b| a.us_per_step.total_cmp(&b.us_per_step));
         let Some(o) = best else { continue };
         matched += 1;
@@ -420,7 +642,14 @@ fn plot(rows: &[Row]) -> String {
     use std::collections::BTreeMap;
     let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for r in rows {
-        let label = format!("{} {:?} B={} T={}", r.path, r.convention, r.b, r.t);
+        let label = format!(
+            "{} {} {:?} B={} T={}",
+            r.path,
+            r.dtype.name(),
+            r.convention,
+            r.b,
+            r.t
+        );
         series
             .entry(label)
             .or_default()
@@ -549,6 +778,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if options.streaming {
+        return match streaming(&options) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("gru-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let rows = match run(&options) {
         Ok(r) => r,
         Err(e) => {
@@ -557,8 +795,9 @@ fn main() -> ExitCode {
         }
     };
     println!(
-        "{:<12} {:>5} {:>5} {:>4} {:>5}  {:<15} {:>10} {:>10} {:>10} {:>12} {:>8} {:>12} {:>13} {:>11} {:>9}",
+        "{:<12} {:>4} {:>5} {:>5} {:>4} {:>5}  {:<15} {:>10} {:>10} {:>10} {:>12} {:>8} {:>12} {:>13} {:>11} {:>9}",
         "convention",
+        "type",
         "I",
         "H",
         "B",
@@ -584,8 +823,9 @@ fn main() -> ExitCode {
             None => ("-".into(), "-".into()),
         };
         println!(
-            "{:<12} {:>5} {:>5} {:>4} {:>5}  {:<15} {:>10.1} {:>10.1} {:>10.1} {:>12.0} {:>8.2} {:>12} {:>13} {:>11} {:>9}",
+            "{:<12} {:>4} {:>5} {:>5} {:>4} {:>5}  {:<15} {:>10.1} {:>10.1} {:>10.1} {:>12.0} {:>8.2} {:>12} {:>13} {:>11} {:>9}",
             format!("{:?}", r.convention),
+            r.dtype.name(),
             r.i,
             r.h,
             r.b,
