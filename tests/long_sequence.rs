@@ -29,8 +29,16 @@ fn one_hundred_thousand_steps() {
             &GruInput::new(&x[half * b * i..], T - half, b).with_initial_h(&first.y_h),
         )
         .expect("cpu second half");
-        assert_eq!(first.y[..], whole.y[..half * b * h], "{convention:?}: first half");
-        assert_eq!(second.y[..], whole.y[half * b * h..], "{convention:?}: second half");
+        assert_eq!(
+            first.y[..],
+            whole.y[..half * b * h],
+            "{convention:?}: first half"
+        );
+        assert_eq!(
+            second.y[..],
+            whole.y[half * b * h..],
+            "{convention:?}: second half"
+        );
         assert_eq!(second.y_h, whole.y_h, "{convention:?}: Y_h");
         assert!(whole.y.iter().all(|v| v.is_finite()));
 
@@ -39,7 +47,9 @@ fn one_hundred_thousand_steps() {
         let profiled = model.set_profiling(true).is_ok();
         for path in kernel_paths(h) {
             model.set_kernel_path(Some(path)).expect("path");
-            let got = model.forward(&GruInput::new(&x, T, b)).expect("gpu forward");
+            let got = model
+                .forward(&GruInput::new(&x, T, b))
+                .expect("gpu forward");
             let what = format!("{convention:?} {path:?} T={T} B={b} I={i} H={h}");
             assert_close(&format!("{what} Y"), &got.y, &whole.y, Tolerance::F32);
             assert_close(&format!("{what} Y_h"), &got.y_h, &whole.y_h, Tolerance::F32);
