@@ -4,8 +4,11 @@
 # Needs only: prebuilt binaries in target/release (carried from the build machine), the
 # Vulkan/EGL loader packages in .gl/ (copied from ../shared/gl), and PyTorch with CUDA on the
 # GPU machine. Writes everything under $OUT (default ./gpu-compare-out): gru-bench.json,
-# torch.json, compare.txt (the ratio table), the logs, and nvidia-smi / vulkan adapter facts.
-# Budget: the whole script finishes in under 8 minutes (each step has its own timeout).
+# torch.json, compare.txt (the ratio table), gru-bench-f16.{json,txt} (f16 against f32),
+# streaming.{json,txt} and torch-streaming.json (a session of 1…1024 streams against nn.GRU),
+# the logs, and nvidia-smi / vulkan adapter facts.
+# Budget: the whole script finishes in under 8 minutes (each step has its own timeout; they
+# add up to 470 s).
 #
 #   bash benches/gpu_compare.sh            # default grid
 #   QUICK=1 bash benches/gpu_compare.sh    # a 1-minute smoke run
@@ -25,7 +28,7 @@ BENCH=target/release/gru-bench
 [ -x "$BENCH" ] || { echo "gpu_compare.sh: $BENCH is missing: cargo build --release first" >&2; exit 1; }
 
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1; } > "$OUT/nvidia-smi.txt"
-timeout 60 target/release/gru info > "$OUT/adapters.txt" 2>&1
+timeout 20 target/release/gru info > "$OUT/adapters.txt" 2>&1
 
 if [ "${QUICK:-0}" = 1 ]; then
     GRID=(--hidden 256,512 --batch 1,64 --seq-len 100)
@@ -34,15 +37,32 @@ else
 fi
 
 # gru-bench: every path, both conventions, no CPU reference (too slow for this grid).
-WGPU_BACKEND=vulkan timeout 300 "$BENCH" "${GRID[@]}" --convention both --path all \
+WGPU_BACKEND=vulkan timeout 220 "$BENCH" "${GRID[@]}" --convention both --path all \
     --repeats 5 --warmup 2 --no-cpu --json "$OUT/gru-bench.json" \
     > "$OUT/gru-bench.txt" 2> "$OUT/gru-bench.log"
 echo "gru-bench exit $?" >> "$OUT/gru-bench.log"
 
 # PyTorch nn.GRU on cuDNN, same grid (reset-after only: PyTorch has no other convention).
-timeout 150 python3 benches/torch_gru.py --device cuda "${GRID[@]}" --repeats 5 --warmup 2 \
+timeout 90 python3 benches/torch_gru.py --device cuda "${GRID[@]}" --repeats 5 --warmup 2 \
     --json "$OUT/torch.json" > "$OUT/torch.log" 2>&1
 echo "torch_gru exit $?" >> "$OUT/torch.log"
 
 "$BENCH" --compare "$OUT/gru-bench.json" "$OUT/torch.json" > "$OUT/compare.txt" 2>&1
-cat "$OUT/nvidia-smi.txt" "$OUT/gru-bench.txt" "$OUT/compare.txt"
+
+# f16 storage against f32 on a smaller grid (the f16/f32 speed ratio).
+WGPU_BACKEND=vulkan timeout 50 "$BENCH" --hidden 256,1024 --batch 1,64 --seq-len 1000 \
+    --dtype both --repeats 5 --warmup 2 --no-cpu --json "$OUT/gru-bench-f16.json" \
+    > "$OUT/gru-bench-f16.txt" 2> "$OUT/gru-bench-f16.log"
+echo "gru-bench f16 exit $?" >> "$OUT/gru-bench-f16.log"
+
+# Streaming: an RNNoise-sized model (3 × GRU(384), I = 128) serving 1…1024 streams one frame
+# per call, gru-bench's session against nn.GRU with its state kept on the device.
+WGPU_BACKEND=vulkan timeout 50 "$BENCH" --streaming --dtype both --frames 50 --warmup 5 \
+    --json "$OUT/streaming.json" > "$OUT/streaming.txt" 2> "$OUT/streaming.log"
+echo "gru-bench streaming exit $?" >> "$OUT/streaming.log"
+timeout 40 python3 benches/torch_gru.py --streaming --device cuda --frames 50 --warmup 5 \
+    --json "$OUT/torch-streaming.json" > "$OUT/torch-streaming.log" 2>&1
+echo "torch_gru streaming exit $?" >> "$OUT/torch-streaming.log"
+
+cat "$OUT/nvidia-smi.txt" "$OUT/gru-bench.txt" "$OUT/compare.txt" "$OUT/gru-bench-f16.txt" \
+    "$OUT/streaming.txt" "$OUT/torch-streaming.log"

@@ -4,10 +4,16 @@
     python benches/torch_gru.py [--device cpu|cuda] [--quick] [--hidden 128,256]
         [--batch 1,16] [--seq-len 100] [--input I] [--repeats N] [--warmup N]
         [--threads N] [--json FILE]
+    python benches/torch_gru.py --streaming [--device cpu|cuda] [--streams 1,16,256,1024]
+        [--layers 3] [--hidden 384] [--input 128] [--frames N] [--warmup N] [--json FILE]
 
 Each row times one forward of nn.GRU(I, H) (PyTorch's convention is reset-after) over
 X[T, B, I], synchronising the device inside the timed region, median over --repeats after
 --warmup. On CUDA this is cuDNN. Compare with: gru-bench --compare ours.json torch.json
+
+--streaming is the PyTorch side of gru-bench --streaming: an L-layer nn.GRU serving N
+streams one frame at a time, the state kept on the device between calls (h passed back in),
+each call's outputs copied to the host; it reports the round-trip latency per frame.
 """
 import argparse
 import json
@@ -38,6 +44,10 @@ def main():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--json", default=None)
+    p.add_argument("--streaming", action="store_true")
+    p.add_argument("--streams", type=ints, default=[1, 16, 256, 1024])
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--frames", type=int, default=20)
     a = p.parse_args()
     if a.quick:
         a.hidden, a.batch, a.seq_len, a.repeats = [64, 256], [1, 16], [50], 3
@@ -58,6 +68,45 @@ def main():
 
     rows = []
     torch.manual_seed(0)
+    if a.streaming:
+        h = a.hidden[0] if a.hidden != [128, 256, 512, 1024] else 384
+        i = a.input or 128
+        gru = torch.nn.GRU(i, h, num_layers=a.layers).to(device).eval()
+        for n in a.streams:
+            state = torch.zeros(a.layers, n, h, device=device)
+            times = []
+            with torch.inference_mode():
+                for f in range(a.warmup + max(1, a.frames)):
+                    x = torch.randn(1, n, i)
+                    start = time.perf_counter()
+                    y, state = gru(x.to(device), state)
+                    y.cpu()
+                    if f >= a.warmup:
+                        times.append((time.perf_counter() - start) * 1e6)
+            times.sort()
+            rows.append({
+                "mode": "streaming",
+                "convention": "ResetAfter",
+                "dtype": "f32",
+                "layers": a.layers,
+                "input_size": i,
+                "hidden_size": h,
+                "streams": n,
+                "frames": len(times),
+                "latency_us_median": round(statistics.median(times), 3),
+                "latency_us_min": round(times[0], 3),
+                "latency_us_max": round(times[-1], 3),
+                "path": "torch-cudnn" if a.device == "cuda" else "torch-cpu",
+                "device": name,
+            })
+            print(f"streaming N={n}: {statistics.median(times):.1f} µs/frame", file=sys.stderr)
+        text = json.dumps(rows, indent=1)
+        if a.json:
+            with open(a.json, "w") as fh:
+                fh.write(text + "\n")
+        else:
+            print(text)
+        return
     for h in a.hidden:
         i = a.input or h
         gru = torch.nn.GRU(i, h).to(device).eval()
