@@ -17,6 +17,8 @@
 // (REFERENCES.md §6) for every H the crate accepts (≤ 32768).
 
 const NB: u32 = 4u;   // batch entries per invocation (one vec4)
+// Read the state straight from memory instead of staging it through workgroup memory.
+override DIRECT: bool = false;
 const KC: u32 = 64u;  // state units staged per chunk
 
 const SRC_STATE: u32 = 0u;     // stage h_prev
@@ -50,9 +52,74 @@ struct Products {
     h: vec4<f32>,
 }
 
+// Where entry b's operand row starts (unit 0), when it has step sp.s: in h0 or y (the state),
+// or in scratch (r ⊙ h).
+fn operand_base(src: u32, d: u32, b: u32) -> u32 {
+    if (src == SRC_RESET_H) {
+        return scratch_index(d, 1u, b, 0u);
+    }
+    if (sp.s == 0u) {
+        return state_index(d, b, 0u);
+    }
+    let t = time_of(b, d, sp.s);
+    var t_prev = t - 1u;
+    if (is_reverse(d)) {
+        t_prev = t + 1u;
+    }
+    return y_index(t_prev, d, b, 0u);
+}
+
+// The operand of unit k for the four entries: row starts `base`, zero where `live` is false
+// (select, not a multiply: a NaN elsewhere must not leak in).
+fn direct_operand(src: u32, base: vec4<u32>, live: vec4<bool>, k: u32) -> vec4<f32> {
+    var v: vec4<f32>;
+    if (src == SRC_RESET_H) {
+        v = vec4<f32>(scratch[base.x + k], scratch[base.y + k], scratch[base.z + k], scratch[base.w + k]);
+    } else if (sp.s == 0u) {
+        v = vec4<f32>(f32(h0[base.x + k]), f32(h0[base.y + k]), f32(h0[base.z + k]), f32(h0[base.w + k]));
+    } else {
+        v = vec4<f32>(f32(y[base.x + k]), f32(y[base.y + k]), f32(y[base.z + k]), f32(y[base.w + k]));
+    }
+    return select(vec4<f32>(0.0), v, live);
+}
+
+// DIRECT: the products without workgroup memory or barriers, each invocation reading the
+// operands straight from memory (CPU adapters, where barriers are expensive).
+fn recurrent_products_direct(src: u32, d: u32, j: u32, b0: u32, zr: bool, hh: bool) -> Products {
+    var out = Products(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    if (j >= HIDDEN) {
+        return out;
+    }
+    var live = vec4<bool>(false);
+    var base = vec4<u32>(0u);
+    for (var i = 0u; i < NB; i++) {
+        if (has_step(b0 + i, sp.s)) {
+            live[i] = true;
+            base[i] = operand_base(src, d, b0 + i);
+        }
+    }
+    let h3 = 3u * HIDDEN;
+    let rt_base = d * HIDDEN * h3 + j;
+    for (var k = 0u; k < HIDDEN; k++) {
+        let hv = direct_operand(src, base, live, k);
+        let at = rt_base + k * h3;
+        if (zr) {
+            out.z += f32(rec[at]) * hv;
+            out.r += f32(rec[at + HIDDEN]) * hv;
+        }
+        if (hh) {
+            out.h += f32(rec[at + 2u * HIDDEN]) * hv;
+        }
+    }
+    return out;
+}
+
 // Σ_k R_g[j, k] · src[b, k] for the four batch entries b0..b0+3 of direction d and the gates
 // asked for (zr: z and r; hh: h). Must be called from uniform control flow (it has barriers).
 fn recurrent_products(src: u32, d: u32, j: u32, b0: u32, lid: u32, zr: bool, hh: bool) -> Products {
+    if (DIRECT) {
+        return recurrent_products_direct(src, d, j, b0, zr, hh);
+    }
     var out = Products(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     let h3 = 3u * HIDDEN;
     let rt_base = d * HIDDEN * h3;

@@ -142,7 +142,8 @@ impl Kernel {
     pub fn overrides(self) -> &'static [&'static str] {
         match self {
             Kernel::InputProjection | Kernel::InputProjectionDirect | Kernel::StreamState => &[],
-            Kernel::GruStep | Kernel::GruPersistent => &["HIDDEN", "WG"],
+            Kernel::GruStep => &["HIDDEN", "WG", "DIRECT"],
+            Kernel::GruPersistent => &["HIDDEN", "WG"],
         }
     }
 }

@@ -132,11 +132,22 @@ fn kernels_specialise_and_translate_to_spirv() {
         } else {
             &[0.0]
         };
-        for &h in hidden_sizes {
+        let directs: &[f64] = if k.overrides().contains(&"DIRECT") {
+            &[0.0, 1.0]
+        } else {
+            &[0.0]
+        };
+        for (&h, &direct) in hidden_sizes
+            .iter()
+            .flat_map(|h| directs.iter().map(move |d| (h, d)))
+        {
             let mut constants = naga::back::PipelineConstants::default();
             if k.overrides().contains(&"HIDDEN") {
                 constants.insert("HIDDEN".to_string(), h);
                 constants.insert("WG".to_string(), 64.0);
+            }
+            if k.overrides().contains(&"DIRECT") {
+                constants.insert("DIRECT".to_string(), direct);
             }
             for entry in k.entry_points() {
                 let (m, i) = naga::back::pipeline_constants::process_overrides(

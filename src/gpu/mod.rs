@@ -9,7 +9,7 @@ pub use context::{
     describe_adapter, enumerate_adapters, AdapterReport, ContextOptions, Fault, GpuContext,
 };
 pub use model::{
-    auto_gemm_kernel, auto_kernel_path, ForwardTiming, GemmKernel, GpuGru, KernelPath,
-    ModelOptions, ModelStats, MAX_HIDDEN, PERSISTENT_MAX_HIDDEN,
+    auto_gemm_kernel, auto_kernel_path, auto_step_kernel, ForwardTiming, GemmKernel, GpuGru,
+    KernelPath, ModelOptions, ModelStats, StepKernel, MAX_HIDDEN, PERSISTENT_MAX_HIDDEN,
 };
 pub use session::{Feed, GruSession, Outputs, StreamId};

@@ -55,6 +55,28 @@ pub enum GemmKernel {
     Direct,
 }
 
+/// How the step-fused kernels read the previous state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StepKernel {
+    /// Staged through workgroup memory in chunks of 64 units, every load of the state shared
+    /// by the workgroup's 64 invocations. GPUs.
+    Staged = 0,
+    /// Each invocation reads the state straight from memory: no workgroup memory and no
+    /// barriers. CPU adapters (lavapipe), where barriers are expensive: 1.5–1.9× faster there
+    /// at H = 384 (BENCHMARKS.md).
+    Direct = 1,
+}
+
+/// The step kernel for an adapter: [`StepKernel::Direct`] on CPU adapters,
+/// [`StepKernel::Staged`] elsewhere.
+pub fn auto_step_kernel(info: &wgpu::AdapterInfo) -> StepKernel {
+    if info.device_type == wgpu::DeviceType::Cpu {
+        StepKernel::Direct
+    } else {
+        StepKernel::Staged
+    }
+}
+
 /// The input-projection kernel for an adapter: [`GemmKernel::Direct`] on CPU adapters,
 /// [`GemmKernel::Tiled`] elsewhere (BENCHMARKS.md has the lavapipe measurements).
 pub fn auto_gemm_kernel(info: &wgpu::AdapterInfo) -> GemmKernel {
@@ -241,7 +263,9 @@ pub struct GpuGru {
     /// The tiled and the direct input-projection pipelines.
     gemms: [wgpu::ComputePipeline; 2],
     gemm_choice: Option<GemmKernel>,
-    step_pipelines: Vec<wgpu::ComputePipeline>,
+    /// The step kernels' pipelines, staged and direct ([`StepKernel`] as index).
+    step_pipelines: [Vec<wgpu::ComputePipeline>; 2],
+    step_choice: Option<StepKernel>,
     persistent: Option<(wgpu::ComputePipeline, u32)>,
     path: Option<KernelPath>,
     uniform_stride: u32,
@@ -581,10 +605,11 @@ impl GpuGru {
                             layout: &wgpu::BindGroupLayout,
                             entry: &str,
                             constants: &[(&str, f64)]| {
-                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                let desc = wgpu::ShaderModuleDescriptor {
                     label: Some(kernel.file_name()),
                     source: wgpu::ShaderSource::Wgsl(kernel.source(dtype).into()),
-                });
+                };
+                let module = device.create_shader_module(desc);
                 let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                     label: Some(entry),
                     bind_group_layouts: &[Some(layout)],
@@ -616,15 +641,24 @@ impl GpuGru {
                     &[],
                 ),
             ];
-            let constants = [("HIDDEN", h as f64), ("WG", STEP_WG as f64)];
+            // [staged, direct]: the DIRECT override of gru_step.wgsl.
+            let step_constants = |direct: bool| {
+                [
+                    ("HIDDEN", h as f64),
+                    ("WG", STEP_WG as f64),
+                    ("DIRECT", direct as u8 as f64),
+                ]
+            };
             let entries: &[&str] = match first.convention() {
                 Convention::ResetAfter => &["step_reset_after"],
                 Convention::ResetBefore => &["gates_reset_before", "candidate_reset_before"],
             };
-            let step_pipelines: Vec<_> = entries
-                .iter()
-                .map(|e| pipeline(Kernel::GruStep, &step_layout, e, &constants))
-                .collect();
+            let step_pipelines = [false, true].map(|direct| {
+                entries
+                    .iter()
+                    .map(|e| pipeline(Kernel::GruStep, &step_layout, e, &step_constants(direct)))
+                    .collect::<Vec<_>>()
+            });
             // The persistent kernel where H fits it and the device has its workgroup memory.
             let persistent = (h <= PERSISTENT_MAX_HIDDEN
                 && limits.max_compute_workgroup_storage_size >= PERSISTENT_WORKGROUP_BYTES)
@@ -638,7 +672,7 @@ impl GpuGru {
                     let p = pipeline(Kernel::GruPersistent, &step_layout, entry, &constants);
                     (p, wg)
                 });
-            let pipelines_created = 2 + step_pipelines.len() + persistent.is_some() as usize;
+            let pipelines_created = 2 + 2 * entries.len() + persistent.is_some() as usize;
             GpuGru {
                 ctx: ctx.clone(),
                 dtype,
@@ -654,6 +688,7 @@ impl GpuGru {
                 gemms,
                 gemm_choice: None,
                 step_pipelines,
+                step_choice: None,
                 persistent,
                 path: None,
                 uniform_stride: limits
@@ -766,6 +801,19 @@ impl GpuGru {
     pub fn gemm_kernel(&self) -> GemmKernel {
         self.gemm_choice
             .unwrap_or_else(|| auto_gemm_kernel(self.ctx.adapter_info()))
+    }
+
+    /// The step-fused kernel variant the next forward uses: the caller's choice
+    /// ([`GpuGru::set_step_kernel`]) or [`auto_step_kernel`].
+    pub fn step_kernel(&self) -> StepKernel {
+        self.step_choice
+            .unwrap_or_else(|| auto_step_kernel(self.ctx.adapter_info()))
+    }
+
+    /// Chooses the step-fused kernel variant (`None`: automatic). Both are built with the
+    /// model, so this creates no pipeline.
+    pub fn set_step_kernel(&mut self, kernel: Option<StepKernel>) {
+        self.step_choice = kernel;
     }
 
     /// Chooses the input-projection kernel (`None`: automatic). Both are built with the
@@ -1496,7 +1544,8 @@ impl GpuGru {
         let groups_j = (self.hidden_size as u32).div_ceil(STEP_WG);
         let groups_b = (dims.batch as u32).div_ceil(STEP_NB);
         let groups_d = dims.num_directions as u32;
-        let single = self.step_pipelines.len() == 1;
+        let step_pipelines = &self.step_pipelines[self.step_kernel() as usize];
+        let single = step_pipelines.len() == 1;
         let persistent = match (s.key.path, &self.persistent) {
             (KernelPath::Persistent, Some((p, _))) => Some(p),
             _ => None,
@@ -1532,11 +1581,11 @@ impl GpuGru {
                 continue;
             }
             if single {
-                pass.set_pipeline(&self.step_pipelines[0]);
+                pass.set_pipeline(&step_pipelines[0]);
             }
             for &offset in &s.chunk_offsets {
                 pass.set_bind_group(0, &s.step_binds[l], &[offset]);
-                for p in &self.step_pipelines {
+                for p in step_pipelines {
                     if !single {
                         pass.set_pipeline(p);
                     }
