@@ -6,7 +6,7 @@ mod common;
 use common::{
     assert_close, gpu, kernel_paths, random_weights, round_model, round_vec, tolerance, Rng,
 };
-use gru_wgpu::gpu::{ContextOptions, GpuContext, GpuGru, ModelOptions};
+use gru_wgpu::gpu::{ContextOptions, Feed, GpuContext, GpuGru, GruSession, ModelOptions};
 use gru_wgpu::{
     cpu, Convention, Direction, GruError, GruInput, GruModel, Layout, OutputStyle, Tolerance,
 };
@@ -292,12 +292,27 @@ fn device_loss_is_a_typed_error_and_a_new_context_recovers() {
     let input = GruInput::new(&x, 4, 2);
     let mut model = GpuGru::new(&ctx, &weights).expect("model");
     let before = model.forward(&input).expect("forward before the loss");
+    // A streaming session on the same device, mid-conversation.
+    let mut session =
+        GruSession::new(GpuGru::new(&ctx, &weights).expect("model"), 2).expect("session");
+    let stream = session.open().expect("open");
+    session
+        .feed(&Feed::new(&[stream], &x[..3], 1))
+        .expect("feed before the loss");
 
     ctx.device().destroy();
     for _ in 0..2 {
         let err = model.forward(&input).unwrap_err();
         assert!(matches!(err, GruError::DeviceLost { .. }), "{err:?}");
         assert!(err.to_string().contains("new GpuContext"), "{err}");
+        let err = session.feed(&Feed::new(&[stream], &x[..3], 1)).unwrap_err();
+        assert!(matches!(err, GruError::DeviceLost { .. }), "feed: {err:?}");
+        let err = session.read_state(stream).unwrap_err();
+        assert!(
+            matches!(err, GruError::DeviceLost { .. }),
+            "read_state: {err:?}"
+        );
+        assert!(matches!(session.open(), Err(GruError::DeviceLost { .. })));
     }
     assert!(matches!(
         GpuGru::new(&ctx, &weights),

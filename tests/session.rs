@@ -325,7 +325,7 @@ fn thread_work(ctx: &gru_wgpu::gpu::GpuContext, seed: u64, rounds: usize) -> Vec
 #[test]
 fn sessions_fed_from_eight_threads_equal_serial_runs() {
     let Some(ctx) = gpu() else { return };
-    let rounds = 12;
+    let rounds = 30;
     let serial: Vec<Vec<f32>> = (0..8).map(|s| thread_work(ctx, s, rounds)).collect();
     let parallel: Vec<Vec<f32>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
