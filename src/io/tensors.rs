@@ -58,13 +58,14 @@ impl<'a> Archive<'a> {
         SafeTensors::deserialize(bytes)
             .map(Archive::Safetensors)
             .map_err(|e| {
-                import_error(
-                    path,
-                    format!(
+                let message = match diagnose_safetensors(bytes) {
+                    Some(why) => format!("not a valid safetensors file: {why}"),
+                    None => format!(
                         "not a valid safetensors file ({e}); expected an 8-byte header length, \
                          a JSON header and the tensors' data, as safetensors' save_file writes"
                     ),
-                )
+                };
+                import_error(path, message)
             })
     }
 
@@ -195,6 +196,132 @@ impl<'a> Archive<'a> {
             }
         }
     }
+}
+
+/// What is wrong with a safetensors file that safetensors refuses, in terms of its tensors:
+/// the header's offsets, shapes and dtypes checked against each other and against the data
+/// (safetensors' own errors name neither the tensor nor the sizes). `None` when the header is
+/// not even a JSON object of well-formed entries, so that safetensors' message stands.
+fn diagnose_safetensors(bytes: &[u8]) -> Option<String> {
+    let len_field: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    let header_len = u64::from_le_bytes(len_field);
+    let after = bytes.len() - 8;
+    if header_len > after as u64 {
+        return Some(format!(
+            "truncated: the header length field says {header_len} bytes of JSON header, but \
+             the file has only {after} bytes after it"
+        ));
+    }
+    let header_len = header_len as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).ok()?;
+    let data_len = (after - header_len) as u64;
+
+    struct Entry<'h> {
+        name: &'h str,
+        dtype: Dtype,
+        shape: Vec<u64>,
+        start: u64,
+        end: u64,
+    }
+    let mut entries = Vec::new();
+    for (name, info) in header.as_object()? {
+        if name == "__metadata__" {
+            continue;
+        }
+        let dtype: Dtype = serde_json::from_value(info.get("dtype")?.clone()).ok()?;
+        let shape = info
+            .get("shape")?
+            .as_array()?
+            .iter()
+            .map(serde_json::Value::as_u64)
+            .collect::<Option<Vec<u64>>>()?;
+        let [start, end] = info.get("data_offsets")?.as_array()?.as_slice() else {
+            return None;
+        };
+        entries.push(Entry {
+            name,
+            dtype,
+            shape,
+            start: start.as_u64()?,
+            end: end.as_u64()?,
+        });
+    }
+    entries.sort_by(|a, b| (a.start, a.end, a.name).cmp(&(b.start, b.end, b.name)));
+
+    let mut previous: Option<&Entry> = None;
+    for e in &entries {
+        let (name, start, end) = (e.name, e.start, e.end);
+        let offsets = format!("data_offsets [{start}, {end}]");
+        if end < start {
+            return Some(format!(
+                "tensor '{name}' has {offsets}, which end before they start"
+            ));
+        }
+        if end > data_len {
+            return Some(format!(
+                "tensor '{name}' has {offsets}, past the end of the data: the file has only \
+                 {data_len} bytes of tensor data after the header (truncated, or offsets out of \
+                 range)"
+            ));
+        }
+        match previous {
+            Some(p) if start < p.end => {
+                return Some(format!(
+                    "tensor '{name}' has {offsets}, which overlap those of '{}' [{}, {}]; every \
+                     tensor needs bytes of its own",
+                    p.name, p.start, p.end
+                ))
+            }
+            Some(p) if start > p.end => {
+                return Some(format!(
+                    "tensor '{name}' has {offsets}, leaving bytes {}..{start} after '{}' unused; \
+                     the tensors' data must follow one another without gaps",
+                    p.end, p.name
+                ))
+            }
+            None if start > 0 => {
+                return Some(format!(
+                    "tensor '{name}' has {offsets}, leaving the first {start} bytes of the data \
+                     unused; the first tensor's data starts at 0"
+                ))
+            }
+            _ => {}
+        }
+        let dims: Vec<String> = e.shape.iter().map(u64::to_string).collect();
+        let shape = format!("[{}]", dims.join(", "));
+        let needed = e
+            .shape
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .and_then(|n| n.checked_mul(e.dtype.bitsize() as u64))
+            .map(|bits| bits.div_ceil(8));
+        match needed {
+            None => {
+                return Some(format!(
+                    "tensor '{name}' has shape {shape} of {}, whose byte count overflows",
+                    e.dtype
+                ))
+            }
+            Some(n) if n != end - start => {
+                return Some(format!(
+                    "tensor '{name}' has shape {shape} of {} = {n} bytes, but its {offsets} hold \
+                     {} bytes",
+                    e.dtype,
+                    end - start
+                ))
+            }
+            _ => {}
+        }
+        previous = Some(e);
+    }
+    let end = previous.map_or(0, |p| p.end);
+    (end < data_len).then(|| {
+        format!(
+            "{} trailing bytes: the tensors' data ends at byte {end}, but the file has {data_len} \
+             bytes of tensor data after the header",
+            data_len - end
+        )
+    })
 }
 
 /// Little-endian `F32`, `F64`, `F16` or `BF16` bytes as `f32`; `None` for any other dtype.
