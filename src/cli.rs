@@ -1,0 +1,1680 @@
+//! The `gru` command line (`src/bin/gru.rs`): argument parsing, reading the files, building
+//! the model and its input, running it and writing the outputs; `gru inspect` and `gru info`.
+//!
+//! It lives in the library so that its parse-and-load path can be tested and fuzzed without
+//! a process or a file system: [`parse_run`] and [`load_problem`] read every file through a
+//! [`Files`] ([`DiskFiles`] for the binary, a map of names to bytes in `fuzz/`). Not a stable
+//! API: the binary is the interface.
+//!
+//! Every error is one line on stderr starting with `gru: `; the exit status is 2 for usage
+//! errors (including a flag that does not apply to the model file given), 1 for everything
+//! else (unreadable or malformed files, shapes that do not fit together, no GPU with
+//! `--device gpu`, device failures).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::gpu::{enumerate_adapters, GpuContext, GpuGru};
+use crate::io::{self, keras, ImportOptions, Imported};
+use crate::npy::{self, format_shape, NpyArray};
+use crate::{
+    cpu, Convention, Dims, Direction, GruError, GruInput, GruModel, GruOutput, GruWeights, Layout,
+    OutputStyle,
+};
+
+/// The text of `gru --help`.
+pub const USAGE: &str = "\
+gru: GRU inference through wgpu, with PyTorch's, Keras's and ONNX's semantics (gate order z, r, h)
+
+Usage:
+  gru run --model MODEL --x X.npy [--initial-h H0.npy] [--sequence-lens L.npy]
+          [--batch-first] [--keras-reset-after true|false] [--prefix P]
+          [--device auto|gpu|cpu] --y Y.npy --y-h Y_H.npy
+  gru run --x X.npy --w W.npy --r R.npy [--b B.npy] [--initial-h H0.npy]
+          [--sequence-lens L.npy] [--direction forward|reverse|bidirectional]
+          [--layout 0|1] [--clip C] [--linear-before-reset]
+          [--device auto|gpu|cpu] --y Y.npy --y-h Y_H.npy
+  gru inspect MODEL [--keras-reset-after true|false] [--prefix P]
+  gru info
+  gru help | gru --help
+
+gru run --model MODEL: the file's contents say which framework it is from, and every array
+has that framework's shapes (T steps, B batch, I inputs, H units, L layers, D directions):
+  ONNX (.onnx, a graph of one GRU node; layout from its layout attribute):
+    X [T, B, I] (layout 0) or [B, T, I] (layout 1); initial_h [D, B, H] or [B, D, H];
+    Y [T, D, B, H] or [B, T, D, H]; Y_h [D, B, H] or [B, D, H]
+  PyTorch (.safetensors of an nn.GRU state_dict: weight_ih_l0, … optionally under a prefix):
+    input [T, B, I], or [B, T, I] with --batch-first; h0 [L*D, B, H];
+    output [T, B, D*H], or [B, T, D*H] with --batch-first; h_n [L*D, B, H]
+    --prefix P picks the GRU whose names start with P when the file holds several
+  Keras (.npz or .safetensors with kernel, recurrent_kernel, bias; batch-major always):
+    x [B, T, I]; initial state [B, H]; y [B, T, H] (return_sequences); last state [B, H]
+    --keras-reset-after true|false: needed when the file has no bias; otherwise the bias
+    shape decides it ((3H,) False, (2, 3H) True) and a value given must agree
+
+gru run with weight arrays: ONNX's GRU shapes, D = 2 for bidirectional, else 1:
+  --x X.npy              X [T, B, I] (layout 0, the default) or [B, T, I] (--layout 1)
+  --w W.npy              W [D, 3*hidden_size, input_size]
+  --r R.npy              R [D, 3*hidden_size, hidden_size] (hidden_size is read from R)
+  --b B.npy              B [D, 6*hidden_size] = [Wb_z, Wb_r, Wb_h, Rb_z, Rb_r, Rb_h]
+                         (optional; zeros when absent)
+  --initial-h H0.npy     initial_h [D, B, H] ([B, D, H] for layout 1; optional: zeros)
+  --direction D          forward (default), reverse or bidirectional
+  --layout 0|1           0: sequence-major (default), 1: batch-major
+  --clip C               ONNX's clip: every gate pre-activation is clamped to [-C, C] (C > 0)
+  --linear-before-reset  ONNX linear_before_reset=1 (PyTorch, cuDNN, Keras reset_after=True);
+                         without it, linear_before_reset=0 (the ONNX default)
+  --y Y.npy              output Y [T, D, B, H] ([B, T, D, H] for layout 1), float32
+  --y-h Y_H.npy          output Y_h [D, B, H] ([B, D, H] for layout 1), float32
+
+Both forms:
+  --sequence-lens L.npy  lengths [B], each in 0..=T (integers, or floats holding whole
+                         numbers): Y is zero past an entry's length and Y_h is its last valid
+                         state (ONNX, PyTorch packed sequences); not for Keras models
+  --device D             auto (default): the GPU, else the CPU reference path;
+                         gpu: the GPU or an error; cpu: the CPU reference path
+  Inputs are float32 or float64 (converted to float32) arrays in C order, as np.save writes
+  them. `--flag=value` works too.
+
+gru inspect: prints what a model file holds: format, convention, layers, directions, sizes,
+parameter count, the shapes `gru run` expects, and an ONNX node's attributes and inputs.
+
+gru info: lists the adapters wgpu sees, with the limits and features that matter here.
+
+Environment: WGPU_BACKEND (vulkan, metal, dx12, gl), WGPU_ADAPTER_NAME (a substring of the
+adapter name) and WGPU_POWER_PREF (low, high) choose the adapter of `gru run`.
+Exit status: 0 success, 1 error (files, shapes, device), 2 usage error.
+";
+
+/// Why the command failed; each is printed as one line.
+#[derive(Debug)]
+pub enum Failure {
+    /// Wrong command line: exit status 2.
+    Usage(String),
+    /// Anything else: exit status 1.
+    Runtime(String),
+}
+
+impl From<GruError> for Failure {
+    fn from(e: GruError) -> Self {
+        Failure::Runtime(e.to_string())
+    }
+}
+
+impl Failure {
+    /// The process exit status: 2 for a usage error, 1 for anything else.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            Failure::Usage(_) => 2,
+            Failure::Runtime(_) => 1,
+        }
+    }
+
+    /// The message, without the `gru: ` prefix.
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::Usage(m) | Failure::Runtime(m) => m,
+        }
+    }
+}
+
+/// The result of a command-line step.
+pub type CliResult<T = ()> = Result<T, Failure>;
+
+/// Joins the lines of a message so that every error stays on one line.
+pub fn one_line(s: &str) -> String {
+    s.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Writes to stdout; a closed pipe (`gru info | head`) is not an error.
+fn print(text: &str) -> CliResult {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::Runtime(format!("writing to stdout: {e}"))),
+    }
+}
+
+/// Runs `gru` with its arguments (without the program name), on the real file system and
+/// devices; prints to stdout and stderr.
+pub fn cli(args: Vec<OsString>) -> CliResult {
+    let mut args = args.into_iter();
+    let Some(command) = args.next() else {
+        return print(USAGE);
+    };
+    let rest: Vec<OsString> = args.collect();
+    match command.to_str() {
+        Some("run") => match parse_run(rest)? {
+            Some(args) => run(args),
+            None => print(USAGE),
+        },
+        Some("inspect") => match parse_inspect(rest)? {
+            Some(args) => inspect(args),
+            None => print(USAGE),
+        },
+        Some("info") => {
+            if let Some(extra) = rest.first() {
+                if matches!(extra.to_str(), Some("--help" | "-h")) {
+                    return print(USAGE);
+                }
+                return Err(Failure::Usage(format!(
+                    "'gru info' takes no arguments, got {extra:?}; see 'gru --help'"
+                )));
+            }
+            info()
+        }
+        Some("help" | "--help" | "-h") => print(USAGE),
+        Some("--version" | "-V") => print(&format!("gru {}\n", env!("CARGO_PKG_VERSION"))),
+        Some(other) if other.starts_with('-') => Err(Failure::Usage(format!(
+            "unknown flag '{other}' before a subcommand; expected 'run', 'inspect', 'info' or \
+             'help' (see 'gru --help')"
+        ))),
+        Some(other) => Err(Failure::Usage(format!(
+            "unknown subcommand '{other}'; expected 'run', 'inspect', 'info' or 'help' (see \
+             'gru --help')"
+        ))),
+        None => Err(Failure::Usage(format!(
+            "unknown subcommand {command:?}; expected 'run', 'inspect', 'info' or 'help'"
+        ))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flags
+
+/// The flags of one command line, each at most once.
+struct Flags {
+    values: BTreeMap<&'static str, OsString>,
+    switches: BTreeSet<&'static str>,
+    positionals: Vec<OsString>,
+}
+
+impl Flags {
+    fn take(&mut self, name: &str) -> Option<OsString> {
+        self.values.remove(name)
+    }
+    fn take_path(&mut self, name: &str) -> Option<PathBuf> {
+        self.take(name).map(PathBuf::from)
+    }
+    fn has(&self, name: &str) -> bool {
+        self.values.contains_key(name) || self.switches.contains(name)
+    }
+}
+
+/// Parses `--name value`, `--name=value` and `--switch`; `None` when `--help` was asked for
+/// (the caller prints the usage). `positional` is how many bare arguments the command takes.
+fn parse_flags(
+    command: &str,
+    args: Vec<OsString>,
+    value_flags: &[&'static str],
+    switch_flags: &[(&'static str, &'static str)],
+    positional: usize,
+) -> CliResult<Option<Flags>> {
+    let mut flags = Flags {
+        values: BTreeMap::new(),
+        switches: BTreeSet::new(),
+        positionals: Vec::new(),
+    };
+    let mut args = args.into_iter().peekable();
+    while let Some(arg) = args.next() {
+        let Some(text) = arg.to_str() else {
+            if flags.positionals.len() < positional {
+                flags.positionals.push(arg);
+                continue;
+            }
+            return Err(Failure::Usage(format!(
+                "unexpected argument {arg:?} for 'gru {command}'; see 'gru {command} --help'"
+            )));
+        };
+        if text == "--help" || text == "-h" {
+            // Help wins over every other problem on the line.
+            return Ok(None);
+        }
+        let Some(flag) = text.strip_prefix("--") else {
+            if flags.positionals.len() < positional && !text.is_empty() {
+                flags.positionals.push(arg);
+                continue;
+            }
+            return Err(Failure::Usage(format!(
+                "unexpected argument '{text}' for 'gru {command}' (flags start with --); \
+                 see 'gru {command} --help'"
+            )));
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(OsString::from(v))),
+            None => (flag, None),
+        };
+        let name = name.replace('_', "-");
+        if let Some(&(switch, meaning)) = switch_flags.iter().find(|(s, _)| *s == name) {
+            if inline.is_some() {
+                return Err(Failure::Usage(format!(
+                    "--{switch} takes no value (it selects {meaning})"
+                )));
+            }
+            if !flags.switches.insert(switch) {
+                return Err(Failure::Usage(format!("--{switch} given twice")));
+            }
+            continue;
+        }
+        let Some(&slot) = value_flags.iter().find(|f| **f == name) else {
+            return Err(Failure::Usage(format!(
+                "unknown flag '--{name}' for 'gru {command}'; see 'gru {command} --help'"
+            )));
+        };
+        let value = match inline {
+            Some(v) => v,
+            None => match args.peek().and_then(|v| v.to_str()) {
+                Some(next) if next.starts_with("--") => {
+                    return Err(Failure::Usage(format!(
+                        "missing value for --{name} (found the flag '{next}' instead)"
+                    )))
+                }
+                _ => args
+                    .next()
+                    .ok_or_else(|| Failure::Usage(format!("missing value for --{name}")))?,
+            },
+        };
+        if value.is_empty() {
+            return Err(Failure::Usage(format!("empty value for --{name}")));
+        }
+        if flags.values.insert(slot, value).is_some() {
+            return Err(Failure::Usage(format!("--{name} given twice")));
+        }
+    }
+    Ok(Some(flags))
+}
+
+fn parse_bool(flag: &str, value: OsString) -> CliResult<bool> {
+    match value.to_str().map(str::to_ascii_lowercase).as_deref() {
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        _ => Err(Failure::Usage(format!(
+            "invalid --{flag} {value:?}; expected true or false"
+        ))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// gru run: arguments
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DeviceChoice {
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+/// Where the weights come from.
+enum Source {
+    /// A model file (`--model`).
+    Model {
+        path: PathBuf,
+        batch_first: bool,
+        keras_reset_after: Option<bool>,
+        prefix: Option<String>,
+    },
+    /// ONNX-shaped arrays.
+    Arrays {
+        w: PathBuf,
+        r: PathBuf,
+        b: Option<PathBuf>,
+        convention: Convention,
+        direction: Direction,
+        layout: Layout,
+        clip: Option<f32>,
+    },
+}
+
+/// The arguments of `gru run`, parsed and checked against each other (not yet against the
+/// files).
+pub struct RunArgs {
+    source: Source,
+    x: PathBuf,
+    initial_h: Option<PathBuf>,
+    sequence_lens: Option<PathBuf>,
+    device: DeviceChoice,
+    y: PathBuf,
+    y_h: PathBuf,
+}
+
+/// The value flags of `gru run`, in the order the usage lists them.
+const RUN_FLAGS: [&str; 15] = [
+    "model",
+    "x",
+    "w",
+    "r",
+    "b",
+    "initial-h",
+    "sequence-lens",
+    "direction",
+    "layout",
+    "clip",
+    "keras-reset-after",
+    "prefix",
+    "device",
+    "y",
+    "y-h",
+];
+const RUN_SWITCHES: [(&str, &str); 2] = [
+    ("linear-before-reset", "linear_before_reset=1"),
+    ("batch-first", "PyTorch's batch_first=True"),
+];
+
+/// The arguments of `gru run` (after `run`), or `None` when `--help` was asked for.
+pub fn parse_run(args: Vec<OsString>) -> CliResult<Option<RunArgs>> {
+    let Some(mut f) = parse_flags("run", args, &RUN_FLAGS, &RUN_SWITCHES, 0)? else {
+        return Ok(None);
+    };
+    let model = f.take_path("model");
+    if model.is_some() {
+        for flag in [
+            "w",
+            "r",
+            "b",
+            "direction",
+            "layout",
+            "clip",
+            "linear-before-reset",
+        ] {
+            if f.has(flag) {
+                return Err(Failure::Usage(format!(
+                    "--{flag} cannot be combined with --model: the model file holds the weights \
+                     and the GRU's settings"
+                )));
+            }
+        }
+    } else {
+        for (flag, instead) in [
+            (
+                "batch-first",
+                " (with weight arrays, --layout 1 reads X as [B, T, I])",
+            ),
+            (
+                "keras-reset-after",
+                " (with weight arrays, --linear-before-reset is Keras's reset_after=True)",
+            ),
+            ("prefix", ""),
+        ] {
+            if f.has(flag) {
+                return Err(Failure::Usage(format!(
+                    "--{flag} applies to a model file (--model){instead}"
+                )));
+            }
+        }
+    }
+    let required: &[&str] = if model.is_some() {
+        &["x", "y", "y-h"]
+    } else {
+        &["x", "w", "r", "y", "y-h"]
+    };
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|n| !f.has(n))
+        .map(|n| format!("--{n}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Failure::Usage(format!(
+            "'gru run' needs --x, --y and --y-h, and --model or --w and --r (missing: {}); \
+             see 'gru run --help'",
+            missing.join(", ")
+        )));
+    }
+    let device = match f.take("device").as_ref().map(|d| d.to_str()) {
+        None | Some(Some("auto")) => DeviceChoice::Auto,
+        Some(Some("gpu")) => DeviceChoice::Gpu,
+        Some(Some("cpu")) => DeviceChoice::Cpu,
+        Some(other) => {
+            return Err(Failure::Usage(format!(
+                "invalid --device {:?}; expected auto, gpu or cpu",
+                other.unwrap_or_default()
+            )))
+        }
+    };
+    let (Some(x), Some(y), Some(y_h)) = (f.take_path("x"), f.take_path("y"), f.take_path("y-h"))
+    else {
+        return Err(Failure::Usage("'gru run' needs --x, --y and --y-h".into()));
+    };
+    if same_file(&y, &y_h) {
+        return Err(Failure::Usage(format!(
+            "--y and --y-h name the same file {y:?}; give two different paths"
+        )));
+    }
+    let source = match model {
+        Some(path) => Source::Model {
+            path,
+            batch_first: f.switches.contains("batch-first"),
+            keras_reset_after: f
+                .take("keras-reset-after")
+                .map(|v| parse_bool("keras-reset-after", v))
+                .transpose()?,
+            prefix: f
+                .take("prefix")
+                .map(|p| {
+                    p.into_string()
+                        .map_err(|p| Failure::Usage(format!("invalid --prefix {p:?}")))
+                })
+                .transpose()?,
+        },
+        None => {
+            let direction = match f.take("direction") {
+                None => Direction::Forward,
+                Some(d) => d
+                    .to_str()
+                    .and_then(|d| Direction::from_onnx_name(d).ok())
+                    .ok_or_else(|| {
+                        Failure::Usage(format!(
+                            "invalid --direction {d:?}; expected forward, reverse or bidirectional"
+                        ))
+                    })?,
+            };
+            let layout = match f.take("layout").as_ref().map(|l| l.to_str()) {
+                None | Some(Some("0")) => Layout::SequenceMajor,
+                Some(Some("1")) => Layout::BatchMajor,
+                Some(other) => {
+                    return Err(Failure::Usage(format!(
+                        "invalid --layout {:?}; expected 0 ([T, B, I]) or 1 ([B, T, I])",
+                        other.unwrap_or_default()
+                    )))
+                }
+            };
+            let clip = match f.take("clip") {
+                None => None,
+                Some(c) => match c.to_str().and_then(|c| c.parse::<f32>().ok()) {
+                    Some(v) if v.is_finite() && v > 0.0 => Some(v),
+                    _ => {
+                        return Err(Failure::Usage(format!(
+                            "invalid --clip {c:?}; expected a positive number"
+                        )))
+                    }
+                },
+            };
+            let (Some(w), Some(r)) = (f.take_path("w"), f.take_path("r")) else {
+                return Err(Failure::Usage("'gru run' needs --w and --r".into()));
+            };
+            Source::Arrays {
+                w,
+                r,
+                b: f.take_path("b"),
+                convention: if f.switches.contains("linear-before-reset") {
+                    Convention::ResetAfter
+                } else {
+                    Convention::ResetBefore
+                },
+                direction,
+                layout,
+                clip,
+            }
+        }
+    };
+    Ok(Some(RunArgs {
+        source,
+        x,
+        initial_h: f.take_path("initial-h"),
+        sequence_lens: f.take_path("sequence-lens"),
+        device,
+        y,
+        y_h,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+/// Where `gru` reads its input files from.
+pub trait Files {
+    /// The whole contents of `path`; a missing or unreadable file is [`GruError::Io`] naming
+    /// it.
+    fn read(&self, path: &Path) -> Result<Vec<u8>, GruError>;
+}
+
+/// The real file system.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiskFiles;
+
+impl Files for DiskFiles {
+    fn read(&self, path: &Path) -> Result<Vec<u8>, GruError> {
+        std::fs::read(path).map_err(|source| GruError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+}
+
+/// Named files held in memory (tests, fuzzing); any other path is not found.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryFiles {
+    /// Path → contents.
+    pub files: BTreeMap<PathBuf, Vec<u8>>,
+}
+
+impl Files for MemoryFiles {
+    fn read(&self, path: &Path) -> Result<Vec<u8>, GruError> {
+        self.files.get(path).cloned().ok_or_else(|| GruError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory"),
+        })
+    }
+}
+
+impl MemoryFiles {
+    /// The arguments and files of one input of the `cli` fuzz target (`fuzz/`): sections
+    /// separated by [`FUZZ_SEPARATOR`]; the first holds the arguments after `gru`, one per
+    /// line, and each further section is a file, its path on the first line and its contents
+    /// after that newline. Every byte string decodes to something.
+    pub fn from_fuzz_input(data: &[u8]) -> (Vec<OsString>, MemoryFiles) {
+        let mut sections = Vec::new();
+        let mut rest = data;
+        while let Some(at) = rest
+            .windows(FUZZ_SEPARATOR.len())
+            .position(|w| w == FUZZ_SEPARATOR)
+        {
+            sections.push(&rest[..at]);
+            rest = &rest[at + FUZZ_SEPARATOR.len()..];
+        }
+        sections.push(rest);
+        let args = sections[0]
+            .split(|&b| b == b'\n')
+            .map(os_string_from_bytes)
+            .collect();
+        let mut files = MemoryFiles::default();
+        for file in &sections[1..] {
+            let (name, contents) = match file.iter().position(|&b| b == b'\n') {
+                Some(at) => (&file[..at], &file[at + 1..]),
+                None => (*file, &[][..]),
+            };
+            files
+                .files
+                .insert(PathBuf::from(os_string_from_bytes(name)), contents.to_vec());
+        }
+        (args, files)
+    }
+}
+
+/// What separates the sections of a `cli` fuzz input ([`MemoryFiles::from_fuzz_input`]).
+pub const FUZZ_SEPARATOR: &[u8] = b"\n%%%%\n";
+
+/// Raw bytes as an argument (non-UTF-8 ones included, on Unix).
+fn os_string_from_bytes(bytes: &[u8]) -> OsString {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        OsString::from_vec(bytes.to_vec())
+    }
+    #[cfg(not(unix))]
+    {
+        OsString::from(String::from_utf8_lossy(bytes).into_owned())
+    }
+}
+
+/// A `.npy` file read as float32 (float64 converted).
+fn read_npy_f32(files: &dyn Files, path: &Path) -> Result<NpyArray, GruError> {
+    let bytes = files.read(path)?;
+    npy::parse_f32(&bytes, &path.display().to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// gru run: shapes
+
+/// One loaded input: its name, its file and its contents.
+struct Tensor {
+    label: &'static str,
+    path: PathBuf,
+    array: NpyArray,
+}
+
+impl Tensor {
+    fn load(label: &'static str, path: &Path, files: &dyn Files) -> CliResult<Tensor> {
+        Ok(Tensor {
+            label,
+            path: path.to_path_buf(),
+            array: read_npy_f32(files, path)?,
+        })
+    }
+
+    /// `W (w.npy) of shape (1, 12, 3)`.
+    fn describe(&self) -> String {
+        format!(
+            "{} ({}) of shape {}",
+            self.label,
+            self.path.display(),
+            self.array.shape_string()
+        )
+    }
+
+    /// An error unless the shape is `expected`; `meaning` names the dimensions and `why`
+    /// says where the expected sizes come from.
+    fn expect_shape(&self, expected: &[usize], meaning: &str, why: &str) -> CliResult {
+        if self.array.shape == expected {
+            return Ok(());
+        }
+        Err(Failure::Runtime(format!(
+            "{} ({}) has shape {}, expected {} = {meaning}{why}",
+            self.label,
+            self.path.display(),
+            self.array.shape_string(),
+            format_shape(expected),
+        )))
+    }
+}
+
+fn mul(a: usize, b: usize, what: &str) -> CliResult<usize> {
+    a.checked_mul(b)
+        .ok_or_else(|| Failure::Runtime(format!("{what} = {a} × {b} overflows")))
+}
+
+/// Which framework's shapes the arrays have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Frame {
+    /// ONNX (a model file or weight arrays).
+    Onnx,
+    /// PyTorch nn.GRU.
+    PyTorch,
+    /// Keras GRU (batch-major, one layer, states without a layer axis).
+    Keras,
+}
+
+/// The network and how its arrays are laid out.
+struct Network {
+    model: GruModel,
+    frame: Frame,
+    layout: Layout,
+    /// E.g. `ONNX model m.onnx`.
+    what: String,
+}
+
+impl Network {
+    fn style(&self) -> OutputStyle {
+        match self.frame {
+            Frame::Onnx => OutputStyle::Onnx,
+            Frame::PyTorch | Frame::Keras => OutputStyle::PyTorch,
+        }
+    }
+
+    fn dims(&self, seq_len: usize, batch: usize) -> Dims {
+        Dims {
+            seq_len,
+            batch,
+            input_size: self.model.input_size(),
+            hidden_size: self.model.hidden_size(),
+            num_layers: self.model.num_layers(),
+            num_directions: self.model.num_directions(),
+            layout: self.layout,
+            style: self.style(),
+        }
+    }
+
+    /// The shape of the initial state and of the last state, in this framework's terms.
+    fn state_shape(&self, dims: &Dims) -> Vec<usize> {
+        match self.frame {
+            Frame::Keras => vec![dims.batch, dims.hidden_size],
+            _ => dims.state_shape(),
+        }
+    }
+
+    /// What the state's dimensions mean.
+    fn state_meaning(&self) -> &'static str {
+        match (self.frame, self.layout) {
+            (Frame::Keras, _) => "[batch, hidden_size] (Keras's initial state)",
+            (Frame::PyTorch, _) => "[num_layers*num_directions, batch, hidden_size] (PyTorch h0)",
+            (Frame::Onnx, Layout::SequenceMajor) => "[num_directions, batch_size, hidden_size]",
+            (Frame::Onnx, Layout::BatchMajor) => {
+                "[batch_size, num_directions, hidden_size] (layout 1)"
+            }
+        }
+    }
+
+    fn x_meaning(&self) -> &'static str {
+        x_meaning(self.layout)
+    }
+}
+
+fn x_meaning(layout: Layout) -> &'static str {
+    match layout {
+        Layout::SequenceMajor => "[seq_length, batch_size, input_size]",
+        Layout::BatchMajor => "[batch_size, seq_length, input_size]",
+    }
+}
+
+/// Flags that only some model formats take: a usage error when the file is of another.
+fn check_model_flags(args: &RunArgs, imported: &Imported, path: &Path) -> CliResult {
+    let Source::Model {
+        batch_first,
+        keras_reset_after,
+        prefix,
+        ..
+    } = &args.source
+    else {
+        return Ok(());
+    };
+    let file = path.display();
+    let format = imported.format().name();
+    let article = if format.starts_with(['A', 'E', 'I', 'O', 'U']) {
+        "an"
+    } else {
+        "a"
+    };
+    let not_for = |flag: &str, why: &str| {
+        Err(Failure::Usage(format!(
+            "--{flag} does not apply to {file}, {article} {format} model{why}"
+        )))
+    };
+    match imported {
+        Imported::PyTorch(_) => {
+            if keras_reset_after.is_some() {
+                return not_for("keras-reset-after", " (nn.GRU is always reset-after)");
+            }
+        }
+        Imported::Keras(_) => {
+            if *batch_first {
+                return not_for("batch-first", " (Keras inputs are always [B, T, I])");
+            }
+            if prefix.is_some() {
+                return not_for("prefix", "");
+            }
+            if args.sequence_lens.is_some() {
+                return not_for(
+                    "sequence-lens",
+                    " (Keras masks steps instead, and its outputs at masked steps differ from \
+                     sequence lengths' zeros)",
+                );
+            }
+        }
+        Imported::Onnx(m) => {
+            if *batch_first {
+                return not_for(
+                    "batch-first",
+                    " (the GRU node's layout attribute decides the layout)",
+                );
+            }
+            if keras_reset_after.is_some() {
+                return not_for(
+                    "keras-reset-after",
+                    " (linear_before_reset is an attribute)",
+                );
+            }
+            if prefix.is_some() {
+                return not_for("prefix", "");
+            }
+            if args.initial_h.is_some() && m.initial_h.is_none() {
+                return Err(Failure::Usage(format!(
+                    "--initial-h given, but the GRU node of {file} has no initial_h input"
+                )));
+            }
+            if args.sequence_lens.is_some() && m.sequence_lens.is_none() {
+                return Err(Failure::Usage(format!(
+                    "--sequence-lens given, but the GRU node of {file} has no sequence_lens \
+                     input"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The validated problem of `gru run`: the network, its inputs and sizes.
+pub struct Problem {
+    net: Network,
+    x: Vec<f32>,
+    initial_h: Option<Vec<f32>>,
+    sequence_lens: Option<Vec<i64>>,
+    dims: Dims,
+    notes: Vec<String>,
+}
+
+impl Problem {
+    /// The network.
+    pub fn model(&self) -> &GruModel {
+        &self.net.model
+    }
+
+    /// The sizes, layout and output style of the run.
+    pub fn dims(&self) -> &Dims {
+        &self.dims
+    }
+
+    /// The input, as `gru run` passes it to the CPU or GPU path.
+    pub fn input(&self) -> GruInput<'_> {
+        let mut input = GruInput::new(&self.x, self.dims.seq_len, self.dims.batch)
+            .with_layout(self.dims.layout)
+            .with_style(self.dims.style);
+        if let Some(h0) = &self.initial_h {
+            input = input.with_initial_h(h0);
+        }
+        if let Some(lens) = &self.sequence_lens {
+            input = input.with_sequence_lens(lens);
+        }
+        input
+    }
+}
+
+/// Reads `sequence_lens`: integers, or floats that hold whole numbers.
+fn load_lengths(path: &Path, files: &dyn Files) -> CliResult<(Vec<usize>, Vec<i64>)> {
+    let bytes = files.read(path)?;
+    let name = path.display().to_string();
+    let int_error = match npy::parse_i64(&bytes, &name) {
+        Ok(v) => return Ok(v),
+        Err(e @ GruError::Npy { .. }) => e,
+        Err(e) => return Err(e.into()),
+    };
+    // Some files store lengths as floats; take them when every value is a whole number.
+    let Ok(array) = npy::parse_f32(&bytes, &name) else {
+        return Err(int_error.into());
+    };
+    let mut values = Vec::with_capacity(array.data.len());
+    for (k, &v) in array.data.iter().enumerate() {
+        if !(v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15) {
+            return Err(Failure::Runtime(format!(
+                "sequence_lens ({}) holds {v} at index {k}; expected whole numbers (lengths)",
+                path.display()
+            )));
+        }
+        values.push(v as i64);
+    }
+    Ok((array.shape, values))
+}
+
+/// The network and X (read after a model file, so that a flag the file does not take is
+/// reported first; before weight arrays, whose shapes are checked against X's).
+fn load_network(args: &RunArgs, files: &dyn Files) -> CliResult<(Network, Vec<String>, Tensor)> {
+    let mut notes = Vec::new();
+    match &args.source {
+        Source::Model {
+            path,
+            batch_first,
+            keras_reset_after,
+            prefix,
+        } => {
+            let options = ImportOptions {
+                keras_reset_after: *keras_reset_after,
+                pytorch_prefix: prefix.clone(),
+            };
+            let bytes = files.read(path)?;
+            let imported = io::load_bytes(&bytes, &path.display().to_string(), &options)?;
+            drop(bytes);
+            check_model_flags(args, &imported, path)?;
+            let x = Tensor::load("X", &args.x, files)?;
+            let file = path.display();
+            let net = match imported {
+                Imported::PyTorch(m) => Network {
+                    what: format!(
+                        "PyTorch nn.GRU {file}{}",
+                        if m.prefix.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (prefix '{}')", m.prefix)
+                        }
+                    ),
+                    model: m.model,
+                    frame: Frame::PyTorch,
+                    layout: if *batch_first {
+                        Layout::BatchMajor
+                    } else {
+                        Layout::SequenceMajor
+                    },
+                },
+                Imported::Keras(m) => {
+                    if let Some(d) = &m.dense {
+                        notes.push(format!(
+                            "{file} also holds a dense head (dense_kernel ({}, {})); 'gru run' \
+                             writes the GRU's outputs only",
+                            d.in_features, d.out_features
+                        ));
+                    }
+                    Network {
+                        what: format!(
+                            "Keras GRU {file} (reset_after={})",
+                            if m.reset_after { "True" } else { "False" }
+                        ),
+                        model: m.model,
+                        frame: Frame::Keras,
+                        layout: Layout::BatchMajor,
+                    }
+                }
+                Imported::Onnx(m) => Network {
+                    what: format!("ONNX GRU node {} of {file}", node_label(&m.node_name)),
+                    model: m.model,
+                    frame: Frame::Onnx,
+                    layout: m.layout,
+                },
+            };
+            Ok((net, notes, x))
+        }
+        Source::Arrays {
+            w,
+            r,
+            b,
+            convention,
+            direction,
+            layout,
+            clip,
+        } => {
+            let x = Tensor::load("X", &args.x, files)?;
+            x_rank(&x, x_meaning(*layout))?;
+            let model = load_arrays(
+                &x,
+                ArrayPaths {
+                    w,
+                    r,
+                    b: b.as_deref(),
+                },
+                *convention,
+                *direction,
+                *clip,
+                files,
+            )?;
+            Ok((
+                Network {
+                    what: "weight arrays".into(),
+                    model,
+                    frame: Frame::Onnx,
+                    layout: *layout,
+                },
+                notes,
+                x,
+            ))
+        }
+    }
+}
+
+/// The files of `--w`, `--r` and `--b`.
+struct ArrayPaths<'a> {
+    w: &'a Path,
+    r: &'a Path,
+    b: Option<&'a Path>,
+}
+
+/// The model of ONNX-shaped arrays: W [D, 3H, I], R [D, 3H, H], B [D, 6H].
+fn load_arrays(
+    x: &Tensor,
+    paths: ArrayPaths<'_>,
+    convention: Convention,
+    direction: Direction,
+    clip: Option<f32>,
+    files: &dyn Files,
+) -> CliResult<GruModel> {
+    let w = Tensor::load("W", paths.w, files)?;
+    let r = Tensor::load("R", paths.r, files)?;
+    let b = paths.b.map(|p| Tensor::load("B", p, files)).transpose()?;
+    let d = direction.num_directions();
+    let i = match *x.array.shape.as_slice() {
+        [_, _, i] => i,
+        _ => 0, // reported by the caller's X check first
+    };
+
+    // R[D, 3H, H] gives H.
+    let &[dirs, h3, h] = r.array.shape.as_slice() else {
+        return Err(Failure::Runtime(format!(
+            "{} has {} dimensions, expected 3: [num_directions, 3*hidden_size, hidden_size]",
+            r.describe(),
+            r.array.shape.len()
+        )));
+    };
+    if dirs != d {
+        return Err(Failure::Runtime(format!(
+            "{} has num_directions {dirs}, but --direction {} needs {d}, so R must be [{d}, \
+             3*hidden_size, hidden_size]{}",
+            r.describe(),
+            direction.onnx_name(),
+            if dirs == 2 {
+                " (pass --direction bidirectional for two directions)"
+            } else {
+                ""
+            }
+        )));
+    }
+    if h == 0 || h3 % 3 != 0 || h3 / 3 != h {
+        let detail = if h == 0 {
+            " (hidden_size 0)".to_string()
+        } else if h3 % 3 != 0 {
+            format!(" ({h3} is not a multiple of 3)")
+        } else if h == i {
+            format!(
+                " (dimension 1 gives hidden_size {}, dimension 2 gives {h}; is this W \
+                 [D, 3*hidden_size, input_size] instead of R?)",
+                h3 / 3
+            )
+        } else {
+            format!(
+                " (dimension 1 gives hidden_size {}, dimension 2 gives {h})",
+                h3 / 3
+            )
+        };
+        return Err(Failure::Runtime(format!(
+            "{} is not [num_directions, 3*hidden_size, hidden_size]: dimension 1 must be 3 × \
+             dimension 2 and hidden_size at least 1{detail}",
+            r.describe()
+        )));
+    }
+    let h3 = mul(3, h, "3*hidden_size")?;
+    let why_w = format!(
+        " (input_size {i} from {}, hidden_size {h} from {})",
+        x.describe(),
+        r.describe()
+    );
+    w.expect_shape(
+        &[d, h3, i],
+        "[num_directions, 3*hidden_size, input_size]",
+        &why_w,
+    )?;
+    let h6 = mul(2, h3, "6*hidden_size")?;
+    if let Some(b) = &b {
+        b.expect_shape(
+            &[d, h6],
+            "[num_directions, 6*hidden_size]",
+            &format!(" (hidden_size {h} from {})", r.describe()),
+        )?;
+    }
+    let (wn, rn) = (h3 * i, h3 * h);
+    let mut layer = Vec::with_capacity(d);
+    for k in 0..d {
+        layer.push(GruWeights::new(
+            convention,
+            i,
+            h,
+            w.array.data[k * wn..(k + 1) * wn].to_vec(),
+            r.array.data[k * rn..(k + 1) * rn].to_vec(),
+            b.as_ref()
+                .map(|b| b.array.data[k * h6..(k + 1) * h6].to_vec()),
+        )?);
+    }
+    Ok(GruModel::new(direction, vec![layer], clip)?)
+}
+
+/// X's three dimensions, or an error saying what they should be.
+fn x_rank(x: &Tensor, meaning: &str) -> CliResult<[usize; 3]> {
+    match *x.array.shape.as_slice() {
+        [d0, d1, d2] => Ok([d0, d1, d2]),
+        _ => Err(Failure::Runtime(format!(
+            "{} has {} dimensions, expected 3: {meaning}",
+            x.describe(),
+            x.array.shape.len(),
+        ))),
+    }
+}
+
+/// Reads the files of `gru run` and checks them against each other: the model (or weight
+/// arrays), X, the initial state and the lengths.
+pub fn load_problem(args: &RunArgs, files: &dyn Files) -> CliResult<Problem> {
+    let (net, notes, x) = load_network(args, files)?;
+
+    // X in the network's layout.
+    let [d0, d1, i] = x_rank(&x, net.x_meaning())?;
+    let (t, batch) = match net.layout {
+        Layout::SequenceMajor => (d0, d1),
+        Layout::BatchMajor => (d1, d0),
+    };
+    if t == 0 {
+        return Err(Failure::Runtime(format!(
+            "{} has seq_length 0; expected at least 1 step",
+            x.describe()
+        )));
+    }
+    if i == 0 {
+        return Err(Failure::Runtime(format!(
+            "{} has input_size 0; expected at least 1 feature",
+            x.describe()
+        )));
+    }
+    if i != net.model.input_size() {
+        return Err(Failure::Runtime(format!(
+            "{} has input_size {i} (the last dimension of {}), but the {} reads {} features",
+            x.describe(),
+            net.x_meaning(),
+            net.what,
+            net.model.input_size()
+        )));
+    }
+    let dims = net.dims(t, batch);
+    mul(
+        mul(t, batch, "seq_length*batch_size")?,
+        net.model.num_directions() * net.model.hidden_size(),
+        "Y elements",
+    )?;
+
+    let initial_h = match &args.initial_h {
+        Some(p) => {
+            let h0 = Tensor::load("initial_h", p, files)?;
+            h0.expect_shape(
+                &net.state_shape(&dims),
+                net.state_meaning(),
+                &format!(
+                    " (batch {batch} from {}, hidden_size {}, {} layer(s) × {} direction(s) of \
+                     the {})",
+                    x.describe(),
+                    net.model.hidden_size(),
+                    net.model.num_layers(),
+                    net.model.num_directions(),
+                    net.what
+                ),
+            )?;
+            Some(h0.array.data)
+        }
+        None => None,
+    };
+    let sequence_lens = match &args.sequence_lens {
+        Some(p) => {
+            let (shape, lens) = load_lengths(p, files)?;
+            if shape != [batch] {
+                return Err(Failure::Runtime(format!(
+                    "sequence_lens ({}) has shape {}, expected ({batch},) = [batch_size] (batch \
+                     {batch} from {})",
+                    p.display(),
+                    format_shape(&shape),
+                    x.describe()
+                )));
+            }
+            if let Some((k, bad)) = lens
+                .iter()
+                .enumerate()
+                .find(|(_, &l)| l < 0 || l as u64 > t as u64)
+            {
+                return Err(Failure::Runtime(format!(
+                    "sequence_lens ({}) holds {bad} at index {k}; expected lengths in 0..={t} \
+                     (seq_length {t} from {})",
+                    p.display(),
+                    x.describe()
+                )));
+            }
+            Some(lens)
+        }
+        None => None,
+    };
+    Ok(Problem {
+        net,
+        x: x.array.data,
+        initial_h,
+        sequence_lens,
+        dims,
+        notes,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// gru run: compute
+
+/// Why the GPU path did not produce a result.
+enum GpuFailure {
+    /// No context could be made (no adapter, or the device was refused).
+    Context(GruError),
+    /// The context exists but the model or the forward failed.
+    Run(GruError),
+}
+
+fn run_gpu(model: &GruModel, input: &GruInput<'_>) -> Result<(GruOutput, String), GpuFailure> {
+    let ctx = GpuContext::new().map_err(GpuFailure::Context)?;
+    let describe = ctx.describe();
+    let mut gpu = GpuGru::from_model(&ctx, model).map_err(GpuFailure::Run)?;
+    let out = gpu.forward(input).map_err(GpuFailure::Run)?;
+    Ok((out, describe))
+}
+
+fn run(args: RunArgs) -> CliResult {
+    let p = load_problem(&args, &DiskFiles)?;
+    let model = &p.net.model;
+    let input = p.input();
+    const CPU: &str = "the CPU reference path (f64 accumulation)";
+
+    let (out, ran_on) = match args.device {
+        DeviceChoice::Cpu => (cpu::forward_model(model, &input)?, CPU.to_string()),
+        DeviceChoice::Gpu => match run_gpu(model, &input) {
+            Ok((out, describe)) => (out, format!("the GPU, {describe}")),
+            Err(GpuFailure::Context(e)) => {
+                return Err(Failure::Runtime(format!(
+                    "--device gpu: {e}; pass --device cpu (or auto) to run on the CPU \
+                     reference path"
+                )))
+            }
+            Err(GpuFailure::Run(e)) => {
+                return Err(Failure::Runtime(format!(
+                    "--device gpu: {e}; pass --device cpu to run on the CPU reference path"
+                )))
+            }
+        },
+        DeviceChoice::Auto => match run_gpu(model, &input) {
+            Ok((out, describe)) => (out, format!("the GPU, {describe}")),
+            Err(failure) => {
+                let reason = match failure {
+                    GpuFailure::Context(GruError::NoAdapter(m)) => format!("no GPU adapter ({m})"),
+                    GpuFailure::Context(e) => format!("GPU unavailable ({e})"),
+                    GpuFailure::Run(e) => format!("the GPU path failed ({e})"),
+                };
+                eprintln!(
+                    "gru: {}; running on the CPU reference path",
+                    one_line(&reason)
+                );
+                (cpu::forward_model(model, &input)?, CPU.to_string())
+            }
+        },
+    };
+
+    let y_shape = out.dims.y_shape();
+    let state_shape = p.net.state_shape(&out.dims);
+    npy::write_f32(&args.y, &y_shape, &out.y)?;
+    npy::write_f32(&args.y_h, &state_shape, &out.y_h)?;
+    for note in &p.notes {
+        eprintln!("gru: note: {}", one_line(note));
+    }
+    let d = &out.dims;
+    eprintln!(
+        "gru: ran on {}: {}: seq_length {}, batch_size {}, input_size {}, hidden_size {}, \
+         {} layer(s), {}, linear_before_reset={}{}; wrote {} {} and {} {}",
+        one_line(&ran_on),
+        p.net.what,
+        d.seq_len,
+        d.batch,
+        d.input_size,
+        d.hidden_size,
+        d.num_layers,
+        model.direction().onnx_name(),
+        model.convention().linear_before_reset(),
+        model
+            .clip()
+            .map(|c| format!(", clip {c}"))
+            .unwrap_or_default(),
+        args.y.display(),
+        format_shape(&y_shape),
+        args.y_h.display(),
+        format_shape(&state_shape),
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// gru inspect
+
+/// The arguments of `gru inspect`.
+pub struct InspectArgs {
+    path: PathBuf,
+    options: ImportOptions,
+}
+
+/// The arguments of `gru inspect` (after `inspect`), or `None` when `--help` was asked for.
+pub fn parse_inspect(args: Vec<OsString>) -> CliResult<Option<InspectArgs>> {
+    let Some(mut f) = parse_flags("inspect", args, &["keras-reset-after", "prefix"], &[], 1)?
+    else {
+        return Ok(None);
+    };
+    let Some(path) = f.positionals.pop() else {
+        return Err(Failure::Usage(
+            "'gru inspect' needs a model file: gru inspect MODEL (.onnx, .safetensors or .npz)"
+                .into(),
+        ));
+    };
+    let options = ImportOptions {
+        keras_reset_after: f
+            .take("keras-reset-after")
+            .map(|v| parse_bool("keras-reset-after", v))
+            .transpose()?,
+        pytorch_prefix: f
+            .take("prefix")
+            .map(|p| {
+                p.into_string()
+                    .map_err(|p| Failure::Usage(format!("invalid --prefix {p:?}")))
+            })
+            .transpose()?,
+    };
+    Ok(Some(InspectArgs {
+        path: path.into(),
+        options,
+    }))
+}
+
+/// `'gru'`, or `(unnamed)`.
+fn node_label(name: &str) -> String {
+    if name.is_empty() {
+        "(unnamed)".into()
+    } else {
+        format!("'{name}'")
+    }
+}
+
+fn convention_line(c: Convention) -> String {
+    match c {
+        Convention::ResetAfter => "reset-after: h~ = tanh(W_h x + Wb_h + r * (R_h h + Rb_h)) \
+                                   (ONNX linear_before_reset=1, PyTorch, Keras reset_after=True)"
+            .into(),
+        Convention::ResetBefore => "reset-before: h~ = tanh(W_h x + Wb_h + R_h (r * h) + Rb_h) \
+                                    (ONNX linear_before_reset=0, Keras reset_after=False)"
+            .into(),
+    }
+}
+
+fn shape_text(shape: &[&str]) -> String {
+    format!("[{}]", shape.join(", "))
+}
+
+fn inspect(args: InspectArgs) -> CliResult {
+    print(&inspect_report(&args, &DiskFiles)?)
+}
+
+/// What `gru inspect` prints about the model file.
+pub fn inspect_report(args: &InspectArgs, files: &dyn Files) -> CliResult<String> {
+    let bytes = files.read(&args.path)?;
+    let imported = io::load_bytes(&bytes, &args.path.display().to_string(), &args.options)?;
+    drop(bytes);
+    let model = imported.model();
+    let (l, d, i, h) = (
+        model.num_layers(),
+        model.num_directions(),
+        model.input_size(),
+        model.hidden_size(),
+    );
+    let mut s = String::new();
+    let mut line = |key: &str, value: String| s.push_str(&format!("{key:<13}{value}\n"));
+    line("file:", args.path.display().to_string());
+    let s_i = i.to_string();
+    let s_h = h.to_string();
+    let s_ld = (l * d).to_string();
+    let s_dh = (d * h).to_string();
+    let s_d = d.to_string();
+    match &imported {
+        Imported::PyTorch(m) => {
+            line(
+                "format:",
+                format!(
+                    "PyTorch nn.GRU state_dict (safetensors){}",
+                    if m.prefix.is_empty() {
+                        ", unprefixed names".to_string()
+                    } else {
+                        format!(", names under the prefix '{}'", m.prefix)
+                    }
+                ),
+            );
+        }
+        Imported::Keras(m) => line("format:", format!("Keras GRU weights ({})", m.container)),
+        Imported::Onnx(m) => line(
+            "format:",
+            format!(
+                "ONNX model, one GRU node {} (IR version {}, opset {}{})",
+                node_label(&m.node_name),
+                m.ir_version,
+                m.opset
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "not imported".into()),
+                if m.producer.is_empty() {
+                    String::new()
+                } else {
+                    format!(", producer {}", m.producer)
+                }
+            ),
+        ),
+    }
+    line("convention:", convention_line(model.convention()));
+    line("layers:", l.to_string());
+    line(
+        "directions:",
+        format!("{} (D = {d})", model.direction().onnx_name()),
+    );
+    line("input_size:", s_i.clone());
+    line("hidden_size:", s_h.clone());
+    line(
+        "clip:",
+        model
+            .clip()
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "none".into()),
+    );
+    line(
+        "parameters:",
+        format!(
+            "{} (W, R and B = [Wb, Rb] of every layer and direction, as ONNX counts them)",
+            model.parameter_count()
+        ),
+    );
+    match &imported {
+        Imported::PyTorch(m) => {
+            line(
+                "bias:",
+                if m.bias { "yes" } else { "no (bias=False)" }.into(),
+            );
+            if !m.ignored.is_empty() {
+                line(
+                    "ignored:",
+                    format!(
+                        "{} tensor(s) outside the prefix: {}",
+                        m.ignored.len(),
+                        m.ignored.join(", ")
+                    ),
+                );
+            }
+            line(
+                "gru run:",
+                format!(
+                    "input {} ({} with --batch-first); h0 {}; lengths [B]; output {} ({} with \
+                     --batch-first); h_n {}",
+                    shape_text(&["T", "B", &s_i]),
+                    shape_text(&["B", "T", &s_i]),
+                    shape_text(&[&s_ld, "B", &s_h]),
+                    shape_text(&["T", "B", &s_dh]),
+                    shape_text(&["B", "T", &s_dh]),
+                    shape_text(&[&s_ld, "B", &s_h]),
+                ),
+            );
+        }
+        Imported::Keras(m) => {
+            line(
+                "reset_after:",
+                format!(
+                    "{} ({})",
+                    if m.reset_after { "True" } else { "False" },
+                    match m.reset_after_source {
+                        keras::ResetAfterSource::BiasShape => "from the bias shape",
+                        keras::ResetAfterSource::Given => "given; the file has no bias",
+                    }
+                ),
+            );
+            line(
+                "bias:",
+                if m.bias { "yes" } else { "no (use_bias=False)" }.into(),
+            );
+            line(
+                "dense head:",
+                match &m.dense {
+                    Some(dense) => format!(
+                        "dense_kernel ({}, {}), dense_bias ({},) (activation not stored in the \
+                         weights)",
+                        dense.in_features, dense.out_features, dense.out_features
+                    ),
+                    None => "none".into(),
+                },
+            );
+            line(
+                "gru run:",
+                format!(
+                    "x {}; initial state {}; y {}; last state {}",
+                    shape_text(&["B", "T", &s_i]),
+                    shape_text(&["B", &s_h]),
+                    shape_text(&["B", "T", &s_h]),
+                    shape_text(&["B", &s_h]),
+                ),
+            );
+        }
+        Imported::Onnx(m) => {
+            line(
+                "layout:",
+                match m.layout {
+                    Layout::SequenceMajor => "0 (X [T, B, I])".into(),
+                    Layout::BatchMajor => "1 (X [B, T, I])".into(),
+                },
+            );
+            line(
+                "attributes:",
+                if m.attributes.is_empty() {
+                    "none set (all defaults)".into()
+                } else {
+                    m.attributes
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            );
+            let optional = |name: &Option<String>| match name {
+                Some(n) => format!("'{n}'"),
+                None => "none".into(),
+            };
+            line(
+                "inputs:",
+                format!(
+                    "X '{}', sequence_lens {}, initial_h {}",
+                    m.x,
+                    optional(&m.sequence_lens),
+                    optional(&m.initial_h)
+                ),
+            );
+            line(
+                "outputs:",
+                format!(
+                    "Y {}, Y_h {}",
+                    optional(&m.outputs[0]),
+                    optional(&m.outputs[1])
+                ),
+            );
+            let (x, y, st) = match m.layout {
+                Layout::SequenceMajor => (
+                    shape_text(&["T", "B", &s_i]),
+                    shape_text(&["T", &s_d, "B", &s_h]),
+                    shape_text(&[&s_d, "B", &s_h]),
+                ),
+                Layout::BatchMajor => (
+                    shape_text(&["B", "T", &s_i]),
+                    shape_text(&["B", "T", &s_d, &s_h]),
+                    shape_text(&["B", &s_d, &s_h]),
+                ),
+            };
+            let mut shapes = vec![format!("X {x}")];
+            if m.initial_h.is_some() {
+                shapes.push(format!("initial_h {st}"));
+            }
+            if m.sequence_lens.is_some() {
+                shapes.push("sequence_lens [B]".into());
+            }
+            shapes.push(format!("Y {y}; Y_h {st}"));
+            line("gru run:", shapes.join("; "));
+        }
+    }
+    Ok(s)
+}
+
+// ---------------------------------------------------------------------------------------------
+// gru info
+
+fn bytes_human(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = "B";
+    for u in UNITS {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = u;
+    }
+    if unit == "B" {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {unit}")
+    }
+}
+
+fn info() -> CliResult {
+    let adapters = enumerate_adapters(None);
+    if adapters.is_empty() {
+        return Err(Failure::Runtime(
+            "no GPU adapter: wgpu sees none on any backend (Vulkan, Metal, DX12, GL); install \
+             a driver (on Debian: apt-get install mesa-vulkan-drivers gives lavapipe), or use \
+             'gru run --device cpu'"
+                .into(),
+        ));
+    }
+    let mut s = String::new();
+    let plural = if adapters.len() == 1 { "" } else { "s" };
+    s.push_str(&format!(
+        "gru {}: wgpu sees {} adapter{plural}\n",
+        env!("CARGO_PKG_VERSION"),
+        adapters.len()
+    ));
+    for var in ["WGPU_BACKEND", "WGPU_ADAPTER_NAME", "WGPU_POWER_PREF"] {
+        if let Ok(v) = std::env::var(var) {
+            s.push_str(&format!("{var}={v:?} (used by 'gru run' to pick one)\n"));
+        }
+    }
+    for (n, a) in adapters.iter().enumerate() {
+        let (info, l, f) = (&a.info, &a.limits, a.features);
+        s.push_str(&format!("\nadapter {n}: {}\n", info.name));
+        s.push_str(&format!("  backend:      {:?}\n", info.backend));
+        s.push_str(&format!("  device type:  {:?}\n", info.device_type));
+        s.push_str(&format!(
+            "  driver:       {} ({})\n",
+            if info.driver.is_empty() {
+                "unknown"
+            } else {
+                &info.driver
+            },
+            if info.driver_info.is_empty() {
+                "no driver info"
+            } else {
+                &info.driver_info
+            }
+        ));
+        s.push_str(&format!(
+            "  vendor/device: {:#06x} / {:#06x}\n",
+            info.vendor, info.device
+        ));
+        s.push_str("  limits:\n");
+        let bytes = |name: &str, v: u64| format!("    {name:<40}{v} ({})\n", bytes_human(v));
+        let plain = |name: &str, v: u64| format!("    {name:<40}{v}\n");
+        s.push_str(&bytes(
+            "max_storage_buffer_binding_size",
+            l.max_storage_buffer_binding_size,
+        ));
+        s.push_str(&bytes("max_buffer_size", l.max_buffer_size));
+        s.push_str(&plain(
+            "max_compute_workgroups_per_dimension",
+            u64::from(l.max_compute_workgroups_per_dimension),
+        ));
+        s.push_str(&plain(
+            "max_compute_invocations_per_workgroup",
+            u64::from(l.max_compute_invocations_per_workgroup),
+        ));
+        s.push_str(&bytes(
+            "max_compute_workgroup_storage_size",
+            u64::from(l.max_compute_workgroup_storage_size),
+        ));
+        s.push_str(&plain(
+            "min_uniform_buffer_offset_alignment",
+            u64::from(l.min_uniform_buffer_offset_alignment),
+        ));
+        let yes = |feature: wgpu::Features| if f.contains(feature) { "yes" } else { "no" };
+        s.push_str(&format!(
+            "  features:     SHADER_F16 {}, TIMESTAMP_QUERY {}, SUBGROUP {}\n",
+            yes(wgpu::Features::SHADER_F16),
+            yes(wgpu::Features::TIMESTAMP_QUERY),
+            yes(wgpu::Features::SUBGROUP)
+        ));
+    }
+    print(&s)
+}
+
+/// Whether two output paths name the same file: compared after resolving their directories
+/// (`y.npy` and `./y.npy` are the same), falling back to the text when a directory is missing.
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let resolve = |p: &std::path::Path| {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        Some(std::fs::canonicalize(dir).ok()?.join(p.file_name()?))
+    };
+    match (resolve(a), resolve(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
