@@ -1,0 +1,52 @@
+//! The `gru` command line from its arguments to the model and input it would run: argument
+//! parsing (`cli::parse_run`, `cli::parse_inspect`), reading every file named (from memory,
+//! not disk), importing the model or weight arrays, and checking the arrays against each
+//! other (`cli::load_problem`, `cli::inspect_report`); a problem that passes runs on the CPU
+//! reference path when it is small. An error is a legitimate outcome (one line, exit status
+//! 1 or 2); a panic, a hang or a huge allocation is a bug.
+//!
+//! Input: `cli::MemoryFiles::from_fuzz_input`: sections separated by `\n%%%%\n`; the first
+//! holds the arguments after `gru`, one per line (raw bytes, so non-UTF-8 arguments are
+//! fuzzed too); each further section is a file: its path on the first line, its contents
+//! after the newline.
+#![no_main]
+
+use gru_wgpu::cli::{self, MemoryFiles};
+use gru_wgpu::cpu;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let (args, files) = MemoryFiles::from_fuzz_input(data);
+    let Some((command, rest)) = args.split_first() else {
+        return;
+    };
+    match command.to_str() {
+        Some("run") => {
+            let Ok(Some(run)) = cli::parse_run(rest.to_vec()) else {
+                return;
+            };
+            let Ok(problem) = cli::load_problem(&run, &files) else {
+                return;
+            };
+            let d = problem.dims();
+            let work = [
+                d.seq_len,
+                d.batch.max(1),
+                d.input_size.saturating_add(d.hidden_size),
+                d.hidden_size.saturating_mul(3),
+                d.num_layers * d.num_directions,
+            ]
+            .iter()
+            .try_fold(1usize, |acc, &n| acc.checked_mul(n));
+            if work.is_some_and(|w| w <= 2_000_000) {
+                let _ = cpu::forward_model(problem.model(), &problem.input());
+            }
+        }
+        Some("inspect") => {
+            if let Ok(Some(inspect)) = cli::parse_inspect(rest.to_vec()) {
+                let _ = cli::inspect_report(&inspect, &files);
+            }
+        }
+        _ => {}
+    }
+});
