@@ -16,12 +16,12 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::gpu::{enumerate_adapters, GpuContext, GpuGru};
+use crate::gpu::{enumerate_adapters, GpuContext, GpuGru, ModelOptions};
 use crate::io::{self, keras, ImportOptions, Imported};
 use crate::npy::{self, format_shape, NpyArray};
 use crate::{
-    cpu, Convention, Dims, Direction, GruError, GruInput, GruModel, GruOutput, GruWeights, Layout,
-    OutputStyle,
+    cpu, Convention, Dims, Direction, Dtype, GruError, GruInput, GruModel, GruOutput, GruWeights,
+    Layout, OutputStyle,
 };
 
 /// The text of `gru --help`.
@@ -31,11 +31,11 @@ gru: GRU inference through wgpu, with PyTorch's, Keras's and ONNX's semantics (g
 Usage:
   gru run --model MODEL --x X.npy [--initial-h H0.npy] [--sequence-lens L.npy]
           [--batch-first] [--keras-reset-after true|false] [--prefix P]
-          [--device auto|gpu|cpu] --y Y.npy --y-h Y_H.npy
+          [--device auto|gpu|cpu] [--dtype f32|f16] --y Y.npy --y-h Y_H.npy
   gru run --x X.npy --w W.npy --r R.npy [--b B.npy] [--initial-h H0.npy]
           [--sequence-lens L.npy] [--direction forward|reverse|bidirectional]
           [--layout 0|1] [--clip C] [--linear-before-reset]
-          [--device auto|gpu|cpu] --y Y.npy --y-h Y_H.npy
+          [--device auto|gpu|cpu] [--dtype f32|f16] --y Y.npy --y-h Y_H.npy
   gru inspect MODEL [--keras-reset-after true|false] [--prefix P]
   gru info
   gru help | gru --help
@@ -75,6 +75,9 @@ Both forms:
                          state (ONNX, PyTorch packed sequences); not for Keras models
   --device D             auto (default): the GPU, else the CPU reference path;
                          gpu: the GPU or an error; cpu: the CPU reference path
+  --dtype T              f32 (default) or f16: how the GPU stores weights and activations
+                         (f16 needs the adapter's SHADER_F16; math stays f32; the CPU
+                         reference path is always f64). Outputs are float32 either way
   Inputs are float32 or float64 (converted to float32) arrays in C order, as np.save writes
   them. `--flag=value` works too.
 
@@ -340,12 +343,13 @@ pub struct RunArgs {
     initial_h: Option<PathBuf>,
     sequence_lens: Option<PathBuf>,
     device: DeviceChoice,
+    dtype: Dtype,
     y: PathBuf,
     y_h: PathBuf,
 }
 
 /// The value flags of `gru run`, in the order the usage lists them.
-const RUN_FLAGS: [&str; 15] = [
+const RUN_FLAGS: [&str; 16] = [
     "model",
     "x",
     "w",
@@ -359,6 +363,7 @@ const RUN_FLAGS: [&str; 15] = [
     "keras-reset-after",
     "prefix",
     "device",
+    "dtype",
     "y",
     "y-h",
 ];
@@ -437,6 +442,24 @@ pub fn parse_run(args: Vec<OsString>) -> CliResult<Option<RunArgs>> {
             )))
         }
     };
+    let dtype = match f.take("dtype") {
+        None => Dtype::F32,
+        Some(v) => match v.to_str().and_then(Dtype::parse) {
+            Some(d) => d,
+            None => {
+                return Err(Failure::Usage(format!(
+                    "invalid --dtype {v:?}; expected f32 or f16"
+                )))
+            }
+        },
+    };
+    if dtype == Dtype::F16 && device == DeviceChoice::Cpu {
+        return Err(Failure::Usage(
+            "--dtype f16 is a GPU storage type; the CPU reference path (--device cpu) always \
+             computes in f64: drop one of the two"
+                .into(),
+        ));
+    }
     let (Some(x), Some(y), Some(y_h)) = (f.take_path("x"), f.take_path("y"), f.take_path("y-h"))
     else {
         return Err(Failure::Usage("'gru run' needs --x, --y and --y-h".into()));
@@ -519,6 +542,7 @@ pub fn parse_run(args: Vec<OsString>) -> CliResult<Option<RunArgs>> {
         initial_h: f.take_path("initial-h"),
         sequence_lens: f.take_path("sequence-lens"),
         device,
+        dtype,
         y,
         y_h,
     }))
@@ -1207,10 +1231,21 @@ enum GpuFailure {
     Run(GruError),
 }
 
-fn run_gpu(model: &GruModel, input: &GruInput<'_>) -> Result<(GruOutput, String), GpuFailure> {
+fn run_gpu(
+    model: &GruModel,
+    input: &GruInput<'_>,
+    dtype: Dtype,
+) -> Result<(GruOutput, String), GpuFailure> {
     let ctx = GpuContext::new().map_err(GpuFailure::Context)?;
-    let describe = ctx.describe();
-    let mut gpu = GpuGru::from_model(&ctx, model).map_err(GpuFailure::Run)?;
+    let describe = match dtype {
+        Dtype::F32 => ctx.describe(),
+        Dtype::F16 => format!("{}, f16 storage", ctx.describe()),
+    };
+    let options = ModelOptions {
+        dtype,
+        allow_f32_fallback: false,
+    };
+    let mut gpu = GpuGru::from_model_with(&ctx, model, &options).map_err(GpuFailure::Run)?;
     let out = gpu.forward(input).map_err(GpuFailure::Run)?;
     Ok((out, describe))
 }
@@ -1223,7 +1258,7 @@ fn run(args: RunArgs) -> CliResult {
 
     let (out, ran_on) = match args.device {
         DeviceChoice::Cpu => (cpu::forward_model(model, &input)?, CPU.to_string()),
-        DeviceChoice::Gpu => match run_gpu(model, &input) {
+        DeviceChoice::Gpu => match run_gpu(model, &input, args.dtype) {
             Ok((out, describe)) => (out, format!("the GPU, {describe}")),
             Err(GpuFailure::Context(e)) => {
                 return Err(Failure::Runtime(format!(
@@ -1237,7 +1272,7 @@ fn run(args: RunArgs) -> CliResult {
                 )))
             }
         },
-        DeviceChoice::Auto => match run_gpu(model, &input) {
+        DeviceChoice::Auto => match run_gpu(model, &input, args.dtype) {
             Ok((out, describe)) => (out, format!("the GPU, {describe}")),
             Err(failure) => {
                 let reason = match failure {

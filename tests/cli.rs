@@ -261,6 +261,47 @@ fn gpu_run_matches_cpu() {
     }
 }
 
+/// `--dtype f16`: the GPU stores weights and activations in f16; the outputs stay float32
+/// and are within onnxruntime's f16 tolerance of the reference (where the adapter has
+/// SHADER_F16; otherwise `--device gpu` must name the missing feature).
+#[test]
+fn dtype_f16_runs_within_the_f16_tolerance_or_names_the_missing_feature() {
+    let Some(ctx) = common::gpu() else { return };
+    let has_f16 = ctx.device().features().contains(wgpu::Features::SHADER_F16);
+    let dir = TempDir::new("dtype-f16");
+    let p = Problem::new(12, Convention::ResetAfter, true);
+    p.write(&dir);
+    let run = gru_in(
+        dir.path(),
+        &run_args(&[
+            "--b",
+            "b.npy",
+            "--initial-h",
+            "h0.npy",
+            "--linear-before-reset",
+            "--device",
+            "gpu",
+            "--dtype",
+            "f16",
+        ]),
+        &[],
+    );
+    if !has_f16 {
+        assert!(run.stderr.contains("SHADER_F16"), "{}", run.stderr);
+        return;
+    }
+    run.assert_success("gpu run --dtype f16");
+    assert!(run.stderr.contains("f16 storage"), "{}", run.stderr);
+    let (y, y_h) = outputs(&dir);
+    let expected = p.expected(true);
+    for (name, got, want) in [("Y", &y, &expected.y), ("Y_h", &y_h, &expected.y_h)] {
+        let c = Tolerance::F16.compare(got, want);
+        assert!(c.passed(), "{name} with --dtype f16: {c}");
+    }
+    // f16 really rounds: not within the f32 tolerance everywhere.
+    assert!(!Tolerance::F32.compare(&y, &expected.y).passed());
+}
+
 #[test]
 fn auto_falls_back_to_the_cpu_when_no_adapter_matches() {
     let dir = TempDir::new("auto-fallback");
@@ -491,6 +532,20 @@ fn usage_errors_exit_2_with_one_line() {
             "invalid --device",
         ),
         (&["run", "--x", "a.npy", "--x", "b.npy"], "--x given twice"),
+        (
+            &[
+                "run", "--x", "x.npy", "--w", "w.npy", "--r", "r.npy", "--y", "y.npy", "--y-h",
+                "yh.npy", "--dtype", "f64",
+            ],
+            "invalid --dtype",
+        ),
+        (
+            &[
+                "run", "--x", "x.npy", "--w", "w.npy", "--r", "r.npy", "--y", "y.npy", "--y-h",
+                "yh.npy", "--device", "cpu", "--dtype", "f16",
+            ],
+            "--dtype f16 is a GPU storage type",
+        ),
         (&["run", "stray"], "unexpected argument 'stray'"),
         (
             &["run", "--linear-before-reset=1"],
