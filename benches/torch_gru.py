@@ -100,12 +100,7 @@ def main():
                 "device": name,
             })
             print(f"streaming N={n}: {statistics.median(times):.1f} µs/frame", file=sys.stderr)
-        text = json.dumps(rows, indent=1)
-        if a.json:
-            with open(a.json, "w") as fh:
-                fh.write(text + "\n")
-        else:
-            print(text)
+        emit(rows, a.json)
         return
     for h in a.hidden:
         i = a.input or h
@@ -141,9 +136,14 @@ def main():
                     "device": name,
                 })
                 print(f"I={i} H={h} B={b} T={t}: {median:.1f} µs/step", file=sys.stderr)
+    emit(rows, a.json)
+
+
+def emit(rows, path):
+    """Writes the rows as JSON to `path`, or to stdout."""
     text = json.dumps(rows, indent=1)
-    if a.json:
-        with open(a.json, "w") as f:
+    if path:
+        with open(path, "w") as f:
             f.write(text + "\n")
     else:
         print(text)
