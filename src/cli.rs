@@ -536,7 +536,7 @@ pub fn parse_run(args: Vec<OsString>) -> CliResult<Option<RunArgs>> {
             }
         }
     };
-    Ok(Some(RunArgs {
+    let args = RunArgs {
         source,
         x,
         initial_h: f.take_path("initial-h"),
@@ -545,7 +545,37 @@ pub fn parse_run(args: Vec<OsString>) -> CliResult<Option<RunArgs>> {
         dtype,
         y,
         y_h,
-    }))
+    };
+    refuse_overwriting_inputs(&args)?;
+    Ok(Some(args))
+}
+
+/// An output path that names one of the inputs is a usage error: the run would read the file
+/// and then write its result over it.
+fn refuse_overwriting_inputs(args: &RunArgs) -> CliResult {
+    let mut inputs: Vec<(&str, &Path)> = vec![("--x", &args.x)];
+    match &args.source {
+        Source::Model { path, .. } => inputs.push(("--model", path)),
+        Source::Arrays { w, r, b, .. } => {
+            inputs.extend([("--w", w.as_path()), ("--r", r.as_path())]);
+            inputs.extend(b.as_deref().map(|b| ("--b", b)));
+        }
+    }
+    inputs.extend(args.initial_h.as_deref().map(|p| ("--initial-h", p)));
+    inputs.extend(
+        args.sequence_lens
+            .as_deref()
+            .map(|p| ("--sequence-lens", p)),
+    );
+    for (output, path) in [("--y", &args.y), ("--y-h", &args.y_h)] {
+        if let Some((input, _)) = inputs.iter().find(|(_, i)| same_file(path, i)) {
+            return Err(Failure::Usage(format!(
+                "{output} {path:?} names the same file as the input {input}; the run would \
+                 write over its own input: give another output path"
+            )));
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1250,6 +1280,47 @@ fn run_gpu(
     Ok((out, describe))
 }
 
+/// Writes `Y` and `Y_h` together: each to a temporary file beside its destination, then both
+/// renamed into place, so that an output that cannot be written (a missing directory, a full
+/// disk) leaves neither written and no earlier file replaced by one output without the other.
+fn write_outputs(outputs: [(&Path, &[usize], &[f32]); 2]) -> CliResult {
+    let remove = |temps: &[(PathBuf, &Path)]| {
+        for (tmp, _) in temps {
+            let _ = std::fs::remove_file(tmp);
+        }
+    };
+    // An I/O error names the destination, not the temporary file.
+    let named = |e: GruError, path: &Path| match e {
+        GruError::Io { source, .. } => GruError::Io {
+            path: path.display().to_string(),
+            source,
+        },
+        other => other,
+    };
+    let mut temps: Vec<(PathBuf, &Path)> = Vec::with_capacity(2);
+    for (path, shape, data) in outputs {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = path.with_file_name(format!(".{name}.gru-{}.tmp", std::process::id()));
+        if let Err(e) = npy::write_f32(&tmp, shape, data) {
+            let _ = std::fs::remove_file(&tmp);
+            remove(&temps);
+            return Err(named(e, path).into());
+        }
+        temps.push((tmp, path));
+    }
+    for (tmp, path) in &temps {
+        if let Err(source) = std::fs::rename(tmp, path) {
+            remove(&temps);
+            return Err(GruError::Io {
+                path: path.display().to_string(),
+                source,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
 fn run(args: RunArgs) -> CliResult {
     let p = load_problem(&args, &DiskFiles)?;
     let model = &p.net.model;
@@ -1291,8 +1362,10 @@ fn run(args: RunArgs) -> CliResult {
 
     let y_shape = out.dims.y_shape();
     let state_shape = p.net.state_shape(&out.dims);
-    npy::write_f32(&args.y, &y_shape, &out.y)?;
-    npy::write_f32(&args.y_h, &state_shape, &out.y_h)?;
+    write_outputs([
+        (&args.y, &y_shape, &out.y),
+        (&args.y_h, &state_shape, &out.y_h),
+    ])?;
     for note in &p.notes {
         eprintln!("gru: note: {}", one_line(note));
     }

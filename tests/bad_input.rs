@@ -2155,7 +2155,8 @@ fn inputs_are_not_modified() {
     assert!(same_bits(&x, &x0) && same_bits(&h0, &h00) && lens == lens0);
     assert_eq!(w, weights_before);
 
-    // CLI: the input files are byte-for-byte the same after a run and after a failed run.
+    // CLI: the input files are byte-for-byte the same after a run, after a failed run, and
+    // after a run asked to write over one of them (refused).
     let dir = TempDir::new("unmodified");
     Problem::new(26).write(&dir);
     let files = ["x.npy", "w.npy", "r.npy", "b.npy", "h0.npy", "lens.npy"];
@@ -2168,6 +2169,20 @@ fn inputs_are_not_modified() {
     let before = snapshot();
     gru_in(dir.path(), &run_args(&["--device", "cpu"])).assert_success("a plain run");
     assert_eq!(snapshot(), before, "a run modified an input file");
+    // An output path that names an input (however spelled) is refused before anything runs.
+    for (flag, file) in [
+        ("--y", "x.npy"),
+        ("--y-h", "h0.npy"),
+        ("--y", "./w.npy"),
+        ("--y-h", "lens.npy"),
+    ] {
+        let mut args: Vec<&str> = run_args(&["--device", "cpu"]);
+        let k = args.iter().position(|a| *a == flag).unwrap();
+        args[k + 1] = file;
+        let run = gru_in(dir.path(), &args);
+        run.one_error(2, &format!("{flag} {file}"), &[flag, "input"]);
+        assert_eq!(snapshot(), before, "{flag} {file} modified an input file");
+    }
     // A failed run leaves an earlier output untouched.
     std::fs::write(dir.join("y.npy"), b"earlier output").unwrap();
     std::fs::write(dir.join("yh.npy"), b"earlier state").unwrap();
@@ -2178,4 +2193,20 @@ fn inputs_are_not_modified() {
     run.one_error(1, "bad shapes", &[]);
     assert_eq!(std::fs::read(dir.join("y.npy")).unwrap(), b"earlier output");
     assert_eq!(std::fs::read(dir.join("yh.npy")).unwrap(), b"earlier state");
+    // An output that cannot be written leaves the other one unwritten too (and no temporary
+    // file behind).
+    let mut args = run_args(&["--device", "cpu"]);
+    let k = args.iter().position(|a| *a == "--y-h").unwrap();
+    args[k + 1] = "missing/yh.npy";
+    gru_in(dir.path(), &args).one_error(1, "--y-h in a missing directory", &["missing/yh.npy"]);
+    assert_eq!(std::fs::read(dir.join("y.npy")).unwrap(), b"earlier output");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["b.npy", "h0.npy", "lens.npy", "r.npy", "w.npy", "x.npy", "y.npy", "yh.npy"]
+    );
 }
