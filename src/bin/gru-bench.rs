@@ -3,8 +3,8 @@
 //! ```text
 //! gru-bench [--quick] [--hidden 128,256] [--batch 1,16] [--seq-len 100] [--input I]
 //!           [--convention after|before|both] [--path auto|step|persistent|all]
-//!           [--dtype f32|f16|both] [--repeats N] [--warmup N] [--no-cpu] [--json FILE]
-//!           [--plot FILE.svg]
+//!           [--dtype f32|f16|both] [--step-kernel auto|staged|direct|both] [--repeats N]
+//!           [--warmup N] [--no-cpu] [--json FILE] [--plot FILE.svg]
 //! gru-bench --streaming [--streams 1,16,256,1024] [--layers 3] [--hidden 384] [--input 128]
 //!           [--frames N] [--warmup N] [--dtype f32|f16|both] [--json FILE]
 //! gru-bench --compare OURS.json THEIRS.json
@@ -33,7 +33,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use gru_wgpu::gpu::{Feed, GpuContext, GpuGru, GruSession, KernelPath, ModelOptions};
+use gru_wgpu::gpu::{Feed, GpuContext, GpuGru, GruSession, KernelPath, ModelOptions, StepKernel};
 use gru_wgpu::seeded::uniform;
 use gru_wgpu::{cpu, Convention, Direction, Dtype, GruInput, GruModel, GruWeights, Tolerance};
 
@@ -51,6 +51,8 @@ struct Options {
     json: Option<String>,
     plot: Option<String>,
     dtypes: Vec<Dtype>,
+    /// `None`: the automatic choice.
+    step_kernels: Vec<Option<StepKernel>>,
     streaming: bool,
     streams: Vec<usize>,
     layers: usize,
@@ -58,7 +60,7 @@ struct Options {
 }
 
 const USAGE: &str = "usage: gru-bench [--quick] [--hidden 128,256] [--batch 1,16] [--seq-len 100] \
-[--input I] [--convention after|before|both] [--path auto|step|persistent|all] [--dtype f32|f16|both] [--repeats N] [--warmup N] [--no-cpu] [--json FILE] [--plot FILE.svg]
+[--input I] [--convention after|before|both] [--path auto|step|persistent|all] [--dtype f32|f16|both] [--step-kernel auto|staged|direct|both] [--repeats N] [--warmup N] [--no-cpu] [--json FILE] [--plot FILE.svg]
        gru-bench --streaming [--streams 1,16,256,1024] [--layers 3] [--hidden 384] [--input 128] [--frames N] [--warmup N] [--dtype f32|f16|both] [--json FILE]
        gru-bench --compare OURS.json THEIRS.json";
 
@@ -87,6 +89,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         json: None,
         plot: None,
         dtypes: vec![Dtype::F32],
+        step_kernels: vec![None],
         streaming: false,
         streams: vec![1, 16, 256, 1024],
         layers: 3,
@@ -112,6 +115,19 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 hidden_given = true;
             }
             "--streaming" => o.streaming = true,
+            "--step-kernel" => {
+                o.step_kernels = match value()?.as_str() {
+                    "auto" => vec![None],
+                    "staged" => vec![Some(StepKernel::Staged)],
+                    "direct" => vec![Some(StepKernel::Direct)],
+                    "both" => vec![Some(StepKernel::Staged), Some(StepKernel::Direct)],
+                    other => {
+                        return Err(format!(
+                            "--step-kernel expects auto, staged, direct or both, got {other:?}"
+                        ))
+                    }
+                }
+            }
             "--streams" => o.streams = list(flag, &value()?)?,
             "--layers" => o.layers = list(flag, &value()?)?[0],
             "--frames" => o.frames = list(flag, &value()?)?[0],
@@ -320,14 +336,29 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                     };
                     for (dtype, model) in models.iter_mut() {
                         let dtype = *dtype;
-                        for &choice in &o.paths {
+                        let choices = o
+                            .paths
+                            .iter()
+                            .flat_map(|&p| o.step_kernels.iter().map(move |&k| (p, k)));
+                        for (choice, step) in choices {
                             if model.set_kernel_path(choice).is_err() {
                                 eprintln!("  (no {choice:?} path for H={h}; skipped)");
                                 continue;
                             }
-                            let path = match model.kernel_path(b) {
-                                KernelPath::StepFused => "gpu-step-fused",
-                                KernelPath::Persistent => "gpu-persistent",
+                            model.set_step_kernel(step);
+                            let path = match (model.kernel_path(b), model.step_kernel()) {
+                                (KernelPath::StepFused, StepKernel::Staged) => "gpu-step-fused",
+                                (KernelPath::StepFused, StepKernel::Direct) => "gpu-step-direct",
+                                (KernelPath::Persistent, _)
+                                    if step.is_some() && o.step_kernels.len() > 1 =>
+                                {
+                                    // The persistent path has one kernel: time it once.
+                                    if step != o.step_kernels[0] {
+                                        continue;
+                                    }
+                                    "gpu-persistent"
+                                }
+                                (KernelPath::Persistent, _) => "gpu-persistent",
                             };
                             let mut last = None;
                             let profiled = model.set_profiling(true).is_ok();

@@ -62,8 +62,8 @@ pub enum StepKernel {
     /// by the workgroup's 64 invocations. GPUs.
     Staged = 0,
     /// Each invocation reads the state straight from memory: no workgroup memory and no
-    /// barriers. CPU adapters (lavapipe), where barriers are expensive: 1.5–1.9× faster there
-    /// at H = 384 (BENCHMARKS.md).
+    /// barriers. CPU adapters (lavapipe), where barriers are expensive: 1.4–1.6× faster there
+    /// at H = 384–512, level at H ≤ 128 (BENCHMARKS.md).
     Direct = 1,
 }
 
