@@ -37,7 +37,7 @@ else
 fi
 
 # gru-bench: every path, both conventions, no CPU reference (too slow for this grid).
-WGPU_BACKEND=vulkan timeout 220 "$BENCH" "${GRID[@]}" --convention both --path all \
+WGPU_BACKEND=vulkan timeout 220 "$BENCH" "${GRID[@]}" --convention both --path all --step-kernel both \
     --repeats 5 --warmup 2 --no-cpu --json "$OUT/gru-bench.json" \
     > "$OUT/gru-bench.txt" 2> "$OUT/gru-bench.log"
 echo "gru-bench exit $?" >> "$OUT/gru-bench.log"
