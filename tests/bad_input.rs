@@ -13,9 +13,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
+use common::cli::TempDir;
 use common::{kernel_paths, random_weights, Rng};
 use gru_wgpu::gpu::{GemmKernel, GpuGru};
 use gru_wgpu::io::{self, keras, onnx, pytorch, ImportOptions};
@@ -93,96 +93,9 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Helpers: the CLI (as in tests/cli.rs)
 
-/// A fresh working directory under Cargo's per-target temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("bad-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn join(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-    fn write(&self, file: &str, bytes: &[u8]) {
-        std::fs::write(self.join(file), bytes).unwrap();
-    }
-    fn write_f32(&self, file: &str, shape: &[usize], data: &[f32]) {
-        npy::write_f32(&self.join(file), shape, data).unwrap();
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// What a run of the binary gave.
-struct Run {
-    code: Option<i32>,
-    stderr: String,
-}
-
-impl Run {
-    /// Asserts a failure with exit status `code` and exactly one `gru: ` line on stderr that
-    /// contains every needle; returns the line.
-    fn one_error(&self, code: i32, context: &str, needles: &[&str]) -> String {
-        assert!(
-            !self.stderr.contains("panicked") && !self.stderr.contains("internal error"),
-            "{context}: panicked: {}",
-            self.stderr
-        );
-        assert_eq!(
-            self.code,
-            Some(code),
-            "{context}: exit status; stderr: {}",
-            self.stderr
-        );
-        let lines: Vec<&str> = self
-            .stderr
-            .lines()
-            .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
-            .collect();
-        assert_eq!(
-            lines.len(),
-            1,
-            "{context}: expected one line on stderr, got {lines:?}"
-        );
-        let line = lines[0];
-        assert!(line.starts_with("gru: "), "{context}: {line}");
-        for n in needles {
-            assert!(line.contains(n), "{context}: {n:?} not in {line:?}");
-        }
-        line.to_string()
-    }
-
-    fn assert_success(&self, context: &str) {
-        assert!(
-            !self.stderr.contains("panicked"),
-            "{context}: {}",
-            self.stderr
-        );
-        assert_eq!(self.code, Some(0), "{context}: stderr: {}", self.stderr);
-    }
-}
-
-fn gru_in(dir: &Path, args: &[&str]) -> Run {
-    let Output { status, stderr, .. } = Command::new(env!("CARGO_BIN_EXE_gru"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("spawn gru");
-    Run {
-        code: status.code(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
+/// `gru args…` in `dir`.
+fn gru_in(dir: &Path, args: &[&str]) -> common::cli::Run {
+    common::cli::gru_in(dir, args, &[])
 }
 
 /// The devices a CLI run that must succeed is tried on: the CPU, and the GPU unless skipped.

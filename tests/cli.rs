@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
+use common::cli::{gru_in, Run, TempDir};
 use common::{random_weights, Rng};
 use gru_wgpu::{cpu, npy, Convention, GruInput, GruOutput, GruWeights, Tolerance};
 
@@ -14,98 +14,6 @@ const T: usize = 3;
 const B: usize = 2;
 const I: usize = 3;
 const H: usize = 4;
-
-/// A fresh working directory under Cargo's per-target temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn join(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// What a run of the binary gave.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Stderr lines, without the Vulkan loader's XDG_RUNTIME_DIR notice.
-    fn lines(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
-            .collect()
-    }
-
-    /// Asserts a failure with `code` and exactly one `gru: ` line on stderr; returns it.
-    fn one_error(&self, code: i32, context: &str) -> String {
-        assert!(
-            !self.stderr.contains("panicked"),
-            "{context}: panicked: {}",
-            self.stderr
-        );
-        assert_eq!(
-            self.code,
-            Some(code),
-            "{context}: exit status; stderr: {}",
-            self.stderr
-        );
-        let lines = self.lines();
-        assert_eq!(
-            lines.len(),
-            1,
-            "{context}: expected one line on stderr, got {lines:?}"
-        );
-        assert!(lines[0].starts_with("gru: "), "{context}: {}", lines[0]);
-        lines[0].to_string()
-    }
-
-    fn assert_success(&self, context: &str) {
-        assert!(
-            !self.stderr.contains("panicked"),
-            "{context}: {}",
-            self.stderr
-        );
-        assert_eq!(self.code, Some(0), "{context}: stderr: {}", self.stderr);
-    }
-}
-
-fn gru_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gru"));
-    cmd.args(args).current_dir(dir);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("spawn gru");
-    Run {
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
-}
 
 /// A small problem written as ONNX-shaped `.npy` files in `dir`.
 struct Problem {
@@ -338,7 +246,7 @@ fn device_gpu_without_adapter_is_an_error() {
         &run_args(&["--device", "gpu"]),
         &[("WGPU_ADAPTER_NAME", "no-such-adapter-anywhere")],
     );
-    let line = run.one_error(1, "--device gpu without adapter");
+    let line = run.one_error(1, "--device gpu without adapter", &[]);
     assert!(line.contains("no GPU adapter"), "{line}");
     assert!(line.contains("--device cpu"), "{line}");
     assert!(!dir.join("y.npy").exists());
@@ -483,7 +391,7 @@ fn malformed_files_give_one_line_and_no_panic() {
         let mut extra = extra.to_vec();
         extra.extend(["--device", "cpu"]);
         let run = gru_in(dir.path(), &run_args(&extra), &[]);
-        let line = run.one_error(1, name);
+        let line = run.one_error(1, name, &[]);
         for needle in needles {
             assert!(line.contains(needle), "{name}: {needle:?} not in {line:?}");
         }
@@ -569,7 +477,7 @@ fn usage_errors_exit_2_with_one_line() {
     ];
     for (args, needle) in cases {
         let run = gru_in(dir.path(), args, &[]);
-        let line = run.one_error(2, &format!("{args:?}"));
+        let line = run.one_error(2, &format!("{args:?}"), &[]);
         assert!(
             line.contains(needle),
             "{args:?}: {needle:?} not in {line:?}"
@@ -742,7 +650,7 @@ fn keras_model_run_matches_keras() {
             "cpu",
         ],
     );
-    let line = run.one_error(1, "disagreeing --keras-reset-after");
+    let line = run.one_error(1, "disagreeing --keras-reset-after", &[]);
     assert!(line.contains("reset_after=False was given"), "{line}");
     assert!(line.contains("(2, 18)"), "{line}");
 }
@@ -809,7 +717,7 @@ fn onnx_model_run_matches_onnxruntime() {
     ] {
         let m = golden(case, "model.onnx");
         let run = model_run(&dir, &["--model", &m, "--x", &x, "--device", "cpu"]);
-        let line = run.one_error(1, case);
+        let line = run.one_error(1, case, &[]);
         assert!(line.contains(needle), "{case}: {line}");
     }
 }
@@ -875,10 +783,10 @@ fn inspect_describes_each_format() {
     }
     let path = golden("torch_3layer_forward", "model.onnx");
     let run = gru_in(dir.path(), &["inspect", &path], &[]);
-    let line = run.one_error(1, "inspect of a 3-GRU graph");
+    let line = run.one_error(1, "inspect of a 3-GRU graph", &[]);
     assert!(line.contains("has 3 GRU nodes"), "{line}");
     let run = gru_in(dir.path(), &["inspect"], &[]);
-    run.one_error(2, "inspect without a file");
+    run.one_error(2, "inspect without a file", &[]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -980,7 +888,7 @@ fn raw_arrays_bidirectional_layout1_lengths_clip_match_the_reference() {
             ]),
             &[],
         );
-        let line = run.one_error(1, file);
+        let line = run.one_error(1, file, &[]);
         assert!(line.contains(needle), "{file}: {line}");
     }
 }
@@ -1093,7 +1001,7 @@ fn model_flag_usage_errors_exit_2_with_one_line() {
     for (args, needle) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let run = gru_in(dir.path(), &args, &[]);
-        let line = run.one_error(2, &format!("{args:?}"));
+        let line = run.one_error(2, &format!("{args:?}"), &[]);
         assert!(
             line.contains(needle),
             "{args:?}: {needle:?} not in {line:?}"
@@ -1141,7 +1049,7 @@ fn keras_file_without_bias_asks_for_reset_after() {
             "cpu",
         ],
     );
-    let line = run.one_error(1, "no bias, no --keras-reset-after");
+    let line = run.one_error(1, "no bias, no --keras-reset-after", &[]);
     assert!(line.contains("k.safetensors"), "{line}");
     assert!(line.contains("--keras-reset-after"), "{line}");
     let run = model_run(

@@ -2,6 +2,8 @@
 //! comparisons that print seed, shape, worst index, got, expected and tolerance.
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::sync::OnceLock;
 
 use gru_wgpu::gpu::GpuContext;
