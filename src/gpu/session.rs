@@ -161,8 +161,9 @@ impl std::fmt::Debug for GruSession {
 }
 
 /// The forward batch a feed of `k` streams runs with: `k` rounded up to a multiple of
-/// `max(4, 2^⌈log₂ k⌉ / 8)`, so that feeds of varying `k` share a few buffer sets while
-/// wasting at most an eighth of the work (4 is the step kernels' batch tile).
+/// `max(4, 2^⌈log₂ k⌉ / 8)`, so that feeds of varying `k` share a few buffer sets (eight
+/// sizes per doubling) while adding fewer than `k/4` padding entries (at most 3 below 32
+/// streams; 4 is the step kernels' batch tile).
 fn batch_bucket(k: usize) -> usize {
     let q = (k.next_power_of_two() / 8).max(4);
     k.next_multiple_of(q)
