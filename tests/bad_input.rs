@@ -16,6 +16,7 @@ mod common;
 use std::path::Path;
 
 use common::cli::TempDir;
+use common::raw_npy;
 use common::{kernel_paths, random_weights, Rng};
 use gru_wgpu::gpu::{GemmKernel, GpuGru};
 use gru_wgpu::io::{self, keras, onnx, pytorch, ImportOptions};
@@ -210,21 +211,6 @@ fn cli_model_case(name: &str, file: &str, bytes: &[u8], needles: &[&str]) {
     assert!(!dir.join("y.npy").exists(), "{name}: no Y on error");
     let run = gru_in(dir.path(), &["inspect", file]);
     run.one_error(1, &format!("{name} (inspect)"), &with_file);
-}
-
-/// A `.npy` file laid out as `np.save` does, with any dtype and order.
-fn raw_npy(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
-    let dict = format!(
-        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
-        if fortran { "True" } else { "False" }
-    );
-    let pad = 64 - (10 + dict.len() + 1) % 64;
-    let header = format!("{dict}{}\n", " ".repeat(pad));
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
 }
 
 fn shape_tuple(shape: &[usize]) -> String {

@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::cli::{gru_in, Run, TempDir};
+use common::raw_npy;
 use common::{random_weights, Rng};
 use gru_wgpu::{cpu, npy, Convention, GruInput, GruOutput, GruWeights, Tolerance};
 
@@ -254,21 +255,6 @@ fn device_gpu_without_adapter_is_an_error() {
 
 // ---------------------------------------------------------------------------------------------
 // Malformed inputs
-
-/// A `.npy` file laid out as `np.save` does, with any dtype and order.
-fn raw_npy(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
-    let dict = format!(
-        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
-        if fortran { "True" } else { "False" }
-    );
-    let pad = 64 - (10 + dict.len() + 1) % 64;
-    let header = format!("{dict}{}\n", " ".repeat(pad));
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
 
 fn zeros(shape: &[usize]) -> Vec<f32> {
     vec![0.0; shape.iter().product()]
