@@ -1,6 +1,7 @@
 // gemm_common.wgsl: parameters, bindings and the store of the input-projection kernels
 // (input_projection.wgsl, input_projection_direct.wgsl); prepended to each by src/shaders.rs.
-// Each kernel declares binding 1 (Wt) itself: as S (tiled) or S4 (direct). Storage type S:
+// Each kernel declares bindings 0 (X) and 1 (Wt) itself: as S (tiled), or X as S (or S4 when
+// K is a multiple of 4) and Wt as S4 (direct). Storage type S:
 // dtype_f32.wgsl / dtype_f16.wgsl; accumulation is f32.
 //
 // XP[M, N] = X[M, K] · Wt[K, N] + bias[N], one GEMM for all timesteps: M = T·B rows (every
@@ -24,7 +25,6 @@ struct GemmParams {
     n_stride: u32,   // row stride of Wt (≥ n, a multiple of 4)
 }
 
-@group(0) @binding(0) var<storage, read> x: array<S>;
 @group(0) @binding(2) var<storage, read> bias: array<S>;
 @group(0) @binding(3) var<storage, read_write> xp: array<S>;
 @group(0) @binding(4) var<uniform> p: GemmParams;

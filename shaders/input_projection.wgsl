@@ -5,6 +5,7 @@
 // are staged in workgroup memory (8 KiB). Every load is bounds-checked, so sizes that are
 // not multiples of the tile read zeros, never out of bounds.
 
+@group(0) @binding(0) var<storage, read> x: array<S>;
 @group(0) @binding(1) var<storage, read> wt: array<S>;
 
 const TILE: u32 = 64u;

@@ -141,7 +141,8 @@ impl Kernel {
     /// The `override` constants the crate sets on this file's pipelines.
     pub fn overrides(self) -> &'static [&'static str] {
         match self {
-            Kernel::InputProjection | Kernel::InputProjectionDirect | Kernel::StreamState => &[],
+            Kernel::InputProjection | Kernel::StreamState => &[],
+            Kernel::InputProjectionDirect => &["VEC_K"],
             Kernel::GruStep => &["HIDDEN", "WG", "DIRECT"],
             Kernel::GruPersistent => &["HIDDEN", "WG"],
         }

@@ -75,7 +75,9 @@ fn run(case: Case) -> Vec<String> {
         let mut model = GpuGru::from_model_with(ctx, &single, &options).expect("gpu model");
         model.set_poison(Some(f32::NAN));
         // Every path; the step-fused path with both step kernels, each run with the other
-        // GEMM kernel so that both GEMMs are covered too.
+        // GEMM kernel so that both GEMMs are covered too. The direct GEMM reads X four
+        // columns at a time when I is a multiple of 4 (I = 4, 16, 20, 64, 300 among the edge
+        // shapes) and one at a time otherwise: both variants run here.
         let mut variants = vec![
             (KernelPath::StepFused, StepKernel::Staged, GemmKernel::Tiled),
             (

@@ -132,11 +132,12 @@ fn kernels_specialise_and_translate_to_spirv() {
         } else {
             &[0.0]
         };
-        let directs: &[f64] = if k.overrides().contains(&"DIRECT") {
-            &[0.0, 1.0]
-        } else {
-            &[0.0]
-        };
+        // The boolean override of the kernel (gru_step's DIRECT, the direct GEMM's VEC_K):
+        // both values.
+        let flag = ["DIRECT", "VEC_K"]
+            .into_iter()
+            .find(|f| k.overrides().contains(f));
+        let directs: &[f64] = if flag.is_some() { &[0.0, 1.0] } else { &[0.0] };
         for (&h, &direct) in hidden_sizes
             .iter()
             .flat_map(|h| directs.iter().map(move |d| (h, d)))
@@ -146,8 +147,8 @@ fn kernels_specialise_and_translate_to_spirv() {
                 constants.insert("HIDDEN".to_string(), h);
                 constants.insert("WG".to_string(), 64.0);
             }
-            if k.overrides().contains(&"DIRECT") {
-                constants.insert("DIRECT".to_string(), direct);
+            if let Some(flag) = flag {
+                constants.insert(flag.to_string(), direct);
             }
             for entry in k.entry_points() {
                 let (m, i) = naga::back::pipeline_constants::process_overrides(
@@ -158,7 +159,7 @@ fn kernels_specialise_and_translate_to_spirv() {
                 )
                 .unwrap_or_else(|e| {
                     panic!(
-                        "{} {dtype:?} {entry} H={h}: overrides: {e:?}",
+                        "{} {dtype:?} {entry} H={h} {flag:?}={direct}: overrides: {e:?}",
                         k.file_name()
                     )
                 });
@@ -168,7 +169,10 @@ fn kernels_specialise_and_translate_to_spirv() {
                     entry_point: entry.to_string(),
                 };
                 naga::back::spv::write_vec(&m, &i, &options, Some(&pipeline)).unwrap_or_else(|e| {
-                    panic!("{} {dtype:?} {entry} H={h}: SPIR-V: {e}", k.file_name())
+                    panic!(
+                        "{} {dtype:?} {entry} H={h} {flag:?}={direct}: SPIR-V: {e}",
+                        k.file_name()
+                    )
                 });
             }
         }

@@ -50,8 +50,9 @@ pub enum GemmKernel {
     /// `input_projection.wgsl`: 64×64 output tiles staged through workgroup memory. GPUs.
     Tiled,
     /// `input_projection_direct.wgsl`: 8 rows × 4 columns of registers per invocation streamed
-    /// straight from memory, no workgroup memory or barriers. CPU adapters (lavapipe), where
-    /// those are slow.
+    /// straight from memory, no workgroup memory or barriers; X is read four columns at a
+    /// time where the layer's input width is a multiple of 4. CPU adapters (lavapipe), where
+    /// workgroup memory and barriers are slow.
     Direct,
 }
 
@@ -261,7 +262,8 @@ pub struct GpuGru {
     gemm_layout: wgpu::BindGroupLayout,
     step_layout: wgpu::BindGroupLayout,
     /// The tiled and the direct input-projection pipelines.
-    gemms: [wgpu::ComputePipeline; 2],
+    /// [tiled, direct, direct with VEC_K] (`input_projection_direct.wgsl`'s override).
+    gemms: [wgpu::ComputePipeline; 3],
     gemm_choice: Option<GemmKernel>,
     /// The step kernels' pipelines, staged and direct ([`StepKernel`] as index).
     step_pipelines: [Vec<wgpu::ComputePipeline>; 2],
@@ -638,7 +640,13 @@ impl GpuGru {
                     Kernel::InputProjectionDirect,
                     &gemm_layout,
                     "input_projection_direct",
-                    &[],
+                    &[("VEC_K", 0.0)],
+                ),
+                pipeline(
+                    Kernel::InputProjectionDirect,
+                    &gemm_layout,
+                    "input_projection_direct",
+                    &[("VEC_K", 1.0)],
                 ),
             ];
             // [staged, direct]: the DIRECT override of gru_step.wgsl.
@@ -672,7 +680,7 @@ impl GpuGru {
                     let p = pipeline(Kernel::GruPersistent, &step_layout, entry, &constants);
                     (p, wg)
                 });
-            let pipelines_created = 2 + 2 * entries.len() + persistent.is_some() as usize;
+            let pipelines_created = 3 + 2 * entries.len() + persistent.is_some() as usize;
             GpuGru {
                 ctx: ctx.clone(),
                 dtype,
@@ -816,8 +824,18 @@ impl GpuGru {
         self.step_choice = kernel;
     }
 
-    /// Chooses the input-projection kernel (`None`: automatic). Both are built with the
-    /// model, so this creates no pipeline.
+    /// The pipeline of `kernel` for layer `l`: the direct kernel reads X four columns at a
+    /// time (its `VEC_K` override) when the layer's input width is a multiple of 4.
+    fn gemm_pipeline(&self, kernel: GemmKernel, l: usize) -> &wgpu::ComputePipeline {
+        match kernel {
+            GemmKernel::Tiled => &self.gemms[0],
+            GemmKernel::Direct if self.layers[l].input_size.is_multiple_of(4) => &self.gemms[2],
+            GemmKernel::Direct => &self.gemms[1],
+        }
+    }
+
+    /// Chooses the input-projection kernel (`None`: automatic). Every variant is built with
+    /// the model, so this creates no pipeline.
     pub fn set_gemm_kernel(&mut self, kernel: Option<GemmKernel>) {
         self.gemm_choice = kernel;
     }
@@ -999,19 +1017,19 @@ impl GpuGru {
 
         // GEMM dispatches of every layer: rows in chunks of ≤ max_groups tiles, K in chunks
         // of GEMM_MAX_K; each dispatch has its own params slot.
-        // Tiled: 64×64 outputs per workgroup. Direct: 64 invocations of 8 rows × 4 columns,
-        // i.e. 256 columns × 8 rows per workgroup.
-        let (cols_per_group, rows_per_group) = match gemm {
-            GemmKernel::Tiled => (GEMM_TILE, GEMM_TILE),
-            GemmKernel::Direct => (256, 8),
-        };
-        let rows_per_dispatch = max_groups.saturating_mul(rows_per_group);
+        // Tiled: 64×64 outputs per workgroup. Direct (either X width): 64 invocations of
+        // 8 rows × 4 columns, i.e. 256 columns × 8 rows per workgroup.
         let n = (n_dir * 3 * h) as u32;
         let n_stride = n.next_multiple_of(4);
         let mut gemm_bytes = Vec::new();
         let mut gemm_dispatches = Vec::new();
         for layer in &self.layers {
             let k = layer.input_size as u32;
+            let (cols_per_group, rows_per_group) = match gemm {
+                GemmKernel::Tiled => (GEMM_TILE, GEMM_TILE),
+                GemmKernel::Direct => (256, 8),
+            };
+            let rows_per_dispatch = max_groups.saturating_mul(rows_per_group);
             let mut dispatches = Vec::new();
             let mut row_offset = 0u32;
             while row_offset < rows {
@@ -1107,10 +1125,12 @@ impl GpuGru {
             let src = wgpu::BufferUsages::COPY_SRC;
             let f32s = |n: usize| 4 * n as u64;
             let stored = |n: usize| self.dtype.bytes(n);
-            let x = storage("X", stored(t * b * self.input_size), none);
+            // X and the layer outputs are read as vec4s by the direct GEMM: whole vec4s.
+            let vec4s = |n: usize| stored(n).next_multiple_of(16);
+            let x = storage("X", vec4s(t * b * self.input_size), none);
             let xp = storage("XP [T·B, D·3H]", stored(t * b * n as usize), none);
             let inter = (n_layers > 1)
-                .then(|| storage("layer output [T·B, D·H]", stored(t * b * n_dir * h), none));
+                .then(|| storage("layer output [T·B, D·H]", vec4s(t * b * n_dir * h), none));
             let h0 = storage("initial_h", stored(dims.state_len()), none);
             let y = storage("Y", stored(dims.y_len()), src);
             let yh = storage("Y_h", stored(dims.state_len()), src);
@@ -1565,7 +1585,7 @@ impl GpuGru {
             let first = 4 * l as u32;
             {
                 let mut pass = encoder.begin_compute_pass(&pass_desc("input projection", first));
-                pass.set_pipeline(&self.gemms[s.key.gemm as usize]);
+                pass.set_pipeline(self.gemm_pipeline(s.key.gemm, l));
                 for d in &s.gemm_dispatches[l] {
                     pass.set_bind_group(0, &s.gemm_binds[l], &[d.offset]);
                     pass.dispatch_workgroups(d.groups_x, d.groups_y, 1);
