@@ -12,12 +12,17 @@
 #
 #   bash benches/gpu_compare.sh            # default grid
 #   QUICK=1 bash benches/gpu_compare.sh    # a 1-minute smoke run
+#   TORCH_DEVICE=cpu QUICK=1 bash benches/gpu_compare.sh   # dry run without CUDA (lavapipe)
+#
+# gru-bench writes its JSON row by row, so a step cut short by its timeout keeps every row it
+# finished; each step's exit status is at the end of its log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-compare-out}"
 mkdir -p "$OUT"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/xdg-runtime-$(id -u)}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+TORCH_DEVICE="${TORCH_DEVICE:-cuda}"
 
 if [ -d .gl ] && ! ldconfig -p | grep -q 'libvulkan\.so\.1'; then
     for f in .gl/*.deb; do dpkg -x "$f" /; done
@@ -43,7 +48,7 @@ WGPU_BACKEND=vulkan timeout 220 "$BENCH" "${GRID[@]}" --convention both --path a
 echo "gru-bench exit $?" >> "$OUT/gru-bench.log"
 
 # PyTorch nn.GRU on cuDNN, same grid (reset-after only: PyTorch has no other convention).
-timeout 90 python3 benches/torch_gru.py --device cuda "${GRID[@]}" --repeats 5 --warmup 2 \
+timeout 90 python3 benches/torch_gru.py --device "$TORCH_DEVICE" "${GRID[@]}" --repeats 5 --warmup 2 \
     --json "$OUT/torch.json" > "$OUT/torch.log" 2>&1
 echo "torch_gru exit $?" >> "$OUT/torch.log"
 
@@ -60,7 +65,7 @@ echo "gru-bench f16 exit $?" >> "$OUT/gru-bench-f16.log"
 WGPU_BACKEND=vulkan timeout 50 "$BENCH" --streaming --dtype both --frames 50 --warmup 5 \
     --json "$OUT/streaming.json" > "$OUT/streaming.txt" 2> "$OUT/streaming.log"
 echo "gru-bench streaming exit $?" >> "$OUT/streaming.log"
-timeout 40 python3 benches/torch_gru.py --streaming --device cuda --frames 50 --warmup 5 \
+timeout 40 python3 benches/torch_gru.py --streaming --device "$TORCH_DEVICE" --frames 50 --warmup 5 \
     --json "$OUT/torch-streaming.json" > "$OUT/torch-streaming.log" 2>&1
 echo "torch_gru streaming exit $?" >> "$OUT/torch-streaming.log"
 

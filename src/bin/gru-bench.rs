@@ -253,6 +253,81 @@ impl Row {
     }
 }
 
+const TABLE_HEADER: &str = "convention   type     I     H    B     T  path               µs/step        min        max  µs/sequence  GFLOP/s  gpu proj µs   gpu µs/step enc µs/step   max err";
+
+impl Row {
+    /// The row as a line of the table under [`TABLE_HEADER`].
+    fn table_line(&self) -> String {
+        let (median, min, max) = self.stats_us_per_step();
+        let (proj, rec) = match self.gpu_ns {
+            Some((p, q)) => (
+                format!("{:.1}", p / 1e3),
+                format!("{:.2}", q / 1e3 / self.t as f64),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        format!(
+            "{:<12} {:>4} {:>5} {:>5} {:>4} {:>5}  {:<15} {:>10.1} {:>10.1} {:>10.1} {:>12.0} {:>8.2} {:>12} {:>13} {:>11} {:>9}",
+            format!("{:?}", self.convention),
+            self.dtype.name(),
+            self.i,
+            self.h,
+            self.b,
+            self.t,
+            self.path,
+            median,
+            min,
+            max,
+            median * self.t as f64,
+            self.gflops(),
+            proj,
+            rec,
+            self.encode_us
+                .map(|e| format!("{:.3}", e / self.t as f64))
+                .unwrap_or_else(|| "-".into()),
+            self.max_err.map(|e| format!("{e:.2e}")).unwrap_or_else(|| "-".into())
+        )
+    }
+}
+
+/// Where rows go as soon as each is measured: its line of the table on stdout, and the whole
+/// `--json` file rewritten, so that a run cut short (a timeout on a lent GPU) keeps every row
+/// it finished. A configuration that fails is reported on stderr and counted, and the run
+/// goes on.
+struct Sink {
+    json_path: Option<String>,
+    json: Vec<String>,
+    failures: usize,
+}
+
+impl Sink {
+    fn new(json_path: Option<String>) -> Self {
+        Sink {
+            json_path,
+            json: Vec::new(),
+            failures: 0,
+        }
+    }
+
+    fn push(&mut self, line: &str, json: String) -> Result<(), String> {
+        println!("{line}");
+        self.json.push(json);
+        let Some(path) = &self.json_path else {
+            return Ok(());
+        };
+        // Written beside and renamed over, so that a reader (or a kill) never sees half a file.
+        let partial = format!("{path}.partial");
+        std::fs::write(&partial, format!("[\n{}\n]\n", self.json.join(",\n")))
+            .and_then(|()| std::fs::rename(&partial, path))
+            .map_err(|e| format!("{path}: {e}"))
+    }
+
+    fn fail(&mut self, what: &str, e: impl std::fmt::Display) {
+        eprintln!("gru-bench: {what}: {e}; row skipped");
+        self.failures += 1;
+    }
+}
+
 fn time_n<F: FnMut() -> gru_wgpu::Result<()>>(
     n: usize,
     mut f: F,
@@ -265,7 +340,8 @@ fn time_n<F: FnMut() -> gru_wgpu::Result<()>>(
         .collect()
 }
 
-fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
+/// Runs the grid; rows go to `sink` as they finish (and are returned for the plot).
+fn run(o: &Options, sink: &mut Sink) -> Result<Vec<Row>, String> {
     let ctx = match GpuContext::new() {
         Ok(c) => {
             eprintln!("adapter: {}", c.describe());
@@ -277,6 +353,7 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
         }
     };
     let mut rows = Vec::new();
+    println!("{TABLE_HEADER}");
     let total = o.conventions.len() * o.hidden.len() * o.batch.len() * o.seq_len.len();
     let mut done = 0;
     for &convention in &o.conventions {
@@ -290,8 +367,10 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                 uniform(1, 3 * h * i, k),
                 uniform(2, 3 * h * h, k),
                 Some(uniform(3, 6 * h, k)),
-            )?;
-            let network = GruModel::new(Direction::Forward, vec![vec![weights.clone()]], None)?;
+            )
+            .map_err(|e| e.to_string())?;
+            let network = GruModel::new(Direction::Forward, vec![vec![weights.clone()]], None)
+                .map_err(|e| e.to_string())?;
             let mut models = Vec::new();
             if let Some(c) = &ctx {
                 for &dtype in &o.dtypes {
@@ -314,23 +393,33 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                     );
                     let x = uniform(4, t * b * i, 1.0);
                     let input = GruInput::new(&x, t, b);
+                    let shape = format!("{convention:?} I={i} H={h} B={b} T={t}");
                     let reference = if o.cpu {
                         let s = Instant::now();
-                        let r = cpu::forward(&weights, &input)?;
-                        rows.push(Row {
-                            convention,
-                            dtype: Dtype::F32,
-                            i,
-                            h,
-                            b,
-                            t,
-                            path: "cpu-reference".into(),
-                            times: vec![s.elapsed()],
-                            max_err: None,
-                            gpu_ns: None,
-                            encode_us: None,
-                        });
-                        Some(r)
+                        match cpu::forward(&weights, &input) {
+                            Ok(r) => {
+                                let row = Row {
+                                    convention,
+                                    dtype: Dtype::F32,
+                                    i,
+                                    h,
+                                    b,
+                                    t,
+                                    path: "cpu-reference".into(),
+                                    times: vec![s.elapsed()],
+                                    max_err: None,
+                                    gpu_ns: None,
+                                    encode_us: None,
+                                };
+                                sink.push(&row.table_line(), row.json())?;
+                                rows.push(row);
+                                Some(r)
+                            }
+                            Err(e) => {
+                                sink.fail(&format!("{shape} cpu-reference"), e);
+                                None
+                            }
+                        }
                     } else {
                         None
                     };
@@ -362,15 +451,24 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                             };
                             let mut last = None;
                             let profiled = model.set_profiling(true).is_ok();
-                            time_n(o.warmup, || model.forward(&input).map(drop))?;
                             let mut gpu = Vec::new();
                             let mut encode = Vec::new();
-                            let times = time_n(o.repeats.max(1), || {
-                                last = Some(model.forward(&input)?);
-                                gpu.extend(model.last_timing());
-                                encode.push(model.last_encode_time().as_secs_f64() * 1e6);
-                                Ok(())
-                            })?;
+                            let measured = time_n(o.warmup, || model.forward(&input).map(drop))
+                                .and_then(|_| {
+                                    time_n(o.repeats.max(1), || {
+                                        last = Some(model.forward(&input)?);
+                                        gpu.extend(model.last_timing());
+                                        encode.push(model.last_encode_time().as_secs_f64() * 1e6);
+                                        Ok(())
+                                    })
+                                });
+                            let times = match measured {
+                                Ok(times) => times,
+                                Err(e) => {
+                                    sink.fail(&format!("{shape} {} {path}", dtype.name()), e);
+                                    continue;
+                                }
+                            };
                             encode.sort_by(|a, b| a.total_cmp(b));
                             let encode_us = encode.get(encode.len() / 2).copied();
                             let gpu_ns = (profiled && !gpu.is_empty()).then(|| {
@@ -389,7 +487,7 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                                 }
                                 _ => None,
                             };
-                            rows.push(Row {
+                            let row = Row {
                                 convention,
                                 dtype,
                                 i,
@@ -401,7 +499,9 @@ fn run(o: &Options) -> gru_wgpu::Result<Vec<Row>> {
                                 max_err,
                                 gpu_ns,
                                 encode_us,
-                            });
+                            };
+                            sink.push(&row.table_line(), row.json())?;
+                            rows.push(row);
                         }
                     }
                 }
@@ -457,61 +557,7 @@ fn streaming(o: &Options) -> Result<(), String> {
         .collect::<gru_wgpu::Result<Vec<_>>>()
         .map_err(|e| e.to_string())?;
     let network = GruModel::new(Direction::Forward, layers, None).map_err(|e| e.to_string())?;
-    let mut rows = Vec::new();
-    let total = o.dtypes.len() * o.streams.len();
-    for &dtype in &o.dtypes {
-        for &n in &o.streams {
-            eprintln!(
-                "{} {}/{total} {} N={n} streams, L={} I={i} H={h}",
-                progress_bar(rows.len(), total),
-                rows.len() + 1,
-                dtype.name(),
-                o.layers
-            );
-            let options = ModelOptions {
-                dtype,
-                allow_f32_fallback: false,
-            };
-            let mut model =
-                GpuGru::from_model_with(&ctx, &network, &options).map_err(|e| e.to_string())?;
-            let profiled = model.set_profiling(true).is_ok();
-            let mut session = GruSession::new(model, n).map_err(|e| e.to_string())?;
-            let ids = (0..n)
-                .map(|_| session.open())
-                .collect::<gru_wgpu::Result<Vec<_>>>()
-                .map_err(|e| e.to_string())?;
-            let frames = o.warmup + o.frames.max(1);
-            let mut row = StreamRow {
-                dtype,
-                streams: n,
-                latency: Vec::new(),
-                gpu_ns: Vec::new(),
-                max_err: 0.0,
-            };
-            let mut stream0_x = Vec::new();
-            let mut stream0_y = Vec::new();
-            for f in 0..frames {
-                let x = uniform(100 + f as u64, n * i, 1.0);
-                let start = Instant::now();
-                let y = session
-                    .feed(&Feed::new(&ids, &x, 1))
-                    .map_err(|e| e.to_string())?;
-                let elapsed = start.elapsed();
-                stream0_x.extend_from_slice(&x[..i]);
-                stream0_y.extend_from_slice(&y[..h]);
-                if f >= o.warmup {
-                    row.latency.push(elapsed);
-                    if let (true, Some(t)) = (profiled, session.last_timing()) {
-                        row.gpu_ns.push(t.input_projection_ns + t.recurrence_ns);
-                    }
-                }
-            }
-            let reference = cpu::forward_model(&network, &GruInput::new(&stream0_x, frames, 1))
-                .map_err(|e| e.to_string())?;
-            row.max_err = Tolerance::F32.compare(&stream0_y, &reference.y).max_abs_err;
-            rows.push(row);
-        }
-    }
+    let mut sink = Sink::new(o.json.clone());
     println!(
         "{:<5} {:>6} {:>14} {:>10} {:>10} {:>14} {:>18} {:>10}",
         "type",
@@ -523,49 +569,124 @@ fn streaming(o: &Options) -> Result<(), String> {
         "gpu µs/stream-step",
         "max err"
     );
-    let mut json = Vec::new();
-    for r in &rows {
-        let lat: Vec<f64> = r.latency.iter().map(|d| d.as_secs_f64() * 1e6).collect();
+    let total = o.dtypes.len() * o.streams.len();
+    let mut done = 0;
+    for &dtype in &o.dtypes {
+        for &n in &o.streams {
+            done += 1;
+            eprintln!(
+                "{} {done}/{total} {} N={n} streams, L={} I={i} H={h}",
+                progress_bar(done - 1, total),
+                dtype.name(),
+                o.layers
+            );
+            match stream_row(o, &ctx, &network, dtype, n) {
+                Ok(r) => {
+                    let (line, json) = r.render(o, convention, i, h);
+                    sink.push(&line, json)?;
+                }
+                Err(e) => sink.fail(&format!("{} N={n} streams", dtype.name()), e),
+            }
+        }
+    }
+    if sink.failures > 0 {
+        return Err(format!("{} stream count(s) failed (above)", sink.failures));
+    }
+    Ok(())
+}
+
+/// One stream count of `--streaming`: `n` streams of `network` fed one frame per call.
+fn stream_row(
+    o: &Options,
+    ctx: &GpuContext,
+    network: &GruModel,
+    dtype: Dtype,
+    n: usize,
+) -> Result<StreamRow, String> {
+    let (h, i) = (network.hidden_size(), network.input_size());
+    let options = ModelOptions {
+        dtype,
+        allow_f32_fallback: false,
+    };
+    let mut model = GpuGru::from_model_with(ctx, network, &options).map_err(|e| e.to_string())?;
+    let profiled = model.set_profiling(true).is_ok();
+    let mut session = GruSession::new(model, n).map_err(|e| e.to_string())?;
+    let ids = (0..n)
+        .map(|_| session.open())
+        .collect::<gru_wgpu::Result<Vec<_>>>()
+        .map_err(|e| e.to_string())?;
+    let frames = o.warmup + o.frames.max(1);
+    let mut row = StreamRow {
+        dtype,
+        streams: n,
+        latency: Vec::new(),
+        gpu_ns: Vec::new(),
+        max_err: 0.0,
+    };
+    let mut stream0_x = Vec::new();
+    let mut stream0_y = Vec::new();
+    for f in 0..frames {
+        let x = uniform(100 + f as u64, n * i, 1.0);
+        let start = Instant::now();
+        let y = session
+            .feed(&Feed::new(&ids, &x, 1))
+            .map_err(|e| e.to_string())?;
+        let elapsed = start.elapsed();
+        stream0_x.extend_from_slice(&x[..i]);
+        stream0_y.extend_from_slice(&y[..h]);
+        if f >= o.warmup {
+            row.latency.push(elapsed);
+            if let (true, Some(t)) = (profiled, session.last_timing()) {
+                row.gpu_ns.push(t.input_projection_ns + t.recurrence_ns);
+            }
+        }
+    }
+    let reference = cpu::forward_model(network, &GruInput::new(&stream0_x, frames, 1))
+        .map_err(|e| e.to_string())?;
+    row.max_err = Tolerance::F32.compare(&stream0_y, &reference.y).max_abs_err;
+    Ok(row)
+}
+
+impl StreamRow {
+    /// The row's line of the `--streaming` table and its JSON object.
+    fn render(&self, o: &Options, convention: Convention, i: usize, h: usize) -> (String, String) {
+        let lat: Vec<f64> = self.latency.iter().map(|d| d.as_secs_f64() * 1e6).collect();
         let (lmin, lmax) = lat
             .iter()
             .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
         let lmed = median(lat.clone()).unwrap_or(f64::NAN);
-        let gpu = median(r.gpu_ns.clone()).map(|g| g / 1e3);
+        let gpu = median(self.gpu_ns.clone()).map(|g| g / 1e3);
         let fmt = |v: Option<f64>, d: usize| match v {
             Some(v) => format!("{v:.d$}"),
             None => "-".into(),
         };
-        println!(
+        let line = format!(
             "{:<5} {:>6} {:>16.1} {:>10.1} {:>10.1} {:>14} {:>18} {:>10.2e}",
-            r.dtype.name(),
-            r.streams,
+            self.dtype.name(),
+            self.streams,
             lmed,
             lmin,
             lmax,
             fmt(gpu, 1),
-            fmt(gpu.map(|g| g / r.streams as f64), 3),
-            r.max_err
+            fmt(gpu.map(|g| g / self.streams as f64), 3),
+            self.max_err
         );
-        json.push(format!(
+        let json = format!(
             "{{\"mode\":\"streaming\",\"convention\":\"{convention:?}\",\"dtype\":\"{}\",\
              \"layers\":{},\"input_size\":{i},\"hidden_size\":{h},\"streams\":{},\
              \"frames\":{},\"latency_us_median\":{lmed:.3},\"latency_us_min\":{lmin:.3},\
              \"latency_us_max\":{lmax:.3},\"gpu_us_per_frame\":{},\
              \"gpu_us_per_stream_step\":{},\"max_abs_err\":{:e}}}",
-            r.dtype.name(),
+            self.dtype.name(),
             o.layers,
-            r.streams,
-            r.latency.len(),
+            self.streams,
+            self.latency.len(),
             json_number(gpu),
-            json_number(gpu.map(|g| g / r.streams as f64)),
-            r.max_err
-        ));
+            json_number(gpu.map(|g| g / self.streams as f64)),
+            self.max_err
+        );
+        (line, json)
     }
-    if let Some(path) = &o.json {
-        std::fs::write(path, format!("[\n{}\n]\n", json.join(",\n")))
-            .map_err(|e| format!("{path}: {e}"))?;
-    }
-    Ok(())
 }
 
 /// `[#####·····]`: `done` of `total` configurations finished.
@@ -818,78 +939,26 @@ fn main() -> ExitCode {
             }
         };
     }
-    let rows = match run(&options) {
+    let mut sink = Sink::new(options.json.clone());
+    let rows = match run(&options, &mut sink) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("gru-bench: {e}");
             return ExitCode::FAILURE;
         }
     };
-    println!(
-        "{:<12} {:>4} {:>5} {:>5} {:>4} {:>5}  {:<15} {:>10} {:>10} {:>10} {:>12} {:>8} {:>12} {:>13} {:>11} {:>9}",
-        "convention",
-        "type",
-        "I",
-        "H",
-        "B",
-        "T",
-        "path",
-        "µs/step",
-        "min",
-        "max",
-        "µs/sequence",
-        "GFLOP/s",
-        "gpu proj µs",
-        "gpu µs/step",
-        "enc µs/step",
-        "max err"
-    );
-    for r in &rows {
-        let (median, min, max) = r.stats_us_per_step();
-        let (proj, rec) = match r.gpu_ns {
-            Some((p, q)) => (
-                format!("{:.1}", p / 1e3),
-                format!("{:.2}", q / 1e3 / r.t as f64),
-            ),
-            None => ("-".into(), "-".into()),
-        };
-        println!(
-            "{:<12} {:>4} {:>5} {:>5} {:>4} {:>5}  {:<15} {:>10.1} {:>10.1} {:>10.1} {:>12.0} {:>8.2} {:>12} {:>13} {:>11} {:>9}",
-            format!("{:?}", r.convention),
-            r.dtype.name(),
-            r.i,
-            r.h,
-            r.b,
-            r.t,
-            r.path,
-            median,
-            min,
-            max,
-            median * r.t as f64,
-            r.gflops(),
-            proj,
-            rec,
-            r.encode_us
-                .map(|e| format!("{:.3}", e / r.t as f64))
-                .unwrap_or_else(|| "-".into()),
-            r.max_err.map(|e| format!("{e:.2e}")).unwrap_or_else(|| "-".into())
-        );
-    }
     if let Some(path) = &options.plot {
         if let Err(e) = std::fs::write(path, plot(&rows)) {
             eprintln!("gru-bench: {path}: {e}");
             return ExitCode::FAILURE;
         }
     }
-    if let Some(path) = &options.json {
-        let body = format!(
-            "[\n{}\n]\n",
-            rows.iter().map(Row::json).collect::<Vec<_>>().join(",\n")
+    if sink.failures > 0 {
+        eprintln!(
+            "gru-bench: {} configuration(s) failed (above)",
+            sink.failures
         );
-        if let Err(e) = std::fs::write(path, body) {
-            eprintln!("gru-bench: {path}: {e}");
-            return ExitCode::FAILURE;
-        }
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }

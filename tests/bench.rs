@@ -1,0 +1,247 @@
+//! `gru-bench` as a program: its JSON rows (fields, paths, errors against the reference), the
+//! `--streaming` rows, `--compare`, and rows kept on disk while a run is still going (a run cut
+//! short by a timeout on a lent GPU keeps what it finished). Shapes are tiny: speed is not
+//! checked here (BENCHMARKS.md).
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cli::TempDir;
+use common::gpu;
+
+const BENCH: &str = env!("CARGO_BIN_EXE_gru-bench");
+
+fn rows(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {text}", path.display()));
+    value.as_array().expect("a JSON array").clone()
+}
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BENCH)
+        .args(args)
+        .output()
+        .expect("gru-bench runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every GPU path of both conventions on two tiny shapes: one JSON row per path with the
+/// documented fields, and each GPU row within the f32 tolerance of the CPU reference.
+#[test]
+fn grid_rows_have_every_path_and_match_the_reference() {
+    let has_gpu = gpu().is_some();
+    let dir = TempDir::new("grid");
+    let json = dir.join("ours.json");
+    let (code, stdout, stderr) = run(&[
+        "--hidden",
+        "8,20",
+        "--batch",
+        "3",
+        "--seq-len",
+        "4",
+        "--convention",
+        "both",
+        "--path",
+        "all",
+        "--step-kernel",
+        "both",
+        "--repeats",
+        "2",
+        "--warmup",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "gru-bench failed: {stderr}");
+    let rows = rows(&json);
+    // Per convention and H: the reference, step-fused staged and direct, persistent.
+    let per_shape = if has_gpu { 4 } else { 1 };
+    assert_eq!(rows.len(), 2 * 2 * per_shape, "rows: {rows:#?}");
+    assert_eq!(
+        stdout.lines().count(),
+        1 + rows.len(),
+        "one table line per row under the header: {stdout}"
+    );
+    for r in &rows {
+        for field in [
+            "convention",
+            "dtype",
+            "input_size",
+            "hidden_size",
+            "batch",
+            "seq_len",
+            "path",
+            "us_per_step_median",
+            "us_per_step_min",
+            "us_per_step_max",
+            "us_per_sequence_median",
+            "gflops",
+            "max_abs_err",
+            "gpu_input_projection_us",
+            "gpu_recurrence_us_per_step",
+            "host_encode_us_per_step",
+        ] {
+            assert!(r.get(field).is_some(), "no {field:?} in {r}");
+        }
+        let path = r["path"].as_str().unwrap();
+        let min = r["us_per_step_min"].as_f64().unwrap();
+        let med = r["us_per_step_median"].as_f64().unwrap();
+        let max = r["us_per_step_max"].as_f64().unwrap();
+        assert!(0.0 < min && min <= med && med <= max, "times of {r}");
+        if path == "cpu-reference" {
+            continue;
+        }
+        let err = r["max_abs_err"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("a GPU row without its error: {r}"));
+        // Outputs of a tiny GRU lie in (−1, 1): the tolerance 1e-5 + 1e-4·|e| is ≤ 1.1e-4.
+        assert!(err <= 1.1e-4, "{path} off the reference by {err}: {r}");
+    }
+    if has_gpu {
+        let paths: Vec<&str> = rows.iter().map(|r| r["path"].as_str().unwrap()).collect();
+        for p in ["gpu-step-fused", "gpu-step-direct", "gpu-persistent"] {
+            assert_eq!(
+                paths.iter().filter(|&&q| q == p).count(),
+                4,
+                "{p}: {paths:?}"
+            );
+        }
+    }
+}
+
+/// `--streaming`: a row per stream count, stream 0 within tolerance of its reference.
+#[test]
+fn streaming_rows_match_the_reference() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = TempDir::new("streaming");
+    let json = dir.join("streaming.json");
+    let (code, stdout, stderr) = run(&[
+        "--streaming",
+        "--streams",
+        "1,5",
+        "--layers",
+        "2",
+        "--hidden",
+        "12",
+        "--input",
+        "6",
+        "--frames",
+        "3",
+        "--warmup",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "gru-bench --streaming failed: {stderr}");
+    let rows = rows(&json);
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    for (r, n) in rows.iter().zip([1, 5]) {
+        assert_eq!(r["streams"].as_u64(), Some(n), "{r}");
+        assert_eq!(r["layers"].as_u64(), Some(2), "{r}");
+        assert_eq!(r["frames"].as_u64(), Some(3), "{r}");
+        let err = r["max_abs_err"].as_f64().unwrap();
+        assert!(err <= 1.1e-4, "stream 0 off its reference by {err}: {r}");
+    }
+}
+
+/// `--compare` pairs rows by shape and prints their ratio: ours at 2 µs/step against theirs at
+/// 5 is a 2.50× speed-up; a shape only one side has is left out.
+#[test]
+fn compare_prints_the_ratio_per_shape() {
+    let dir = TempDir::new("compare");
+    let row = |path: &str, h: u32, us: f64| {
+        format!(
+            "{{\"convention\":\"ResetAfter\",\"input_size\":{h},\"hidden_size\":{h},\"batch\":1,\
+             \"seq_len\":10,\"path\":\"{path}\",\"us_per_step_median\":{us}}}"
+        )
+    };
+    let ours = format!(
+        "[{},{},{}]",
+        row("gpu-step-fused", 64, 3.0),
+        row("gpu-persistent", 64, 2.0),
+        row("gpu-persistent", 128, 9.0)
+    );
+    let theirs = format!("[{}]", row("torch-cuda", 64, 5.0));
+    dir.write("ours.json", ours.as_bytes());
+    dir.write("theirs.json", theirs.as_bytes());
+    let (code, stdout, stderr) = run(&[
+        "--compare",
+        dir.join("ours.json").to_str().unwrap(),
+        dir.join("theirs.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("ResetAfter"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert!(
+        lines[0].contains("gpu-persistent") && lines[0].contains("2.50×"),
+        "{}",
+        lines[0]
+    );
+}
+
+/// The JSON file holds every finished row while the run goes on: killed part-way, it is a
+/// whole JSON array of the rows done so far. The second shape's CPU reference (f64 loops over
+/// 160 GFLOP) takes minutes on any machine, so the run is surely still going when the first
+/// shape's rows (reference and GPU) are on disk.
+#[test]
+fn rows_are_on_disk_before_the_run_ends() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = TempDir::new("partial");
+    let json = dir.join("partial.json");
+    let mut child = Command::new(BENCH)
+        .args([
+            "--hidden",
+            "8,1024",
+            "--batch",
+            "64",
+            "--seq-len",
+            "200",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gru-bench starts");
+    let start = Instant::now();
+    let mut seen = 0;
+    let mut exited = None;
+    while start.elapsed() < Duration::from_secs(120) && seen < 2 {
+        exited = child.try_wait().expect("wait");
+        if exited.is_some() {
+            break;
+        }
+        if json.exists() {
+            seen = rows(&json).len();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        exited, None,
+        "gru-bench ended before its first rows were seen"
+    );
+    assert_eq!(seen, 2, "rows on disk after {:?}", start.elapsed());
+    // Killed in the second shape's reference: still a whole array of the first shape's rows.
+    assert_eq!(rows(&json).len(), 2);
+}
