@@ -29,6 +29,15 @@ if [ -d .gl ] && ! ldconfig -p | grep -q 'libvulkan\.so\.1'; then
     ldconfig
 fi
 
+# Lent NVIDIA machines keep their Vulkan/EGL driver manifests here; the loader may not look.
+NV=/usr/local/nvidia/share
+if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$NV/vulkan/icd.d/nvidia_icd.json" ]; then
+    export VK_DRIVER_FILES="$NV/vulkan/icd.d/nvidia_icd.json"
+fi
+if [ -z "${__EGL_VENDOR_LIBRARY_FILENAMES:-}" ] && [ -f "$NV/glvnd/egl_vendor.d/10_nvidia.json" ]; then
+    export __EGL_VENDOR_LIBRARY_FILENAMES="$NV/glvnd/egl_vendor.d/10_nvidia.json"
+fi
+
 BENCH=target/release/gru-bench
 [ -x "$BENCH" ] || { echo "gpu_compare.sh: $BENCH is missing: cargo build --release first" >&2; exit 1; }
 
