@@ -12,7 +12,7 @@
 // VEC_K (set by the host when K, k_begin and k_end are multiples of 4): X is read four
 // columns at a time, one vec4 per row for four rows of Wt. On lavapipe every storage load is
 // a bounds-checked scalar access, so the eight per-k X loads cost more than the arithmetic;
-// reading them four at a time takes the input projection from 8.8 to 12–15 GFLOP/s at
+// reading them four at a time takes the input projection from 8.1–9.0 to 11.6–12.4 GFLOP/s at
 // I=H=512, B=64, T=100 (BENCHMARKS.md). Without VEC_K the same X buffer is read one
 // element at a time.
 

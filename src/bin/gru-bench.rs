@@ -205,6 +205,8 @@ struct Row {
     encode_us: Option<f64>,
 }
 
+const TABLE_HEADER: &str = "convention   type     I     H    B     T  path               µs/step        min        max  µs/sequence  GFLOP/s  gpu proj µs   gpu µs/step enc µs/step   max err";
+
 impl Row {
     fn stats_us_per_step(&self) -> (f64, f64, f64) {
         let mut v: Vec<f64> = self
@@ -251,11 +253,7 @@ impl Row {
                 .unwrap_or_else(|| "null".into())
         )
     }
-}
 
-const TABLE_HEADER: &str = "convention   type     I     H    B     T  path               µs/step        min        max  µs/sequence  GFLOP/s  gpu proj µs   gpu µs/step enc µs/step   max err";
-
-impl Row {
     /// The row as a line of the table under [`TABLE_HEADER`].
     fn table_line(&self) -> String {
         let (median, min, max) = self.stats_us_per_step();
