@@ -194,3 +194,15 @@ fn random_shapes_a() {
 fn random_shapes_b() {
     run_all(&random_cases(200, 15));
 }
+
+/// Input widths beyond one GEMM dispatch's K range (16384): the host splits K, the first
+/// dispatch adds the bias and the next adds its partial sum to XP. I = 16404 takes the direct
+/// GEMM's four-column path, I = 16387 the one-column path; scale 0.1 keeps the gates out of
+/// saturation, so the sum over K shows.
+#[test]
+fn input_width_beyond_one_gemm_dispatch() {
+    run_all(&[
+        Case::new(30, 16404, 5, 2, 3, 0.1),
+        Case::new(31, 16387, 6, 3, 2, 0.1),
+    ]);
+}
