@@ -1,5 +1,6 @@
 // gru_layer.wgsl: bindings, parameters and index arithmetic shared by the recurrent kernels
-// (gru_step.wgsl, gru_persistent.wgsl); prepended to each of them by src/shaders.rs.
+// (gru_step.wgsl, gru_persistent.wgsl); prepended to each of them by src/shaders.rs, after
+// gru_state.wgsl or gru_state_vec4.wgsl.
 //
 // Gate order z, r, h everywhere. Storage type S (f32 or f16, dtype_*.wgsl) for weights and
 // activations; loads convert to f32, all arithmetic is f32. Bindings (one bind group per layer):
@@ -49,9 +50,8 @@ struct LayerParams {
 
 @group(0) @binding(0) var<storage, read> xp: array<S>;
 @group(0) @binding(1) var<storage, read> rec: array<S>;
-@group(0) @binding(2) var<storage, read> h0: array<S>;
-@group(0) @binding(3) var<storage, read_write> y: array<S>;
-@group(0) @binding(4) var<storage, read_write> scratch: array<f32>;
+// Bindings 2 (h0), 3 (y) and 4 (scratch): gru_state.wgsl or gru_state_vec4.wgsl, read and
+// written through their accessors (h0_at, y_at, set_y, scratch_at, set_scratch, …_4).
 @group(0) @binding(5) var<storage, read> lens: array<u32>;
 @group(0) @binding(6) var<storage, read_write> yh: array<S>;
 // Read-only storage, not uniform: lavapipe recompiles a shader for every value of a small
@@ -93,14 +93,14 @@ fn state_index(d: u32, b: u32, j: u32) -> u32 {
 // initial_h at s = 0, else what step s − 1 wrote to Y.
 fn prev_state(d: u32, b: u32, k: u32, s: u32) -> f32 {
     if (s == 0u) {
-        return f32(h0[state_index(d, b, k)]);
+        return h0_at(state_index(d, b, k));
     }
     let t = time_of(b, d, s);
     var t_prev = t - 1u;
     if (is_reverse(d)) {
         t_prev = t + 1u;
     }
-    return f32(y[y_index(t_prev, d, b, k)]);
+    return y_at(y_index(t_prev, d, b, k));
 }
 
 // ONNX's clip, NaN-preserving (a NaN compares false and passes through).
@@ -129,7 +129,7 @@ fn rb_at(d: u32, gate: u32, j: u32) -> f32 {
 }
 
 fn write_state(t: u32, d: u32, b: u32, j: u32, value: f32) {
-    y[y_index(t, d, b, j)] = S(value);
+    set_y(y_index(t, d, b, j), value);
     yh[state_index(d, b, j)] = S(value);
 }
 
@@ -138,7 +138,7 @@ fn write_state(t: u32, d: u32, b: u32, j: u32, value: f32) {
 // zero Y_h.
 fn write_padding(d: u32, b: u32, j: u32, s: u32) {
     if (b < lp.batch && s >= lens[b]) {
-        y[y_index(s, d, b, j)] = S(0.0);
+        set_y(y_index(s, d, b, j), 0.0);
         if (s == 0u) {
             yh[state_index(d, b, j)] = S(0.0);
         }

@@ -19,6 +19,9 @@
 const NB: u32 = 4u;   // batch entries per invocation (one vec4)
 // Read the state straight from memory instead of staging it through workgroup memory.
 override DIRECT: bool = false;
+// With DIRECT: read it four units at a time (the module has gru_state_vec4.wgsl's view and H
+// is a multiple of 4; every row of the state then starts at a multiple of 4).
+override VEC_H: bool = false;
 const KC: u32 = 64u;  // state units staged per chunk
 
 const SRC_STATE: u32 = 0u;     // stage h_prev
@@ -38,7 +41,7 @@ fn operand(src: u32, d: u32, b: u32, k: u32) -> f32 {
     if (src == SRC_STATE) {
         return prev_state(d, b, k, sp.s);
     }
-    return scratch[scratch_index(d, 1u, b, k)];
+    return scratch_at(scratch_index(d, 1u, b, k));
 }
 
 fn staged(src: u32, d: u32, b0: u32, k: u32) -> vec4<f32> {
@@ -74,13 +77,38 @@ fn operand_base(src: u32, d: u32, b: u32) -> u32 {
 fn direct_operand(src: u32, base: vec4<u32>, live: vec4<bool>, k: u32) -> vec4<f32> {
     var v: vec4<f32>;
     if (src == SRC_RESET_H) {
-        v = vec4<f32>(scratch[base.x + k], scratch[base.y + k], scratch[base.z + k], scratch[base.w + k]);
+        v = vec4<f32>(scratch_at(base.x + k), scratch_at(base.y + k), scratch_at(base.z + k), scratch_at(base.w + k));
     } else if (sp.s == 0u) {
-        v = vec4<f32>(f32(h0[base.x + k]), f32(h0[base.y + k]), f32(h0[base.z + k]), f32(h0[base.w + k]));
+        v = vec4<f32>(h0_at(base.x + k), h0_at(base.y + k), h0_at(base.z + k), h0_at(base.w + k));
     } else {
-        v = vec4<f32>(f32(y[base.x + k]), f32(y[base.y + k]), f32(y[base.z + k]), f32(y[base.w + k]));
+        v = vec4<f32>(y_at(base.x + k), y_at(base.y + k), y_at(base.z + k), y_at(base.w + k));
     }
     return select(vec4<f32>(0.0), v, live);
+}
+
+// One entry's operand at units 4q .. 4q+3 (its row starts at a multiple of 4), zero where the
+// entry has no step.
+fn direct_operand4(src: u32, q: u32, live: bool) -> vec4<f32> {
+    var v: vec4<f32>;
+    if (src == SRC_RESET_H) {
+        v = scratch_4(q);
+    } else if (sp.s == 0u) {
+        v = h0_4(q);
+    } else {
+        v = y_4(q);
+    }
+    return select(vec4<f32>(0.0), v, live);
+}
+
+// Adds unit k's term (Rᵀ row at `at`, operand hv of the four entries) to the products.
+fn add_unit(out: ptr<function, Products>, at: u32, hv: vec4<f32>, zr: bool, hh: bool) {
+    if (zr) {
+        (*out).z += f32(rec[at]) * hv;
+        (*out).r += f32(rec[at + HIDDEN]) * hv;
+    }
+    if (hh) {
+        (*out).h += f32(rec[at + 2u * HIDDEN]) * hv;
+    }
 }
 
 // DIRECT: the products without workgroup memory or barriers, each invocation reading the
@@ -100,16 +128,24 @@ fn recurrent_products_direct(src: u32, d: u32, j: u32, b0: u32, zr: bool, hh: bo
     }
     let h3 = 3u * HIDDEN;
     let rt_base = d * HIDDEN * h3 + j;
+    if (VEC_H && HIDDEN % 4u == 0u && all((base & vec4<u32>(3u)) == vec4<u32>(0u))) {
+        // Four units of the four entries' operands per iteration, one vec4 load per entry.
+        let q = base / vec4<u32>(4u);
+        for (var kq = 0u; kq < HIDDEN / 4u; kq++) {
+            let a0 = direct_operand4(src, q.x + kq, live.x);
+            let a1 = direct_operand4(src, q.y + kq, live.y);
+            let a2 = direct_operand4(src, q.z + kq, live.z);
+            let a3 = direct_operand4(src, q.w + kq, live.w);
+            let at = rt_base + 4u * kq * h3;
+            add_unit(&out, at, vec4<f32>(a0.x, a1.x, a2.x, a3.x), zr, hh);
+            add_unit(&out, at + h3, vec4<f32>(a0.y, a1.y, a2.y, a3.y), zr, hh);
+            add_unit(&out, at + 2u * h3, vec4<f32>(a0.z, a1.z, a2.z, a3.z), zr, hh);
+            add_unit(&out, at + 3u * h3, vec4<f32>(a0.w, a1.w, a2.w, a3.w), zr, hh);
+        }
+        return out;
+    }
     for (var k = 0u; k < HIDDEN; k++) {
-        let hv = direct_operand(src, base, live, k);
-        let at = rt_base + k * h3;
-        if (zr) {
-            out.z += f32(rec[at]) * hv;
-            out.r += f32(rec[at + HIDDEN]) * hv;
-        }
-        if (hh) {
-            out.h += f32(rec[at + 2u * HIDDEN]) * hv;
-        }
+        add_unit(&out, rt_base + k * h3, direct_operand(src, base, live, k), zr, hh);
     }
     return out;
 }
@@ -196,8 +232,8 @@ fn gates_reset_before(
             let t = time_of(b, d, s);
             let z = sigmoid_stable(clip(xp_at(t, b, d, 0u, j) + acc.z[i] + rb_at(d, 0u, j)));
             let r = sigmoid_stable(clip(xp_at(t, b, d, 1u, j) + acc.r[i] + rb_at(d, 1u, j)));
-            scratch[scratch_index(d, 0u, b, j)] = z;
-            scratch[scratch_index(d, 1u, b, j)] = r * prev_state(d, b, j, s);
+            set_scratch(scratch_index(d, 0u, b, j), z);
+            set_scratch(scratch_index(d, 1u, b, j), r * prev_state(d, b, j, s));
         }
     }
 }
@@ -219,7 +255,7 @@ fn candidate_reset_before(
         let b = b0 + i;
         if (has_step(b, s)) {
             let t = time_of(b, d, s);
-            let z = scratch[scratch_index(d, 0u, b, j)];
+            let z = scratch_at(scratch_index(d, 0u, b, j));
             let n = tanh_stable(clip(xp_at(t, b, d, 2u, j) + acc.h[i] + rb_at(d, 2u, j)));
             let h = prev_state(d, b, j, s);
             write_state(t, d, b, j, (1.0 - z) * n + z * h);

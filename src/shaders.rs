@@ -3,8 +3,9 @@
 //! Each kernel family is one file in `shaders/`; a storage-type file (`dtype_f32.wgsl` or
 //! `dtype_f16.wgsl`: `alias S = f32;` or `f16`) comes first in every kernel, then
 //! `shaders/common.wgsl` (stable activations) in every kernel but `stream_state.wgsl`, then
-//! `shaders/gemm_common.wgsl` in the input-projection kernels and `shaders/gru_layer.wgsl`
-//! (bindings and index helpers of a layer) in the recurrent ones, at compile time of the
+//! `shaders/gemm_common.wgsl` in the input-projection kernels, and `shaders/gru_state.wgsl`
+//! (or `gru_state_vec4.wgsl`: the state bindings) then `shaders/gru_layer.wgsl` (the other
+//! bindings and index helpers of a layer) in the recurrent ones, at compile time of the
 //! crate: one fixed source per kernel and storage type. Kernels are specialised with
 //! WGSL `override` constants when their pipelines are created, never by editing source text.
 
@@ -32,6 +33,14 @@ pub const DTYPE_F16: &str = include_str!("../shaders/dtype_f16.wgsl");
 /// kernels, placed between [`COMMON`] and the kernel's own file.
 pub const GEMM_COMMON: &str = include_str!("../shaders/gemm_common.wgsl");
 
+/// `shaders/gru_state.wgsl`: the recurrent kernels' state bindings as scalar arrays, with
+/// their accessors; placed between [`COMMON`] and [`GRU_LAYER`].
+pub const GRU_STATE: &str = include_str!("../shaders/gru_state.wgsl");
+
+/// `shaders/gru_state_vec4.wgsl`: the same bindings and accessors over vec4 arrays (the
+/// direct step kernel's module when H is a multiple of 4).
+pub const GRU_STATE_VEC4: &str = include_str!("../shaders/gru_state_vec4.wgsl");
+
 /// `shaders/gru_layer.wgsl`: bindings, parameters and index helpers of the recurrent kernels,
 /// placed between [`COMMON`] and the kernel's own file.
 pub const GRU_LAYER: &str = include_str!("../shaders/gru_layer.wgsl");
@@ -47,6 +56,10 @@ pub enum Kernel {
     InputProjectionDirect,
     /// `gru_step.wgsl`: one timestep's recurrent products, activations and blend.
     GruStep,
+    /// `gru_step.wgsl` again, with the state bindings viewed as vec4 arrays
+    /// (`gru_state_vec4.wgsl` instead of `gru_state.wgsl`): the direct step kernel's module
+    /// when H is a multiple of 4 (its `VEC_H` override reads the state four units at a time).
+    GruStepVec4,
     /// `gru_persistent.wgsl`: many timesteps in one dispatch, the state in workgroup memory.
     GruPersistent,
     /// `stream_state.wgsl`: gathers and scatters the resident state of a streaming session's
@@ -56,10 +69,11 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel family.
-    pub const ALL: [Kernel; 5] = [
+    pub const ALL: [Kernel; 6] = [
         Kernel::InputProjection,
         Kernel::InputProjectionDirect,
         Kernel::GruStep,
+        Kernel::GruStepVec4,
         Kernel::GruPersistent,
         Kernel::StreamState,
     ];
@@ -69,7 +83,7 @@ impl Kernel {
         match self {
             Kernel::InputProjection => "input_projection.wgsl",
             Kernel::InputProjectionDirect => "input_projection_direct.wgsl",
-            Kernel::GruStep => "gru_step.wgsl",
+            Kernel::GruStep | Kernel::GruStepVec4 => "gru_step.wgsl",
             Kernel::GruPersistent => "gru_persistent.wgsl",
             Kernel::StreamState => "stream_state.wgsl",
         }
@@ -84,7 +98,10 @@ impl Kernel {
             Kernel::InputProjection | Kernel::InputProjectionDirect => {
                 &["common.wgsl", "gemm_common.wgsl"]
             }
-            Kernel::GruStep | Kernel::GruPersistent => &["common.wgsl", "gru_layer.wgsl"],
+            Kernel::GruStep | Kernel::GruPersistent => {
+                &["common.wgsl", "gru_state.wgsl", "gru_layer.wgsl"]
+            }
+            Kernel::GruStepVec4 => &["common.wgsl", "gru_state_vec4.wgsl", "gru_layer.wgsl"],
             Kernel::StreamState => &[],
         }
     }
@@ -115,9 +132,25 @@ impl Kernel {
                 "gemm_common.wgsl",
                 "input_projection_direct.wgsl"
             ),
-            Kernel::GruStep => sources!("common.wgsl", "gru_layer.wgsl", "gru_step.wgsl"),
+            Kernel::GruStep => sources!(
+                "common.wgsl",
+                "gru_state.wgsl",
+                "gru_layer.wgsl",
+                "gru_step.wgsl"
+            ),
+            Kernel::GruStepVec4 => sources!(
+                "common.wgsl",
+                "gru_state_vec4.wgsl",
+                "gru_layer.wgsl",
+                "gru_step.wgsl"
+            ),
             Kernel::GruPersistent => {
-                sources!("common.wgsl", "gru_layer.wgsl", "gru_persistent.wgsl")
+                sources!(
+                    "common.wgsl",
+                    "gru_state.wgsl",
+                    "gru_layer.wgsl",
+                    "gru_persistent.wgsl"
+                )
             }
             Kernel::StreamState => sources!("stream_state.wgsl"),
         }
@@ -128,7 +161,7 @@ impl Kernel {
         match self {
             Kernel::InputProjection => &["input_projection"],
             Kernel::InputProjectionDirect => &["input_projection_direct"],
-            Kernel::GruStep => &[
+            Kernel::GruStep | Kernel::GruStepVec4 => &[
                 "step_reset_after",
                 "gates_reset_before",
                 "candidate_reset_before",
@@ -143,7 +176,7 @@ impl Kernel {
         match self {
             Kernel::InputProjection | Kernel::StreamState => &[],
             Kernel::InputProjectionDirect => &["VEC_K"],
-            Kernel::GruStep => &["HIDDEN", "WG", "DIRECT"],
+            Kernel::GruStep | Kernel::GruStepVec4 => &["HIDDEN", "WG", "DIRECT", "VEC_H"],
             Kernel::GruPersistent => &["HIDDEN", "WG"],
         }
     }

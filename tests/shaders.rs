@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use gru_wgpu::shaders::{
-    dtype_prelude, Kernel, COMMON, DTYPE_F16, DTYPE_F32, GEMM_COMMON, GRU_LAYER,
+    dtype_prelude, Kernel, COMMON, DTYPE_F16, DTYPE_F32, GEMM_COMMON, GRU_LAYER, GRU_STATE,
+    GRU_STATE_VEC4,
 };
 use gru_wgpu::Dtype;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
@@ -42,6 +43,8 @@ fn every_shader_file_is_a_known_kernel() {
     known.insert("dtype_f32.wgsl".to_string());
     known.insert("dtype_f16.wgsl".to_string());
     known.insert("gru_layer.wgsl".to_string());
+    known.insert("gru_state.wgsl".to_string());
+    known.insert("gru_state_vec4.wgsl".to_string());
     known.insert("gemm_common.wgsl".to_string());
     assert_eq!(
         on_disk, known,
@@ -74,10 +77,15 @@ fn every_shader_file_is_a_known_kernel() {
 fn preludes_validate_alone() {
     for dtype in [DTYPE_F32, DTYPE_F16] {
         parse_and_validate("dtype + common.wgsl", &format!("{dtype}{COMMON}"));
-        parse_and_validate(
-            "dtype + common.wgsl + gru_layer.wgsl",
-            &format!("{dtype}{COMMON}{GRU_LAYER}"),
-        );
+        for (name, state) in [
+            ("gru_state.wgsl", GRU_STATE),
+            ("gru_state_vec4.wgsl", GRU_STATE_VEC4),
+        ] {
+            parse_and_validate(
+                &format!("dtype + common.wgsl + {name} + gru_layer.wgsl"),
+                &format!("{dtype}{COMMON}{state}{GRU_LAYER}"),
+            );
+        }
         parse_and_validate(
             "dtype + common.wgsl + gemm_common.wgsl",
             &format!("{dtype}{COMMON}{GEMM_COMMON}"),
@@ -132,12 +140,13 @@ fn kernels_specialise_and_translate_to_spirv() {
         } else {
             &[0.0]
         };
-        // The boolean override of the kernel (gru_step's DIRECT, the direct GEMM's VEC_K):
-        // both values.
-        let flag = ["DIRECT", "VEC_K"]
+        // The boolean overrides of the kernel (gru_step's DIRECT and VEC_H, the direct GEMM's
+        // VEC_K): every combination of their values.
+        let flags: Vec<&str> = ["DIRECT", "VEC_H", "VEC_K"]
             .into_iter()
-            .find(|f| k.overrides().contains(f));
-        let directs: &[f64] = if flag.is_some() { &[0.0, 1.0] } else { &[0.0] };
+            .filter(|f| k.overrides().contains(f))
+            .collect();
+        let directs: Vec<u32> = (0..1u32 << flags.len()).collect();
         for (&h, &direct) in hidden_sizes
             .iter()
             .flat_map(|h| directs.iter().map(move |d| (h, d)))
@@ -147,8 +156,8 @@ fn kernels_specialise_and_translate_to_spirv() {
                 constants.insert("HIDDEN".to_string(), h);
                 constants.insert("WG".to_string(), 64.0);
             }
-            if let Some(flag) = flag {
-                constants.insert(flag.to_string(), direct);
+            for (bit, flag) in flags.iter().enumerate() {
+                constants.insert(flag.to_string(), ((direct >> bit) & 1) as f64);
             }
             for entry in k.entry_points() {
                 let (m, i) = naga::back::pipeline_constants::process_overrides(
@@ -159,7 +168,7 @@ fn kernels_specialise_and_translate_to_spirv() {
                 )
                 .unwrap_or_else(|e| {
                     panic!(
-                        "{} {dtype:?} {entry} H={h} {flag:?}={direct}: overrides: {e:?}",
+                        "{} {dtype:?} {entry} H={h} {flags:?}={direct:b}: overrides: {e:?}",
                         k.file_name()
                     )
                 });
@@ -170,7 +179,7 @@ fn kernels_specialise_and_translate_to_spirv() {
                 };
                 naga::back::spv::write_vec(&m, &i, &options, Some(&pipeline)).unwrap_or_else(|e| {
                     panic!(
-                        "{} {dtype:?} {entry} H={h} {flag:?}={direct}: SPIR-V: {e}",
+                        "{} {dtype:?} {entry} H={h} {flags:?}={direct:b}: SPIR-V: {e}",
                         k.file_name()
                     )
                 });

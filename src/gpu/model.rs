@@ -649,12 +649,16 @@ impl GpuGru {
                     &[("VEC_K", 1.0)],
                 ),
             ];
-            // [staged, direct]: the DIRECT override of gru_step.wgsl.
+            // [staged, direct]: the DIRECT override of gru_step.wgsl; the direct kernel reads
+            // the state four units at a time (VEC_H, through the vec4 view of the state
+            // bindings) when H is a multiple of 4.
+            let vec_h = h.is_multiple_of(4);
             let step_constants = |direct: bool| {
                 [
                     ("HIDDEN", h as f64),
                     ("WG", STEP_WG as f64),
                     ("DIRECT", direct as u8 as f64),
+                    ("VEC_H", (direct && vec_h) as u8 as f64),
                 ]
             };
             let entries: &[&str] = match first.convention() {
@@ -664,7 +668,14 @@ impl GpuGru {
             let step_pipelines = [false, true].map(|direct| {
                 entries
                     .iter()
-                    .map(|e| pipeline(Kernel::GruStep, &step_layout, e, &step_constants(direct)))
+                    .map(|e| {
+                        let kernel = if direct && vec_h {
+                            Kernel::GruStepVec4
+                        } else {
+                            Kernel::GruStep
+                        };
+                        pipeline(kernel, &step_layout, e, &step_constants(direct))
+                    })
                     .collect::<Vec<_>>()
             });
             // The persistent kernel where H fits it and the device has its workgroup memory.
@@ -1125,16 +1136,21 @@ impl GpuGru {
             let src = wgpu::BufferUsages::COPY_SRC;
             let f32s = |n: usize| 4 * n as u64;
             let stored = |n: usize| self.dtype.bytes(n);
-            // X and the layer outputs are read as vec4s by the direct GEMM: whole vec4s.
+            // X, the layer outputs and the state buffers are read as vec4s by the direct GEMM
+            // and the direct step kernel (gru_state_vec4.wgsl): whole vec4s.
             let vec4s = |n: usize| stored(n).next_multiple_of(16);
             let x = storage("X", vec4s(t * b * self.input_size), none);
             let xp = storage("XP [T·B, D·3H]", stored(t * b * n as usize), none);
             let inter = (n_layers > 1)
                 .then(|| storage("layer output [T·B, D·H]", vec4s(t * b * n_dir * h), none));
-            let h0 = storage("initial_h", stored(dims.state_len()), none);
-            let y = storage("Y", stored(dims.y_len()), src);
+            let h0 = storage("initial_h", vec4s(dims.state_len()), none);
+            let y = storage("Y", vec4s(dims.y_len()), src);
             let yh = storage("Y_h", stored(dims.state_len()), src);
-            let gates = storage("gates [D, 2, B, H]", f32s(n_dir * 2 * b * h), none);
+            let gates = storage(
+                "gates [D, 2, B, H]",
+                f32s(n_dir * 2 * b * h).next_multiple_of(16),
+                none,
+            );
             let lens = storage("sequence_lens [B]", f32s(b), none);
             let readback = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("readback Y, Y_h"),
