@@ -62,9 +62,10 @@ pub enum StepKernel {
     /// Staged through workgroup memory in chunks of 64 units, every load of the state shared
     /// by the workgroup's 64 invocations. GPUs.
     Staged = 0,
-    /// Each invocation reads the state straight from memory: no workgroup memory and no
-    /// barriers. CPU adapters (lavapipe), where barriers are expensive: 1.4–1.6× faster there
-    /// at H = 384–512, level at H ≤ 128 (BENCHMARKS.md).
+    /// Each invocation reads the state straight from memory (four units at a time when H is
+    /// a multiple of 4): no workgroup memory and no barriers. CPU adapters (lavapipe), where
+    /// barriers are expensive: 1.4–1.6× faster there at H = 384–512, level at H ≤ 128, and up
+    /// to 1.5–1.7× more with the four-unit reads (BENCHMARKS.md).
     Direct = 1,
 }
 
