@@ -1,47 +1,13 @@
 //! The `.npy` reader and writer: round trips, dtype conversions, and every refusal.
 //! Fixtures are built byte by byte as NumPy writes them, so no Python is needed.
 
-use std::path::PathBuf;
+mod common;
 
 use gru_wgpu::npy::{self, encode_f32, parse_f32, parse_i64, read_f32, read_i64, write_f32};
 use gru_wgpu::GruError;
 
-/// A fresh directory under Cargo's per-target temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("npy-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn join(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A `.npy` file as NumPy's `np.save` lays it out (version 1.0, header padded to 64 bytes).
-fn numpy_file(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
-    let dict = format!(
-        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
-        if fortran { "True" } else { "False" }
-    );
-    let pad = 64 - (10 + dict.len() + 1) % 64;
-    let header = format!("{dict}{}\n", " ".repeat(pad));
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
+use common::cli::TempDir;
+use common::raw_npy;
 
 fn with_version(version: u8, dict: &str, data: &[u8]) -> Vec<u8> {
     let mut out = b"\x93NUMPY".to_vec();
@@ -103,7 +69,7 @@ fn round_trip_through_a_file() {
 fn writer_matches_numpy_byte_for_byte() {
     let data: Vec<f32> = (0..6).map(|v| v as f32).collect();
     let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let expected = numpy_file("<f4", false, "(2, 3)", &bytes);
+    let expected = raw_npy("<f4", false, "(2, 3)", &bytes);
     assert_eq!(encode_f32(&[2, 3], &data).unwrap(), expected);
     assert_eq!(
         expected.len(),
@@ -112,11 +78,11 @@ fn writer_matches_numpy_byte_for_byte() {
     );
     assert_eq!(
         encode_f32(&[4], &[0.0; 4]).unwrap(),
-        numpy_file("<f4", false, "(4,)", &[0; 16])
+        raw_npy("<f4", false, "(4,)", &[0; 16])
     );
     assert_eq!(
         encode_f32(&[], &[0.0]).unwrap(),
-        numpy_file("<f4", false, "()", &[0; 4])
+        raw_npy("<f4", false, "()", &[0; 4])
     );
 }
 
@@ -135,7 +101,7 @@ fn write_checks_the_element_count() {
 fn float64_is_converted_to_float32() {
     let values = [0.1f64, -2.5, 1e300, 1e-50, 3.0];
     let le: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let a = parse_f32(&numpy_file("<f8", false, "(5,)", &le), "t.npy").unwrap();
+    let a = parse_f32(&raw_npy("<f8", false, "(5,)", &le), "t.npy").unwrap();
     let expected: Vec<f32> = values.iter().map(|&v| v as f32).collect();
     assert_eq!(a.data, expected);
     assert_eq!(a.data[0], 0.1f32, "rounded to the nearest f32");
@@ -146,7 +112,7 @@ fn float64_is_converted_to_float32() {
     );
 
     let be: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
-    let b = parse_f32(&numpy_file(">f8", false, "(5,)", &be), "t.npy").unwrap();
+    let b = parse_f32(&raw_npy(">f8", false, "(5,)", &be), "t.npy").unwrap();
     assert_eq!(b.data, expected);
 }
 
@@ -154,12 +120,12 @@ fn float64_is_converted_to_float32() {
 fn big_endian_and_native_float32() {
     let values = [1.5f32, -3.25, 1e-3, 7.0, 0.0, -1.0];
     let be: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
-    let a = parse_f32(&numpy_file(">f4", false, "(2, 3)", &be), "t.npy").unwrap();
+    let a = parse_f32(&raw_npy(">f4", false, "(2, 3)", &be), "t.npy").unwrap();
     assert_eq!(a.shape, vec![2, 3]);
     assert_eq!(a.data, values);
 
     let native: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
-    let n = parse_f32(&numpy_file("=f4", false, "(6,)", &native), "t.npy").unwrap();
+    let n = parse_f32(&raw_npy("=f4", false, "(6,)", &native), "t.npy").unwrap();
     assert_eq!(n.data, values);
 }
 
@@ -179,47 +145,47 @@ fn versions_2_and_3() {
 fn integer_reads() {
     let values = [3i64, -7, 1 << 40];
     let le: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let (shape, v) = parse_i64(&numpy_file("<i8", false, "(3,)", &le), "t.npy").unwrap();
+    let (shape, v) = parse_i64(&raw_npy("<i8", false, "(3,)", &le), "t.npy").unwrap();
     assert_eq!((shape, v), (vec![3], values.to_vec()));
 
     let be: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
-    let (_, v) = parse_i64(&numpy_file(">i8", false, "(3,)", &be), "t.npy").unwrap();
+    let (_, v) = parse_i64(&raw_npy(">i8", false, "(3,)", &be), "t.npy").unwrap();
     assert_eq!(v, values);
 
     let small = [5i32, -1, i32::MAX, i32::MIN];
     let le: Vec<u8> = small.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let (shape, v) = parse_i64(&numpy_file("<i4", false, "(2, 2)", &le), "t.npy").unwrap();
+    let (shape, v) = parse_i64(&raw_npy("<i4", false, "(2, 2)", &le), "t.npy").unwrap();
     assert_eq!(shape, vec![2, 2]);
     assert_eq!(v, small.iter().map(|&x| x as i64).collect::<Vec<_>>());
 
     let be: Vec<u8> = [u32::MAX].iter().flat_map(|v| v.to_be_bytes()).collect();
-    let (_, v) = parse_i64(&numpy_file(">u4", false, "(1,)", &be), "t.npy").unwrap();
+    let (_, v) = parse_i64(&raw_npy(">u4", false, "(1,)", &be), "t.npy").unwrap();
     assert_eq!(v, vec![u32::MAX as i64]);
 
     let dir = TempDir::new("int-file");
     let path = dir.join("lens.npy");
-    std::fs::write(&path, numpy_file("<i8", false, "(3,)", &le[..0]).as_slice()).unwrap();
+    std::fs::write(&path, raw_npy("<i8", false, "(3,)", &le[..0]).as_slice()).unwrap();
     let err = read_i64(&path).unwrap_err();
     assert!(err.to_string().contains("truncated"), "{err}");
 
-    let msg = message(parse_i64(&numpy_file("<f4", false, "(1,)", &[0; 4]), "t.npy").unwrap_err());
+    let msg = message(parse_i64(&raw_npy("<f4", false, "(1,)", &[0; 4]), "t.npy").unwrap_err());
     assert!(msg.contains("expected int32 or int64, got '<f4'"), "{msg}");
     assert!(msg.contains("astype(np.int64)"), "{msg}");
 }
 
 #[test]
 fn refuses_fortran_order() {
-    let msg = f32_err(&numpy_file("<f4", true, "(2, 3)", &[0; 24]));
+    let msg = f32_err(&raw_npy("<f4", true, "(2, 3)", &[0; 24]));
     assert!(msg.contains("Fortran"), "{msg}");
     assert!(msg.contains("np.ascontiguousarray(a)"), "{msg}");
     // One non-trivial dimension: Fortran and C order are the same bytes.
-    let a = parse_f32(&numpy_file("<f4", true, "(1, 3)", &[0; 12]), "t.npy").unwrap();
+    let a = parse_f32(&raw_npy("<f4", true, "(1, 3)", &[0; 12]), "t.npy").unwrap();
     assert_eq!(a.shape, vec![1, 3]);
 }
 
 #[test]
 fn refuses_other_dtypes_for_float_reads() {
-    let msg = f32_err(&numpy_file("<i8", false, "(2,)", &[0; 16]));
+    let msg = f32_err(&raw_npy("<i8", false, "(2,)", &[0; 16]));
     assert!(
         msg.contains(
             "expected float32 or float64, got '<i8' (int64); convert with a.astype(np.float32)"
@@ -235,13 +201,13 @@ fn refuses_other_dtypes_for_float_reads() {
         ("<U3", 12),
         ("|O", 8),
     ] {
-        let msg = f32_err(&numpy_file(descr, false, "(1,)", &vec![0; size]));
+        let msg = f32_err(&raw_npy(descr, false, "(1,)", &vec![0; size]));
         assert!(
             msg.contains(&format!("got '{descr}'")) && msg.contains("astype(np.float32)"),
             "{descr}: {msg}"
         );
     }
-    let msg = f32_err(&numpy_file("|f4", false, "(1,)", &[0; 4]));
+    let msg = f32_err(&raw_npy("|f4", false, "(1,)", &[0; 4]));
     assert!(msg.contains("byte order"), "{msg}");
     let structured =
         "{'descr': [('a', '<f4'), ('b', '<f4')], 'fortran_order': False, 'shape': (1,), }";
@@ -251,19 +217,19 @@ fn refuses_other_dtypes_for_float_reads() {
 
 #[test]
 fn refuses_wrong_data_lengths() {
-    let msg = f32_err(&numpy_file("<f4", false, "(2, 3)", &[0; 20]));
+    let msg = f32_err(&raw_npy("<f4", false, "(2, 3)", &[0; 20]));
     assert!(msg.contains("truncated"), "{msg}");
     assert!(msg.contains("24 bytes") && msg.contains("20"), "{msg}");
 
-    let msg = f32_err(&numpy_file("<f8", false, "(2,)", &[0; 20]));
+    let msg = f32_err(&raw_npy("<f8", false, "(2,)", &[0; 20]));
     assert!(msg.contains("4 trailing bytes"), "{msg}");
 
-    let full = numpy_file("<f4", false, "(2,)", &[0; 8]);
+    let full = raw_npy("<f4", false, "(2,)", &[0; 8]);
     for cut in [3, 7, 9, 40, 127] {
         let msg = f32_err(&full[..cut]);
         assert!(msg.contains("truncated"), "cut at {cut}: {msg}");
     }
-    let msg = f32_err(&numpy_file(
+    let msg = f32_err(&raw_npy(
         "<f4",
         false,
         &format!("({}, {})", usize::MAX / 2, 3),
