@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side run of gru-bench (Vulkan) and PyTorch nn.GRU (cuDNN) on a lent NVIDIA machine.
 #
-# Needs only: prebuilt binaries in target/release (carried from the build machine), the
-# Vulkan/EGL loader packages in .gl/ (copied from ../shared/gl), and PyTorch with CUDA on the
-# GPU machine. Writes everything under $OUT (default ./gpu-compare-out): gru-bench.json,
+# Needs only: prebuilt binaries in target/release (carried from the build machine) and PyTorch
+# with CUDA on the GPU machine. A machine without its own Vulkan loader (libvulkan.so.1) also
+# needs the Vulkan/EGL loader .deb packages in .gl/ (a person copies the project's shared gl
+# folder there); they are unpacked only when no loader is installed. Writes everything under $OUT (default ./gpu-compare-out): gru-bench.json,
 # torch.json, compare.txt (the ratio table), gru-bench-f16.{json,txt} (f16 against f32),
 # streaming.{json,txt} and torch-streaming.json (a session of 1…1024 streams against nn.GRU),
 # the logs, and nvidia-smi / vulkan adapter facts.

@@ -1,5 +1,6 @@
-//! The shared conformance vectors (`../shared/conformance`, see `REFERENCES.md` §3), every one
-//! of them run on the CPU reference and on the GPU, each checked at onnxruntime's f32 tolerance
+//! The conformance vectors committed in `tests/data/conformance` (ONNX's GRU node tests and
+//! onnxruntime's CPU GRU; `tests/data/conformance/README.md` says where each comes from), every
+//! one of them run on the CPU reference and on the GPU, each checked at onnxruntime's f32 tolerance
 //! ([`Tolerance::F32`], `|a − e| ≤ 1e-5 + 1e-4·|e|`).
 //!
 //! Every vector is one JSON file
@@ -20,7 +21,7 @@
 //! integer.
 //!
 //! [`every_file_is_covered`] keeps this file honest: the files run here must be exactly the
-//! directory's contents.
+//! directory's contents (besides its `README.md`).
 //!
 //! `test_gru_seq_length` is an ONNX backend test whose name refers to the generator's
 //! sequence length (`T = 2`); it has **no** `sequence_lens` input.
@@ -31,11 +32,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use common::{gpu, kernel_paths};
-use gru_wgpu::gpu::GpuGru;
+use common::{each_gpu_config, gpu, round_model, round_vec};
 use gru_wgpu::{
-    cpu, Convention, Direction, GruInput, GruModel, GruOutput, GruWeights, Layout, OutputStyle,
-    Tolerance,
+    cpu, Convention, Direction, Dtype, GruInput, GruModel, GruOutput, GruWeights, Layout,
+    OutputStyle, Tolerance,
 };
 use serde_json::Value;
 
@@ -63,14 +63,13 @@ const COVERED: &[&str] = &[
     "onnxruntime/ort_seq_lens_zero_in_middle_lbr1.json",
 ];
 
-/// The conformance directory; its absence is a failure, never a skip.
+/// The conformance directory inside the repository; its absence is a failure, never a skip.
 fn conformance_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance");
     assert!(
         dir.is_dir(),
-        "conformance vectors not found at {} (expected the shared directory next to the \
-         crate, holding onnx/*.json and onnxruntime/*.json); the conformance tests cannot run \
-         without them",
+        "conformance vectors not found at {} (the repository holds them: onnx/*.json and \
+         onnxruntime/*.json); the conformance tests cannot run without them",
         dir.display()
     );
     dir
@@ -379,6 +378,13 @@ fn check(v: &Vector, path: &str, got: &GruOutput) -> String {
 }
 
 /// Runs one vector on the CPU reference and on the GPU, checking both.
+///
+/// The GPU runs every storage type and every kernel variant ([`common::each_gpu_config`]).
+/// In f32 it must match the vector's outputs. In f16 it must match the f64 reference run on
+/// what f16 stores (inputs and weights rounded, values beyond ±65504 saturated: the rule of
+/// [`gru_wgpu::Dtype::F16`]) within onnxruntime's f16 tolerance, and it may hold a NaN only
+/// where the vector's outputs do (a finite input never turns into NaN through f16 storage;
+/// `ort_saturating_inputs_lbr0`, with |x| ≈ 1e20, is the case that did).
 fn run(relative: &str) {
     let v = load(relative);
     let p = problem(&v);
@@ -398,16 +404,56 @@ fn run(relative: &str) {
     failures += &check(&v, "CPU reference", &reference);
 
     if let Some(ctx) = gpu() {
-        let mut model = GpuGru::from_model(ctx, &p.model)
-            .unwrap_or_else(|e| panic!("{}: GpuGru::from_model failed: {e}", v.name));
-        model.set_poison(Some(f32::NAN));
-        for path in kernel_paths(p.model.hidden_size()) {
-            model.set_kernel_path(Some(path)).expect("path");
+        // The reference for f16 storage: the same problem on f16-rounded data.
+        let rx = round_vec(&p.x, Dtype::F16);
+        let rh0 = p.initial_h.as_ref().map(|h0| round_vec(h0, Dtype::F16));
+        let mut rounded = GruInput { x: &rx, ..input };
+        if let Some(h0) = &rh0 {
+            rounded = rounded.with_initial_h(h0);
+        }
+        let f16_reference = cpu::forward_model(&round_model(&p.model, Dtype::F16), &rounded)
+            .unwrap_or_else(|e| panic!("{}: cpu::forward_model (f16-rounded) failed: {e}", v.name));
+        each_gpu_config(ctx, &p.model, |dtype, variant, model| {
+            let what = format!("GPU {dtype:?} {variant} ({})", ctx.describe());
             let got = model
                 .forward(&input)
-                .unwrap_or_else(|e| panic!("{}: GPU forward ({path:?}) failed: {e}", v.name));
-            failures += &check(&v, &format!("GPU {path:?} ({})", ctx.describe()), &got);
-        }
+                .unwrap_or_else(|e| panic!("{}: {what} forward failed: {e}", v.name));
+            match dtype {
+                Dtype::F32 => failures += &check(&v, &what, &got),
+                Dtype::F16 => {
+                    for (name, g, e) in [
+                        ("Y", &got.y, &f16_reference.y),
+                        ("Y_h", &got.y_h, &f16_reference.y_h),
+                    ] {
+                        let c = Tolerance::F16.compare(g, e);
+                        if !c.passed() {
+                            let _ = writeln!(
+                                failures,
+                                "{} {what}: {name} vs the f16-rounded reference: {c}",
+                                v.name
+                            );
+                        }
+                        if let Some(expected) = v.outputs.get(name) {
+                            let nan_where_none = g
+                                .iter()
+                                .zip(&expected.data)
+                                .position(|(g, e)| g.is_nan() && !e.is_nan());
+                            if let Some(i) = nan_where_none {
+                                let _ = writeln!(
+                                    failures,
+                                    "{} {what}: {name} is NaN at {:?} of {:?}, where the vector \
+                                     has {}",
+                                    v.name,
+                                    unravel(i, &expected.shape),
+                                    expected.shape,
+                                    expected.data[i]
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        });
     }
 
     assert!(
@@ -555,6 +601,10 @@ fn list_files(dir: &Path, prefix: &str, out: &mut BTreeSet<String>) {
 fn every_file_is_covered() {
     let mut on_disk = BTreeSet::new();
     list_files(&conformance_dir(), "", &mut on_disk);
+    assert!(
+        on_disk.remove("README.md"),
+        "tests/data/conformance/README.md (where the vectors come from) is missing"
+    );
     let covered: BTreeSet<String> = COVERED.iter().map(|s| s.to_string()).collect();
     assert_eq!(covered.len(), COVERED.len(), "COVERED lists a file twice");
     let unknown: Vec<_> = on_disk.difference(&covered).collect();
