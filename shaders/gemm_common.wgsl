@@ -42,7 +42,7 @@ fn store_row(row: u32, col: u32, v: vec4<f32>) {
             if (p.accumulate != 0u) {
                 base = f32(xp[i]);
             }
-            xp[i] = S(base + v[q]);
+            xp[i] = to_s(base + v[q]);
         }
     }
 }

@@ -130,7 +130,7 @@ fn rb_at(d: u32, gate: u32, j: u32) -> f32 {
 
 fn write_state(t: u32, d: u32, b: u32, j: u32, value: f32) {
     set_y(y_index(t, d, b, j), value);
-    yh[state_index(d, b, j)] = S(value);
+    yh[state_index(d, b, j)] = to_s(value);
 }
 
 // Entry b has no step s (s ≥ len_b): Y at time s is padding and must be zero, in either

@@ -17,7 +17,7 @@ fn y_at(i: u32) -> f32 {
 }
 
 fn set_y(i: u32, v: f32) {
-    y[i] = S(v);
+    y[i] = to_s(v);
 }
 
 fn scratch_at(i: u32) -> f32 {

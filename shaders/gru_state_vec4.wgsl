@@ -18,7 +18,7 @@ fn y_at(i: u32) -> f32 {
 }
 
 fn set_y(i: u32, v: f32) {
-    y[i >> 2u][i & 3u] = S(v);
+    y[i >> 2u][i & 3u] = to_s(v);
 }
 
 fn scratch_at(i: u32) -> f32 {

@@ -1280,6 +1280,36 @@ fn run_gpu(
     Ok((out, describe))
 }
 
+/// What the GPU's storage type saturated (see [`Dtype::F16`]), per array, as one line, or
+/// `None` when nothing was: `--dtype f16 stored 24 values of X … as ±65504 …`.
+fn saturation_note(dtype: Dtype, model: &GruModel, input: &GruInput<'_>) -> Option<String> {
+    let weights = || model.layers().iter().flatten();
+    let counts = [
+        ("X", dtype.saturated(input.x)),
+        (
+            "the initial state",
+            dtype.saturated(input.initial_h.unwrap_or(&[])),
+        ),
+        ("W", weights().map(|w| dtype.saturated(w.w())).sum()),
+        ("R", weights().map(|w| dtype.saturated(w.r())).sum()),
+        ("B", weights().map(|w| dtype.saturated(w.b())).sum()),
+    ];
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{n} of {name}"))
+        .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "--dtype {} stored values beyond its range as ±{} (its largest finite value): {}; \
+             --dtype f32 keeps them",
+            dtype.name(),
+            crate::F16_MAX,
+            parts.join(", ")
+        )
+    })
+}
+
 /// Writes `Y` and `Y_h` together: each to a temporary file beside its destination, then both
 /// renamed into place, so that an output that cannot be written (a missing directory, a full
 /// disk) leaves neither written and no earlier file replaced by one output without the other.
@@ -1327,10 +1357,10 @@ fn run(args: RunArgs) -> CliResult {
     let input = p.input();
     const CPU: &str = "the CPU reference path (f64 accumulation)";
 
-    let (out, ran_on) = match args.device {
-        DeviceChoice::Cpu => (cpu::forward_model(model, &input)?, CPU.to_string()),
+    let (out, ran_on, on_gpu) = match args.device {
+        DeviceChoice::Cpu => (cpu::forward_model(model, &input)?, CPU.to_string(), false),
         DeviceChoice::Gpu => match run_gpu(model, &input, args.dtype) {
-            Ok((out, describe)) => (out, format!("the GPU, {describe}")),
+            Ok((out, describe)) => (out, format!("the GPU, {describe}"), true),
             Err(GpuFailure::Context(e)) => {
                 return Err(Failure::Runtime(format!(
                     "--device gpu: {e}; pass --device cpu (or auto) to run on the CPU \
@@ -1344,7 +1374,7 @@ fn run(args: RunArgs) -> CliResult {
             }
         },
         DeviceChoice::Auto => match run_gpu(model, &input, args.dtype) {
-            Ok((out, describe)) => (out, format!("the GPU, {describe}")),
+            Ok((out, describe)) => (out, format!("the GPU, {describe}"), true),
             Err(failure) => {
                 let reason = match failure {
                     GpuFailure::Context(GruError::NoAdapter(m)) => format!("no GPU adapter ({m})"),
@@ -1355,7 +1385,7 @@ fn run(args: RunArgs) -> CliResult {
                     "gru: {}; running on the CPU reference path",
                     one_line(&reason)
                 );
-                (cpu::forward_model(model, &input)?, CPU.to_string())
+                (cpu::forward_model(model, &input)?, CPU.to_string(), false)
             }
         },
     };
@@ -1368,6 +1398,11 @@ fn run(args: RunArgs) -> CliResult {
     ])?;
     for note in &p.notes {
         eprintln!("gru: note: {}", one_line(note));
+    }
+    if on_gpu {
+        if let Some(note) = saturation_note(args.dtype, model, &input) {
+            eprintln!("gru: note: {note}");
+        }
     }
     let d = &out.dims;
     eprintln!(

@@ -14,7 +14,29 @@ pub enum Dtype {
     /// IEEE half precision storage (needs the adapter's `SHADER_F16`): half the memory and
     /// bandwidth; f16 tolerance (`2.5e-3 + 1e-3·|e|` for T ≤ 100, see BENCHMARKS.md for
     /// longer sequences).
+    ///
+    /// **Values beyond f16's range saturate.** A finite value of `X`, `initial_h` or a weight
+    /// whose magnitude exceeds [`F16_MAX`] (65504) is stored as `±65504`, never as `±inf`;
+    /// so is every intermediate the kernels store (the input projection, the state). `±inf`
+    /// stays `±inf` and NaN stays NaN. A finite input therefore never turns into NaN through
+    /// the storage type (an overflow to `inf` would make `inf − inf` in the input
+    /// projection); inputs of that size saturate the gates as they do in f32, but values past
+    /// 65504 are no longer told apart: use [`Dtype::F32`] to keep them.
+    /// [`Dtype::saturated`] counts the values an array loses this way.
     F16,
+}
+
+/// The largest finite f16 value: what [`Dtype::F16`] stores for a finite value beyond it.
+pub const F16_MAX: f32 = 65504.0;
+
+/// `v` as f16 under [`Dtype::F16`]'s rule: finite values beyond ±65504 saturate to ±65504,
+/// ±inf and NaN stay as they are, everything else rounds to nearest.
+fn to_f16(v: f32) -> f16 {
+    if v.is_finite() {
+        f16::from_f32(v.clamp(-F16_MAX, F16_MAX))
+    } else {
+        f16::from_f32(v)
+    }
 }
 
 impl Dtype {
@@ -53,7 +75,7 @@ impl Dtype {
         match self {
             Dtype::F32 => Cow::Borrowed(bytemuck::cast_slice(values)),
             Dtype::F16 => {
-                let mut halves: Vec<f16> = values.iter().map(|&v| f16::from_f32(v)).collect();
+                let mut halves: Vec<f16> = values.iter().map(|&v| to_f16(v)).collect();
                 if halves.len() % 2 == 1 {
                     halves.push(f16::ZERO);
                 }
@@ -73,11 +95,24 @@ impl Dtype {
         }
     }
 
-    /// `v` rounded to this storage type and back (what the GPU stores for `v`).
+    /// `v` rounded to this storage type and back (what the GPU stores for `v`): in f16,
+    /// finite values beyond ±65504 saturate (see [`Dtype::F16`]).
     pub fn round(self, v: f32) -> f32 {
         match self {
             Dtype::F32 => v,
-            Dtype::F16 => f16::from_f32(v).to_f32(),
+            Dtype::F16 => to_f16(v).to_f32(),
+        }
+    }
+
+    /// How many of `values` this storage type saturates: finite values beyond ±65504 in
+    /// f16 (stored as ±65504), none in f32.
+    pub fn saturated(self, values: &[f32]) -> usize {
+        match self {
+            Dtype::F32 => 0,
+            Dtype::F16 => values
+                .iter()
+                .filter(|v| v.is_finite() && v.abs() > F16_MAX)
+                .count(),
         }
     }
 }

@@ -60,7 +60,7 @@ pub mod shaders;
 pub mod tolerance;
 pub mod weights;
 
-pub use dtype::Dtype;
+pub use dtype::{Dtype, F16_MAX};
 pub use error::{GruError, Result};
 pub use input::{Dims, GruInput, GruOutput, Layout, OutputStyle};
 pub use model::{Direction, GruModel};

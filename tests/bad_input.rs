@@ -1938,7 +1938,9 @@ fn sizes_whose_byte_counts_overflow() {
         let model = GruModel::new(Direction::Reverse, vec![vec![w]], None).unwrap();
         if needed <= ctx.limits().max_storage_buffer_binding_size {
             // No Vulkan device binds 4 GiB (maxStorageBufferRange is a u32); never run it.
-            eprintln!("SKIPPED the 4 GiB refusal: this device binds {needed} bytes");
+            common::announce_skip(&format!(
+                "the 4 GiB refusal: this device binds {needed} bytes"
+            ));
         } else {
             let mut g = GpuGru::from_model(ctx, &model).expect("H = 1024 model");
             let x = vec![0.5f32; t];

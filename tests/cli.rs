@@ -176,7 +176,7 @@ fn gpu_run_matches_cpu() {
 #[test]
 fn dtype_f16_runs_within_the_f16_tolerance_or_names_the_missing_feature() {
     let Some(ctx) = common::gpu() else { return };
-    let has_f16 = ctx.device().features().contains(wgpu::Features::SHADER_F16);
+    let has_f16 = common::dtypes(ctx).contains(&gru_wgpu::Dtype::F16);
     let dir = TempDir::new("dtype-f16");
     let p = Problem::new(12, Convention::ResetAfter, true);
     p.write(&dir);
@@ -209,6 +209,53 @@ fn dtype_f16_runs_within_the_f16_tolerance_or_names_the_missing_feature() {
     }
     // f16 really rounds: not within the f32 tolerance everywhere.
     assert!(!Tolerance::F32.compare(&y, &expected.y).passed());
+}
+
+/// `--dtype f16` with inputs beyond f16's range (onnxruntime's 1e20 "saturating inputs"):
+/// the values saturate to ±65504, stderr says how many of which array, and no output is NaN
+/// (an overflow to ±inf made `inf − inf` = NaN in the input projection); f32 says nothing.
+#[test]
+fn dtype_f16_saturates_inputs_beyond_its_range_and_says_how_many() {
+    let Some(ctx) = common::gpu() else { return };
+    if !common::dtypes(ctx).contains(&gru_wgpu::Dtype::F16) {
+        return;
+    }
+    let dir = TempDir::new("dtype-f16-saturate");
+    let mut p = Problem::new(13, Convention::ResetBefore, true);
+    for (k, v) in p.x.iter_mut().enumerate() {
+        *v *= if k % 3 == 0 { 1e20 } else { 1.0 };
+    }
+    let huge = p.x.iter().filter(|v| v.abs() > 65504.0).count();
+    assert!(huge > 0);
+    p.write(&dir);
+    let args = run_args(&["--b", "b.npy", "--device", "gpu", "--dtype", "f16"]);
+    let run = gru_in(dir.path(), &args, &[]);
+    run.assert_success("gpu run --dtype f16 with 1e20 inputs");
+    let note = format!(
+        "gru: note: --dtype f16 stored values beyond its range as ±65504 (its largest finite \
+         value): {huge} of X; --dtype f32 keeps them"
+    );
+    assert!(
+        run.lines().contains(&note.as_str()),
+        "expected {note:?} in {:?}",
+        run.lines()
+    );
+    let (y, y_h) = outputs(&dir);
+    let nan = y.iter().chain(&y_h).filter(|v| v.is_nan()).count();
+    assert_eq!(nan, 0, "{nan} NaN outputs from finite inputs");
+    // The f64 reference on the saturated inputs, within the f16 tolerance.
+    let rx: Vec<f32> = p.x.iter().map(|&v| gru_wgpu::Dtype::F16.round(v)).collect();
+    let rw = common::round_weights(&p.weights, gru_wgpu::Dtype::F16);
+    let want = cpu::forward(&rw, &GruInput::new(&rx, T, B)).unwrap();
+    for (name, got, want) in [("Y", &y, &want.y), ("Y_h", &y_h, &want.y_h)] {
+        let c = Tolerance::F16.compare(got, want);
+        assert!(c.passed(), "{name}: {c}");
+    }
+    // f32 keeps the values: no note.
+    let args = run_args(&["--b", "b.npy", "--device", "gpu"]);
+    let run = gru_in(dir.path(), &args, &[]);
+    run.assert_success("gpu run --dtype f32 with 1e20 inputs");
+    assert!(!run.stderr.contains("beyond its range"), "{}", run.stderr);
 }
 
 #[test]

@@ -7,8 +7,8 @@
 
 mod common;
 
-use common::{dtypes, gpu, kernel_paths, random_weights, round_vec, round_weights, tolerance, Rng};
-use gru_wgpu::gpu::{GemmKernel, GpuGru, KernelPath, ModelOptions, StepKernel};
+use common::{dtypes, gpu, random_weights, round_vec, round_weights, tolerance, variants, Rng};
+use gru_wgpu::gpu::{GpuGru, ModelOptions};
 use gru_wgpu::{cpu, Convention, Direction, GruInput, GruModel};
 
 #[derive(Clone, Copy, Debug)]
@@ -74,40 +74,18 @@ fn run(case: Case) -> Vec<String> {
         };
         let mut model = GpuGru::from_model_with(ctx, &single, &options).expect("gpu model");
         model.set_poison(Some(f32::NAN));
-        // Every path; the step-fused path with both step kernels, each run with the other
-        // GEMM kernel so that both GEMMs are covered too. The direct GEMM reads X four
+        // Every variant (common::variants): each path, each step kernel and each GEMM kernel.
+        // The direct GEMM reads X four
         // columns at a time when I is a multiple of 4 (I = 4, 16, 20, 64, 300 among the edge
         // shapes) and one at a time otherwise: both variants run here.
-        let mut variants = vec![
-            (KernelPath::StepFused, StepKernel::Staged, GemmKernel::Tiled),
-            (
-                KernelPath::StepFused,
-                StepKernel::Direct,
-                GemmKernel::Direct,
-            ),
-        ];
-        if kernel_paths(case.h).contains(&KernelPath::Persistent) {
-            variants.push((
-                KernelPath::Persistent,
-                StepKernel::Staged,
-                GemmKernel::Direct,
-            ));
-            variants.push((
-                KernelPath::Persistent,
-                StepKernel::Staged,
-                GemmKernel::Tiled,
-            ));
-        }
-        for (path, step, gemm) in variants {
-            model.set_kernel_path(Some(path)).expect("path");
-            model.set_step_kernel(Some(step));
-            model.set_gemm_kernel(Some(gemm));
+        for variant in variants(case.h) {
+            variant.apply(&mut model);
             let got = model.forward(&input).expect("gpu forward");
             for (name, g, e) in [("Y", &got.y, &expected.y), ("Y_h", &got.y_h, &expected.y_h)] {
                 let c = tolerance(dtype).compare(g, e);
                 if !c.passed() {
                     failures.push(format!(
-                        "{name} of {convention:?} {dtype:?} {path:?} {step:?} {gemm:?} seed={} [T={}, B={}, I={}, H={}] \
+                        "{name} of {convention:?} {dtype:?} {variant} seed={} [T={}, B={}, I={}, H={}] \
                          scale={} bias={} initial_h={}: {c}",
                         case.seed,
                         case.t,

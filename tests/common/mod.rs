@@ -65,18 +65,41 @@ pub fn tolerance(dtype: gru_wgpu::Dtype) -> Tolerance {
     }
 }
 
+/// Says on the process's real stderr that part of a test did not run. libtest captures
+/// `eprintln!` and shows it only for failing tests; this line shows in a plain `cargo test`.
+pub fn announce_skip(what: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {what}");
+}
+
+/// Whether `GRU_REQUIRE_GPU` asks for GPU tests to be required (anything but `0`, the default).
+pub fn gpu_required() -> bool {
+    std::env::var("GRU_REQUIRE_GPU").as_deref() != Ok("0")
+}
+
 /// The storage types the shared context can run: f32, and f16 where the adapter has
-/// `SHADER_F16` (an adapter without it must refuse f16 with a typed error, checked here).
+/// `SHADER_F16` (an adapter without it must refuse f16 with a typed error, checked in f16.rs).
+///
+/// With GPU tests required (`GRU_REQUIRE_GPU` unset or `1`), an adapter without
+/// `SHADER_F16` fails the test instead of leaving f16 untested: lavapipe, CI's adapter, has
+/// it. Set `GRU_ALLOW_NO_F16=1` to run on an adapter without it; every skipped f16 part is
+/// then announced on stderr.
 pub fn dtypes(ctx: &GpuContext) -> Vec<gru_wgpu::Dtype> {
     if ctx.device().features().contains(wgpu::Features::SHADER_F16) {
-        vec![gru_wgpu::Dtype::F32, gru_wgpu::Dtype::F16]
-    } else {
-        eprintln!(
-            "{}: no SHADER_F16, f16 parity is not run here",
-            ctx.describe()
-        );
-        vec![gru_wgpu::Dtype::F32]
+        return vec![gru_wgpu::Dtype::F32, gru_wgpu::Dtype::F16];
     }
+    let allowed = std::env::var("GRU_ALLOW_NO_F16").as_deref() == Ok("1");
+    assert!(
+        allowed || !gpu_required(),
+        "{}: the device has no SHADER_F16, so the f16 tests cannot run; set \
+         GRU_ALLOW_NO_F16=1 to skip them on this adapter (each skip is announced)",
+        ctx.describe()
+    );
+    announce_skip(&format!(
+        "f16 part ({}: no SHADER_F16, GRU_ALLOW_NO_F16=1)",
+        ctx.describe()
+    ));
+    vec![gru_wgpu::Dtype::F32]
 }
 
 /// The shared GPU context. No adapter is a failure, never a skip; set GRU_REQUIRE_GPU=0 to
@@ -87,8 +110,8 @@ pub fn gpu() -> Option<&'static GpuContext> {
     match ctx {
         Ok(c) => Some(c),
         Err(e) => {
-            if std::env::var("GRU_REQUIRE_GPU").as_deref() == Ok("0") {
-                eprintln!("SKIPPED GPU part (GRU_REQUIRE_GPU=0): {e}");
+            if !gpu_required() {
+                announce_skip(&format!("GPU part (GRU_REQUIRE_GPU=0): {e}"));
                 None
             } else {
                 panic!(
@@ -114,6 +137,82 @@ pub fn kernel_paths(h: usize) -> Vec<gru_wgpu::gpu::KernelPath> {
         vec![KernelPath::StepFused, KernelPath::Persistent]
     } else {
         vec![KernelPath::StepFused]
+    }
+}
+
+/// One way the GPU runs a model: kernel path, step kernel and input-projection GEMM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Variant {
+    pub path: gru_wgpu::gpu::KernelPath,
+    pub step: gru_wgpu::gpu::StepKernel,
+    pub gemm: gru_wgpu::gpu::GemmKernel,
+}
+
+impl Variant {
+    /// Makes `model` run this way.
+    pub fn apply(self, model: &mut gru_wgpu::gpu::GpuGru) {
+        model.set_kernel_path(Some(self.path)).expect("kernel path");
+        model.set_step_kernel(Some(self.step));
+        model.set_gemm_kernel(Some(self.gemm));
+    }
+}
+
+impl std::fmt::Display for Variant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}/{:?}/{:?} GEMM", self.path, self.step, self.gemm)
+    }
+}
+
+/// Every variant a model of hidden size `h` can run, each step kernel and each GEMM at least
+/// once: the step-fused path with the staged and the direct step kernel (each with the other
+/// GEMM), and the persistent path (H ≤ `PERSISTENT_MAX_HIDDEN`) with both GEMMs. A new
+/// kernel variant is added here, and every test that loops over `variants` runs it.
+pub fn variants(h: usize) -> Vec<Variant> {
+    use gru_wgpu::gpu::{GemmKernel, KernelPath, StepKernel};
+    let v = |path, step, gemm| Variant { path, step, gemm };
+    let mut out = vec![
+        v(KernelPath::StepFused, StepKernel::Staged, GemmKernel::Tiled),
+        v(
+            KernelPath::StepFused,
+            StepKernel::Direct,
+            GemmKernel::Direct,
+        ),
+    ];
+    if kernel_paths(h).contains(&KernelPath::Persistent) {
+        out.push(v(
+            KernelPath::Persistent,
+            StepKernel::Staged,
+            GemmKernel::Direct,
+        ));
+        out.push(v(
+            KernelPath::Persistent,
+            StepKernel::Staged,
+            GemmKernel::Tiled,
+        ));
+    }
+    out
+}
+
+/// Runs `model` on the GPU in every storage type the context has ([`dtypes`]) and every
+/// [`variants`] of its hidden size, its outputs poisoned with NaN before each run. `check`
+/// gets the dtype, the variant and the model to run (built once per dtype).
+pub fn each_gpu_config(
+    ctx: &GpuContext,
+    model: &gru_wgpu::GruModel,
+    mut check: impl FnMut(gru_wgpu::Dtype, Variant, &mut gru_wgpu::gpu::GpuGru),
+) {
+    for dtype in dtypes(ctx) {
+        let options = gru_wgpu::gpu::ModelOptions {
+            dtype,
+            allow_f32_fallback: false,
+        };
+        let mut gpu = gru_wgpu::gpu::GpuGru::from_model_with(ctx, model, &options)
+            .unwrap_or_else(|e| panic!("GpuGru::from_model_with ({dtype:?}): {e}"));
+        gpu.set_poison(Some(f32::NAN));
+        for variant in variants(model.hidden_size()) {
+            variant.apply(&mut gpu);
+            check(dtype, variant, &mut gpu);
+        }
     }
 }
 
