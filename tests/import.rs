@@ -1,6 +1,7 @@
 //! The importers (`gru_wgpu::io`) against the golden files of PyTorch, Keras and onnxruntime
-//! in tests/data/golden: every case runs on the CPU reference and on the GPU and must match
-//! the framework's own outputs within onnxruntime's f32 tolerance. Then the refusals the
+//! in tests/data/golden: every case runs on the CPU reference and on the GPU (every kernel
+//! variant, f32 and f16) and must match the framework's own outputs within onnxruntime's
+//! tolerance of the storage type (f32, or f16). Then the refusals the
 //! golden folder ships, and corrupted files built here: each must be a typed error that names
 //! the file and the tensor, never a panic.
 
@@ -9,10 +10,10 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use gru_wgpu::gpu::GpuGru;
 use gru_wgpu::io::{self, keras, onnx, pytorch, Format, ImportOptions, Imported};
 use gru_wgpu::{
-    cpu, npy, Convention, Direction, GruError, GruInput, GruModel, Layout, OutputStyle, Tolerance,
+    cpu, npy, Convention, Direction, Dtype, GruError, GruInput, GruModel, Layout, OutputStyle,
+    Tolerance,
 };
 
 fn golden(case: &str) -> PathBuf {
@@ -57,23 +58,52 @@ impl Golden {
         input
     }
 
-    /// Runs on the CPU reference and (unless skipped explicitly) the GPU; checks every output.
+    /// Runs on the CPU reference and (unless skipped explicitly) the GPU in every storage
+    /// type and kernel variant ([`common::each_gpu_config`]); checks every output against
+    /// the golden file at the dtype's tolerance (f16: onnxruntime's f16 rule, the frameworks
+    /// having computed in f32), and f16 also against the f64 reference on f16-rounded data.
     fn check(&self) {
         let input = self.input();
         let out = cpu::forward_model(&self.model, &input)
             .unwrap_or_else(|e| panic!("{}: CPU forward: {e}", self.case));
-        self.compare("CPU", &out);
+        self.compare("CPU", &out, Tolerance::F32);
         if let Some(ctx) = common::gpu() {
-            let mut gpu = GpuGru::from_model(ctx, &self.model)
-                .unwrap_or_else(|e| panic!("{}: GPU upload: {e}", self.case));
-            let out = gpu
-                .forward(&input)
-                .unwrap_or_else(|e| panic!("{}: GPU forward: {e}", self.case));
-            self.compare("GPU", &out);
+            let rx = common::round_vec(&self.x.data, Dtype::F16);
+            let rh0 = self
+                .initial_h
+                .as_ref()
+                .map(|h0| common::round_vec(h0, Dtype::F16));
+            let mut rounded = GruInput { x: &rx, ..input };
+            if let Some(h0) = &rh0 {
+                rounded = rounded.with_initial_h(h0);
+            }
+            let f16_reference =
+                cpu::forward_model(&common::round_model(&self.model, Dtype::F16), &rounded)
+                    .unwrap_or_else(|e| panic!("{}: CPU forward (f16-rounded): {e}", self.case));
+            common::each_gpu_config(ctx, &self.model, |dtype, variant, gpu| {
+                let out = gpu
+                    .forward(&input)
+                    .unwrap_or_else(|e| panic!("{}: GPU {dtype:?} {variant}: {e}", self.case));
+                let device = format!("GPU {dtype:?} {variant}");
+                self.compare(&device, &out, common::tolerance(dtype));
+                if dtype == Dtype::F16 {
+                    for (what, got, expected) in [
+                        ("Y", &out.y, &f16_reference.y),
+                        ("Y_h", &out.y_h, &f16_reference.y_h),
+                    ] {
+                        let c = Tolerance::F16.compare(got, expected);
+                        assert!(
+                            c.passed(),
+                            "{} ({device}): {what} vs the f16-rounded reference: {c}",
+                            self.case
+                        );
+                    }
+                }
+            });
         }
     }
 
-    fn compare(&self, device: &str, out: &gru_wgpu::GruOutput) {
+    fn compare(&self, device: &str, out: &gru_wgpu::GruOutput, tolerance: Tolerance) {
         for (what, got, got_shape, expected) in [
             ("Y", &out.y, out.dims.y_shape(), &self.y),
             ("Y_h", &out.y_h, out.dims.state_shape(), &self.y_h),
@@ -86,7 +116,7 @@ impl Golden {
                 "{} ({device}): {what} has shape {got_shape:?}, the golden file {:?}",
                 self.case, expected.shape
             );
-            let c = Tolerance::F32.compare(got, &expected.data);
+            let c = tolerance.compare(got, &expected.data);
             assert!(
                 c.passed(),
                 "{} ({device}): {what} {:?}: {c}",

@@ -68,9 +68,8 @@
 
 mod common;
 
-use common::{assert_close, gpu};
-use gru_wgpu::gpu::GpuGru;
-use gru_wgpu::{cpu, Convention, GruInput, GruOutput, GruWeights, Tolerance};
+use common::{assert_close, each_gpu_config, gpu, tolerance};
+use gru_wgpu::{cpu, Convention, GruInput, GruModel, GruOutput, GruWeights, Tolerance};
 
 /// The article's input sequence.
 const SEQUENCE: [f64; 5] = [1.0, 2.0, 3.0, 4.0, 5.0];
@@ -186,21 +185,26 @@ fn to_onnx(m: &ArticleGru) -> GruWeights {
     GruWeights::new(Convention::ResetBefore, 1, 2, w, r, Some(b)).expect("article weights")
 }
 
-/// Runs the first `steps` elements of the sequence on the CPU reference and the GPU.
-fn run_library(weights: &GruWeights, steps: usize) -> Vec<(String, GruOutput)> {
+/// Runs the first `steps` elements of the sequence on the CPU reference and the GPU (every
+/// storage type and kernel variant); each result with the tolerance it is held to (f16
+/// storage: onnxruntime's f16 rule against the exact states).
+fn run_library(weights: &GruWeights, steps: usize) -> Vec<(String, GruOutput, Tolerance)> {
     let x: Vec<f32> = SEQUENCE[..steps].iter().map(|&v| v as f32).collect();
     let input = GruInput::new(&x, steps, 1);
     let mut out = vec![(
         "CPU reference".to_string(),
         cpu::forward(weights, &input).expect("cpu forward"),
+        Tolerance::F32,
     )];
     if let Some(ctx) = gpu() {
-        let mut model = GpuGru::new(ctx, weights).expect("gpu model");
-        model.set_poison(Some(f32::NAN));
-        out.push((
-            format!("GPU ({})", ctx.describe()),
-            model.forward(&input).expect("gpu forward"),
-        ));
+        let model = GruModel::single(weights.clone());
+        each_gpu_config(ctx, &model, |dtype, variant, gpu| {
+            out.push((
+                format!("GPU {dtype:?} {variant} ({})", ctx.describe()),
+                gpu.forward(&input).expect("gpu forward"),
+                tolerance(dtype),
+            ));
+        });
     }
     out
 }
@@ -212,19 +216,19 @@ fn check_library(reading: &str, m: &ArticleGru, expected_states: &[f64], steps: 
         .iter()
         .flat_map(|&a| [a as f32, a as f32])
         .collect();
-    for (path, got) in run_library(&weights, steps) {
+    for (path, got, tol) in run_library(&weights, steps) {
         let context = format!("seed article §4.3, {reading} reading, {steps} step(s), {path}");
         assert_close(
             &format!("Y[T={steps}, B=1, H=2] of {context}"),
             &got.y,
             &expected,
-            Tolerance::F32,
+            tol,
         );
         assert_close(
             &format!("Y_h[B=1, H=2] of {context}"),
             &got.y_h,
             &expected[expected.len() - 2..],
-            Tolerance::F32,
+            tol,
         );
     }
 }
@@ -308,8 +312,8 @@ fn article_slips_are_slips() {
     assert!(off(0.999, TANH_1));
     // "[0.134, 0]": the correct state is [0.2048, 0.2048], and the library agrees.
     let claimed = [0.134f32, 0.0];
-    for (path, got) in run_library(&to_onnx(&article_dense()), 1) {
-        let c = Tolerance::F32.compare(&got.y_h, &claimed);
+    for (path, got, tol) in run_library(&to_onnx(&article_dense()), 1) {
+        let c = tol.compare(&got.y_h, &claimed);
         assert!(
             !c.passed(),
             "{path} reproduces the article's [0.134, 0]: {:?}",
@@ -319,7 +323,7 @@ fn article_slips_are_slips() {
             &format!("h₁ of {path}"),
             &got.y_h,
             &[H1 as f32, H1 as f32],
-            Tolerance::F32,
+            tol,
         );
     }
     // Its own numbers, computed correctly, would give (1 − σ(2))·tanh(3) = 0.1186, not 0.134.
