@@ -69,7 +69,11 @@ pub fn tolerance(dtype: gru_wgpu::Dtype) -> Tolerance {
 /// `eprintln!` and shows it only for failing tests; this line shows in a plain `cargo test`.
 pub fn announce_skip(what: &str) {
     use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "SKIPPED {what}");
+    // libtest names each test's thread after the test. One write, so that lines of tests
+    // running in parallel do not interleave.
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let line = format!("SKIPPED in {test}: {what}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// Whether `GRU_REQUIRE_GPU` asks for GPU tests to be required (anything but `0`, the default).
