@@ -1,4 +1,5 @@
-"""Shared helpers of the golden-file generators (scripts/golden_*.py).
+"""Shared helpers of the golden-file generators (scripts/golden_*.py) and of
+scripts/conformance_vectors.py (which uses `onnx_gru` to check the conformance vectors).
 
 - `CaseWriter` writes one case folder, tests/data/golden/<case>/: arrays as .npy
   (float32 little-endian C-order, integer lengths int64), and a case.json that lists every
