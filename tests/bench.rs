@@ -20,6 +20,43 @@ fn rows(path: &std::path::Path) -> Vec<serde_json::Value> {
     value.as_array().expect("a JSON array").clone()
 }
 
+/// The per-element check a row carries (gru-bench's `check_json`): every element within
+/// onnxruntime's f32 rule `|a − e| ≤ 1e-5 + 1e-4·|e|` (gru_wgpu::Tolerance::F32) of the f64
+/// reference, with the worst element printed on failure.
+fn assert_within_f32_tolerance(what: &str, r: &serde_json::Value) {
+    let f = gru_wgpu::Tolerance::F32;
+    assert_eq!(
+        (r["tolerance_atol"].as_f64(), r["tolerance_rtol"].as_f64()),
+        (Some(f.atol), Some(f.rtol)),
+        "{what}: not checked with the f32 tolerance: {r}"
+    );
+    let detail = format!(
+        "{what}: {} elements outside |a−e| ≤ {:e} + {:e}·|e|; worst at index {}: got {}, \
+         expected {}, |a−e| = {} × the bound; row {r}",
+        r["elements_outside_tolerance"],
+        f.atol,
+        f.rtol,
+        r["worst_index"],
+        r["worst_got"],
+        r["worst_expected"],
+        r["worst_ratio"]
+    );
+    assert_eq!(r["within_tolerance"].as_bool(), Some(true), "{detail}");
+    assert_eq!(
+        r["elements_outside_tolerance"].as_u64(),
+        Some(0),
+        "{detail}"
+    );
+    let ratio = r["worst_ratio"].as_f64().unwrap_or(f64::INFINITY);
+    assert!(ratio <= 1.0, "{detail}");
+    // The worst element as the row reports it, checked here with the library's rule.
+    let (got, expected) = (r["worst_got"].as_f64(), r["worst_expected"].as_f64());
+    let (Some(got), Some(expected)) = (got, expected) else {
+        panic!("{detail}: no worst element");
+    };
+    assert!(f.accepts(got as f32, expected as f32), "{detail}");
+}
+
 fn run(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(BENCH)
         .args(args)
@@ -33,7 +70,8 @@ fn run(args: &[&str]) -> (Option<i32>, String, String) {
 }
 
 /// Every GPU path of both conventions on two tiny shapes: one JSON row per path with the
-/// documented fields, and each GPU row within the f32 tolerance of the CPU reference.
+/// documented fields, and each element of each GPU row's Y within the f32 tolerance of the
+/// CPU reference (the row's per-element check).
 #[test]
 fn grid_rows_have_every_path_and_match_the_reference() {
     let has_gpu = gpu().is_some();
@@ -87,6 +125,14 @@ fn grid_rows_have_every_path_and_match_the_reference() {
             "gpu_input_projection_us",
             "gpu_recurrence_us_per_step",
             "host_encode_us_per_step",
+            "tolerance_atol",
+            "tolerance_rtol",
+            "within_tolerance",
+            "elements_outside_tolerance",
+            "worst_index",
+            "worst_got",
+            "worst_expected",
+            "worst_ratio",
         ] {
             assert!(r.get(field).is_some(), "no {field:?} in {r}");
         }
@@ -96,13 +142,18 @@ fn grid_rows_have_every_path_and_match_the_reference() {
         let max = r["us_per_step_max"].as_f64().unwrap();
         assert!(0.0 < min && min <= med && med <= max, "times of {r}");
         if path == "cpu-reference" {
+            assert!(
+                r["within_tolerance"].is_null(),
+                "the reference's own row: {r}"
+            );
             continue;
         }
-        let err = r["max_abs_err"]
-            .as_f64()
-            .unwrap_or_else(|| panic!("a GPU row without its error: {r}"));
-        // Outputs of a tiny GRU lie in (−1, 1): the tolerance 1e-5 + 1e-4·|e| is ≤ 1.1e-4.
-        assert!(err <= 1.1e-4, "{path} off the reference by {err}: {r}");
+        assert!(
+            r["max_abs_err"].as_f64().is_some(),
+            "a GPU row without its error: {r}"
+        );
+        let shape = format!("{path} {} H={} B=3 T=4", r["convention"], r["hidden_size"]);
+        assert_within_f32_tolerance(&shape, r);
     }
     if has_gpu {
         let paths: Vec<&str> = rows.iter().map(|r| r["path"].as_str().unwrap()).collect();
@@ -116,7 +167,8 @@ fn grid_rows_have_every_path_and_match_the_reference() {
     }
 }
 
-/// `--streaming`: a row per stream count, stream 0 within tolerance of its reference.
+/// `--streaming`: a row per stream count, each element of stream 0's outputs within the f32
+/// tolerance of its reference.
 #[test]
 fn streaming_rows_match_the_reference() {
     if gpu().is_none() {
@@ -149,8 +201,8 @@ fn streaming_rows_match_the_reference() {
         assert_eq!(r["streams"].as_u64(), Some(n), "{r}");
         assert_eq!(r["layers"].as_u64(), Some(2), "{r}");
         assert_eq!(r["frames"].as_u64(), Some(3), "{r}");
-        let err = r["max_abs_err"].as_f64().unwrap();
-        assert!(err <= 1.1e-4, "stream 0 off its reference by {err}: {r}");
+        assert!(r["max_abs_err"].as_f64().is_some(), "{r}");
+        assert_within_f32_tolerance(&format!("stream 0 of {n} (L=2, I=6, H=12, 4 frames)"), r);
     }
 }
 

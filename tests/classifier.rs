@@ -2,15 +2,22 @@
 //! Dense(1, activation='sigmoid')])` — run from its exported Keras weights
 //! (tests/data/golden/keras_classifier_seed_article, made by scripts/golden_keras.py with
 //! Keras 3.15) on the CPU reference and on the GPU, against Keras's own `model.predict` and
-//! the GRU's last state. Keras is batch-major: `X[B=4, T=100, I=1]`.
+//! the GRU's last state. On the GPU, in every storage type and every kernel variant
+//! (`common::each_gpu_config`), the GRU's whole output (every element of `Y` and `Y_h`, whose
+//! last layer's state feeds the head) and the predictions are checked against the f64
+//! reference on the same (dtype-rounded) weights and inputs, and in f32 against Keras too.
+//! Keras is batch-major: `X[B=4, T=100, I=1]`.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_close, gpu, kernel_paths};
+use common::{
+    assert_close, dtypes, each_gpu_config, gpu, kernel_paths, round_model, round_vec, tolerance,
+    variants,
+};
 use gru_wgpu::head::{final_features, Classifier, Dense, HeadActivation};
-use gru_wgpu::{cpu, io, npy, GruInput, Layout, OutputStyle, Tolerance};
+use gru_wgpu::{cpu, io, npy, Dtype, GruInput, GruOutput, Layout, OutputStyle, Tolerance};
 
 fn case_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/keras_classifier_seed_article")
@@ -69,18 +76,85 @@ fn seed_article_classifier_matches_keras() {
             Tolerance::F32,
         );
 
-        if let Some(ctx) = gpu() {
-            let mut on_gpu = model.to_gpu(ctx).expect("gpu classifier");
-            for path in kernel_paths(100) {
-                on_gpu.set_kernel_path(Some(path)).expect("path");
-                let got = on_gpu.predict(&input).expect("gpu predict");
+        let Some(ctx) = gpu() else { continue };
+        // The GRU's whole output (every element of Y and the final state Y_h that feeds the
+        // head) and the predictions, on every dtype × kernel path × step kernel × GEMM. The
+        // reference runs on what the device stores: weights and inputs rounded to the dtype
+        // (a no-op in f32); f32 against onnxruntime's f32 rule, f16 against its f16 rule.
+        let references: Vec<(Dtype, GruOutput)> = dtypes(ctx)
+            .into_iter()
+            .map(|dtype| {
+                let rx = round_vec(&x.data, dtype);
+                let rounded = GruInput::new(&rx, 100, 4)
+                    .with_layout(Layout::BatchMajor)
+                    .with_style(OutputStyle::PyTorch);
+                let out = cpu::forward_model(&round_model(model.gru(), dtype), &rounded)
+                    .expect("cpu forward on the rounded model");
+                (dtype, out)
+            })
+            .collect();
+        let mut checked = Vec::new();
+        each_gpu_config(ctx, model.gru(), |dtype, variant, gpu| {
+            let what = format!(
+                "{file}: GPU {dtype:?} {variant} (Keras seed 13, X[B=4, T=100, I=1], H=100)"
+            );
+            let expected = &references
+                .iter()
+                .find(|r| r.0 == dtype)
+                .expect("a reference per dtype")
+                .1;
+            let got = gpu
+                .forward(&input)
+                .unwrap_or_else(|e| panic!("{what}: forward: {e}"));
+            let tol = tolerance(dtype);
+            assert_close(&format!("{what}: Y"), &got.y, &expected.y, tol);
+            assert_close(&format!("{what}: Y_h"), &got.y_h, &expected.y_h, tol);
+            let features = final_features(&got).expect("features");
+            let want = final_features(expected).expect("reference features");
+            assert_close(&format!("{what}: head input"), &features, &want, tol);
+            let predicted = model.head().apply(&features).expect("head");
+            let reference = model.head().apply(&want).expect("head on the reference");
+            assert_close(
+                &format!("{what}: predictions vs the reference"),
+                &predicted,
+                &reference,
+                tol,
+            );
+            if dtype == Dtype::F32 {
+                // In f32 the reference is Keras's own numbers too.
                 assert_close(
-                    &format!("{file}: GPU {path:?} predictions vs Keras"),
-                    &got,
+                    &format!("{what}: last state vs Keras"),
+                    &features,
+                    &state.data,
+                    Tolerance::F32,
+                );
+                assert_close(
+                    &format!("{what}: predictions vs Keras"),
+                    &predicted,
                     &predictions.data,
                     Tolerance::F32,
                 );
             }
+            checked.push((dtype, variant));
+        });
+        let configs = dtypes(ctx).len() * variants(100).len();
+        assert_eq!(
+            checked.len(),
+            configs,
+            "{file}: configurations run: {checked:?}"
+        );
+
+        // The classifier API itself (GRU on the GPU, head on the host), on each kernel path.
+        let mut on_gpu = model.to_gpu(ctx).expect("gpu classifier");
+        for path in kernel_paths(100) {
+            on_gpu.set_kernel_path(Some(path)).expect("path");
+            let got = on_gpu.predict(&input).expect("gpu predict");
+            assert_close(
+                &format!("{file}: GpuClassifier {path:?} predictions vs Keras"),
+                &got,
+                &predictions.data,
+                Tolerance::F32,
+            );
         }
     }
 }

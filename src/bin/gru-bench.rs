@@ -15,8 +15,9 @@
 //! for each stream count N, N streams are opened and fed one frame each per call, `--frames`
 //! times after `--warmup`; each row has the round-trip latency of a feed (median, min, max:
 //! upload, one submit, GPU, readback of every stream's output), the GPU time of a frame from
-//! timestamp queries, that time per stream-step, and the largest error of stream 0's outputs
-//! against the CPU reference of its whole sequence.
+//! timestamp queries, that time per stream-step, the largest error of stream 0's outputs
+//! against the CPU reference of its whole sequence, and the per-element check of those outputs
+//! (the same fields as a grid row's, below).
 //!
 //! `--compare` reads two JSON files (gru-bench's, and e.g. `benches/torch_gru.py`'s, which
 //! writes the same fields) and prints, per shape, the fastest GPU path of the first, the
@@ -25,7 +26,12 @@
 //!
 //! Each row: the shape, the path, µs per step and per sequence (median over `--repeats`
 //! after `--warmup`, with min and max), GFLOP/s counting `2·3H·(I+H)·B` per step, and the
-//! largest |GPU − CPU| on that shape. The wall time is the whole `forward` call: upload of X,
+//! largest |GPU − CPU| on that shape, and the per-element check every test uses: each
+//! element of Y against the f64 reference on what the device stores (weights and X rounded to
+//! the row's dtype) within onnxruntime's rule for the dtype, `|a − e| ≤ atol + rtol·|e|`
+//! (f32: 1e-5 + 1e-4·|e|; f16: 2.5e-3 + 1e-3·|e|), with the worst element (`within_tolerance`,
+//! `elements_outside_tolerance`, `worst_index`, `worst_got`, `worst_expected`, `worst_ratio`;
+//! null on the CPU reference's own row and without `--no-cpu`'s reference). The wall time is the whole `forward` call: upload of X,
 //! one submit, and the readback of Y and Y_h. Where the adapter has timestamp queries, the
 //! GPU's own time is shown too: the input projection (µs per sequence) and the recurrence
 //! (µs per step). Always build with `--release`.
@@ -35,7 +41,9 @@ use std::time::{Duration, Instant};
 
 use gru_wgpu::gpu::{Feed, GpuContext, GpuGru, GruSession, KernelPath, ModelOptions, StepKernel};
 use gru_wgpu::seeded::uniform;
-use gru_wgpu::{cpu, Convention, Direction, Dtype, GruInput, GruModel, GruWeights, Tolerance};
+use gru_wgpu::{
+    cpu, Comparison, Convention, Direction, Dtype, GruInput, GruModel, GruWeights, Tolerance,
+};
 
 struct Options {
     hidden: Vec<usize>,
@@ -199,6 +207,8 @@ struct Row {
     path: String,
     times: Vec<Duration>,
     max_err: Option<f64>,
+    /// Y against the reference on the dtype-rounded weights and X, element by element.
+    check: Option<Comparison>,
     /// Median GPU time of the input projection and of the recurrence (timestamp queries), ns.
     gpu_ns: Option<(f64, f64)>,
     /// Median host time to record one forward's commands, µs.
@@ -229,7 +239,7 @@ impl Row {
              \"us_per_step_min\":{min:.3},\"us_per_step_max\":{max:.3},\
              \"us_per_sequence_median\":{:.3},\"gflops\":{:.3},\"max_abs_err\":{},\
              \"gpu_input_projection_us\":{},\"gpu_recurrence_us_per_step\":{},\
-             \"host_encode_us_per_step\":{}}}",
+             \"host_encode_us_per_step\":{},{}}}",
             self.convention,
             self.dtype.name(),
             self.i,
@@ -250,7 +260,8 @@ impl Row {
                 .unwrap_or_else(|| "null".into()),
             self.encode_us
                 .map(|e| format!("{:.4}", e / self.t as f64))
-                .unwrap_or_else(|| "null".into())
+                .unwrap_or_else(|| "null".into()),
+            check_json(self.check.as_ref())
         )
     }
 
@@ -406,6 +417,7 @@ fn run(o: &Options, sink: &mut Sink) -> Result<Vec<Row>, String> {
                                     path: "cpu-reference".into(),
                                     times: vec![s.elapsed()],
                                     max_err: None,
+                                    check: None,
                                     gpu_ns: None,
                                     encode_us: None,
                                 };
@@ -421,8 +433,26 @@ fn run(o: &Options, sink: &mut Sink) -> Result<Vec<Row>, String> {
                     } else {
                         None
                     };
+                    // The per-element check's reference of each dtype: the f32 one is the
+                    // reference above; f16's runs on the f16-rounded weights and X.
+                    let mut checked_against: Vec<(Dtype, gru_wgpu::GruOutput)> = Vec::new();
                     for (dtype, model) in models.iter_mut() {
                         let dtype = *dtype;
+                        if reference.is_some()
+                            && dtype != Dtype::F32
+                            && !checked_against.iter().any(|r| r.0 == dtype)
+                        {
+                            match dtype_reference(&network, dtype, &x, t, b) {
+                                Ok(r) => checked_against.push((dtype, r)),
+                                Err(e) => {
+                                    sink.fail(&format!("{shape} {} reference", dtype.name()), e)
+                                }
+                            }
+                        }
+                        let dtype_ref = match dtype {
+                            Dtype::F32 => reference.as_ref(),
+                            _ => checked_against.iter().find(|r| r.0 == dtype).map(|r| &r.1),
+                        };
                         let choices = o
                             .paths
                             .iter()
@@ -485,6 +515,16 @@ fn run(o: &Options, sink: &mut Sink) -> Result<Vec<Row>, String> {
                                 }
                                 _ => None,
                             };
+                            let check = match (dtype_ref, &last) {
+                                (Some(r), Some(g)) => Some(tolerance(dtype).compare(&g.y, &r.y)),
+                                _ => None,
+                            };
+                            if let Some(c) = check.as_ref().filter(|c| !c.passed()) {
+                                eprintln!(
+                                    "gru-bench: {shape} {} {path}: Y outside the tolerance: {c}",
+                                    dtype.name()
+                                );
+                            }
                             let row = Row {
                                 convention,
                                 dtype,
@@ -495,6 +535,7 @@ fn run(o: &Options, sink: &mut Sink) -> Result<Vec<Row>, String> {
                                 path: path.into(),
                                 times,
                                 max_err,
+                                check,
                                 gpu_ns,
                                 encode_us,
                             };
@@ -518,11 +559,112 @@ struct StreamRow {
     /// GPU time of each measured feed's layers (timestamps), ns.
     gpu_ns: Vec<f64>,
     max_err: f64,
+    /// Stream 0's outputs against the reference on the dtype-rounded weights and inputs.
+    check: Option<Comparison>,
 }
 
 fn json_number(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.4}"))
         .unwrap_or_else(|| "null".into())
+}
+
+/// A JSON number, or null where it is not finite (JSON has no NaN or infinity).
+fn json_finite(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:e}")
+    } else {
+        "null".into()
+    }
+}
+
+/// The per-element check's fields of a JSON row (all null without a check): the tolerance,
+/// whether every element is within it, how many are not, and the worst element (index, got,
+/// expected, and `|got − expected| / (atol + rtol·|expected|)`, ≤ 1 within tolerance; null
+/// where a NaN or infinity does not match).
+fn check_json(check: Option<&Comparison>) -> String {
+    let Some(c) = check else {
+        return "\"tolerance_atol\":null,\"tolerance_rtol\":null,\"within_tolerance\":null,\
+                \"elements_outside_tolerance\":null,\"worst_index\":null,\"worst_got\":null,\
+                \"worst_expected\":null,\"worst_ratio\":null"
+            .into();
+    };
+    let tol = c.tolerance;
+    let (index, got, expected, ratio) = match c.worst {
+        Some((i, g, e)) => {
+            let bound = tol.atol + tol.rtol * (e as f64).abs();
+            let ratio = if tol.accepts(g, e) && !(g as f64 - e as f64).is_finite() {
+                0.0 // NaN where NaN was expected, or the same infinity
+            } else {
+                (g as f64 - e as f64).abs() / bound
+            };
+            (
+                i.to_string(),
+                json_finite(g as f64),
+                json_finite(e as f64),
+                json_finite(ratio),
+            )
+        }
+        None => ("null".into(), "null".into(), "null".into(), "null".into()),
+    };
+    format!(
+        "\"tolerance_atol\":{:e},\"tolerance_rtol\":{:e},\"within_tolerance\":{},\
+         \"elements_outside_tolerance\":{},\"worst_index\":{index},\"worst_got\":{got},\
+         \"worst_expected\":{expected},\"worst_ratio\":{ratio}",
+        tol.atol,
+        tol.rtol,
+        c.passed(),
+        c.failures + c.len_got.abs_diff(c.len_expected)
+    )
+}
+
+/// onnxruntime's tolerance for outputs stored in `dtype`, against the f64 reference on the
+/// same (rounded) weights and inputs.
+fn tolerance(dtype: Dtype) -> Tolerance {
+    match dtype {
+        Dtype::F32 => Tolerance::F32,
+        Dtype::F16 => Tolerance::F16,
+    }
+}
+
+/// `network` with every weight rounded to `dtype` (what a model stored in `dtype` computes
+/// with; unchanged in f32).
+fn rounded_network(network: &GruModel, dtype: Dtype) -> Result<GruModel, String> {
+    let round = |v: &[f32]| v.iter().map(|&x| dtype.round(x)).collect::<Vec<f32>>();
+    let layers = network
+        .layers()
+        .iter()
+        .map(|layer| {
+            layer
+                .iter()
+                .map(|w| {
+                    GruWeights::new(
+                        w.convention(),
+                        w.input_size(),
+                        w.hidden_size(),
+                        round(w.w()),
+                        round(w.r()),
+                        Some(round(w.b())),
+                    )
+                })
+                .collect::<gru_wgpu::Result<Vec<_>>>()
+        })
+        .collect::<gru_wgpu::Result<Vec<_>>>()
+        .map_err(|e| e.to_string())?;
+    GruModel::new(network.direction(), layers, network.clip()).map_err(|e| e.to_string())
+}
+
+/// The reference of `network` on `x` (`[T, B, I]`) as a model stored in `dtype` computes it:
+/// weights and X rounded to `dtype`, then the f64 reference.
+fn dtype_reference(
+    network: &GruModel,
+    dtype: Dtype,
+    x: &[f32],
+    t: usize,
+    b: usize,
+) -> Result<gru_wgpu::GruOutput, String> {
+    let rx: Vec<f32> = x.iter().map(|&v| dtype.round(v)).collect();
+    cpu::forward_model(&rounded_network(network, dtype)?, &GruInput::new(&rx, t, b))
+        .map_err(|e| e.to_string())
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -620,6 +762,7 @@ fn stream_row(
         latency: Vec::new(),
         gpu_ns: Vec::new(),
         max_err: 0.0,
+        check: None,
     };
     let mut stream0_x = Vec::new();
     let mut stream0_y = Vec::new();
@@ -642,6 +785,19 @@ fn stream_row(
     let reference = cpu::forward_model(network, &GruInput::new(&stream0_x, frames, 1))
         .map_err(|e| e.to_string())?;
     row.max_err = Tolerance::F32.compare(&stream0_y, &reference.y).max_abs_err;
+    let check = if dtype == Dtype::F32 {
+        Tolerance::F32.compare(&stream0_y, &reference.y)
+    } else {
+        let r = dtype_reference(network, dtype, &stream0_x, frames, 1)?;
+        tolerance(dtype).compare(&stream0_y, &r.y)
+    };
+    if !check.passed() {
+        eprintln!(
+            "gru-bench: {} N={n} streams: stream 0 outside the tolerance: {check}",
+            dtype.name()
+        );
+    }
+    row.check = Some(check);
     Ok(row)
 }
 
@@ -674,14 +830,15 @@ impl StreamRow {
              \"layers\":{},\"input_size\":{i},\"hidden_size\":{h},\"streams\":{},\
              \"frames\":{},\"latency_us_median\":{lmed:.3},\"latency_us_min\":{lmin:.3},\
              \"latency_us_max\":{lmax:.3},\"gpu_us_per_frame\":{},\
-             \"gpu_us_per_stream_step\":{},\"max_abs_err\":{:e}}}",
+             \"gpu_us_per_stream_step\":{},\"max_abs_err\":{:e},{}}}",
             self.dtype.name(),
             o.layers,
             self.streams,
             self.latency.len(),
             json_number(gpu),
             json_number(gpu.map(|g| g / self.streams as f64)),
-            self.max_err
+            self.max_err,
+            check_json(self.check.as_ref())
         );
         (line, json)
     }
