@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use common::{each_gpu_config, gpu, round_model, round_vec};
+use common::{each_gpu_config, gpu, round_model, round_vec, unravel};
 use gru_wgpu::{
     cpu, Convention, Direction, Dtype, GruInput, GruModel, GruOutput, GruWeights, Layout,
     OutputStyle, Tolerance,
@@ -332,18 +332,6 @@ fn problem(v: &Vector) -> Problem {
         t,
         b,
     }
-}
-
-/// `[i0, i1, …]` of a flat row-major index.
-fn unravel(mut index: usize, shape: &[usize]) -> Vec<usize> {
-    let mut out = vec![0; shape.len()];
-    for (k, &d) in shape.iter().enumerate().rev() {
-        if d > 0 {
-            out[k] = index % d;
-            index /= d;
-        }
-    }
-    out
 }
 
 /// Compares every output the vector has; returns a report of the failures (empty: all passed).

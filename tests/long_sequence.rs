@@ -23,7 +23,9 @@
 
 mod common;
 
-use common::{assert_close, gpu, kernel_paths, random_weights, round_model, round_vec, Rng};
+use common::{
+    assert_close, gpu, kernel_paths, random_weights, round_model, round_vec, unravel, Rng,
+};
 use gru_wgpu::gpu::{GpuGru, KernelPath};
 use gru_wgpu::{
     cpu, Convention, Direction, Dtype, GruInput, GruModel, GruOutput, Layout, OutputStyle,
@@ -150,16 +152,6 @@ impl Case {
     }
 }
 
-/// `index` of a row-major array of `shape`, as `[i0, i1, …]`.
-fn unravel(mut index: usize, shape: &[usize]) -> String {
-    let mut at = vec![0; shape.len()];
-    for (a, &n) in at.iter_mut().zip(shape).rev() {
-        *a = index % n.max(1);
-        index /= n.max(1);
-    }
-    format!("{at:?}")
-}
-
 /// Runs `case` on every GPU variant and dtype against the f64 reference (on the weights and
 /// inputs rounded to the dtype), checking every element of Y and Y_h at the dtype's
 /// tolerance; panics with every failure's seed, shape, variant, dtype, worst element (flat
@@ -223,7 +215,7 @@ fn check(case: &Case) {
         ] {
             let c = tol.compare(g, e);
             if !c.passed() {
-                let at = c.worst.map(|(k, _, _)| unravel(k, &shape));
+                let at = c.worst.map(|(k, _, _)| format!("{:?}", unravel(k, &shape)));
                 failures.push(format!(
                     "{name} {shape:?} of {what}, {dtype:?}, {variant} ({} dispatches of {steps} \
                      steps): {c} (worst at {})",

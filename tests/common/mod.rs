@@ -220,6 +220,16 @@ pub fn each_gpu_config(
     }
 }
 
+/// `[i0, i1, …]` of a flat row-major index into an array of `shape` (for failure messages).
+pub fn unravel(mut index: usize, shape: &[usize]) -> Vec<usize> {
+    let mut at = vec![0; shape.len()];
+    for (a, &n) in at.iter_mut().zip(shape).rev() {
+        *a = index % n.max(1);
+        index /= n.max(1);
+    }
+    at
+}
+
 /// A `.npy` file laid out as `np.save` does, with any dtype and order.
 pub fn raw_npy(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
     let dict = format!(
