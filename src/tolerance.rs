@@ -19,7 +19,9 @@ impl Tolerance {
     };
 
     /// onnxruntime's f16 rule: `2.5e-3 + 1e-3·|e|`, for f16 storage ([`crate::Dtype::F16`])
-    /// against the f64 reference on the same (f16-rounded) weights and inputs, T ≤ 100.
+    /// against the f64 reference on the same (f16-rounded) weights and inputs, T ≤ 100, with
+    /// weights of the usual size (up to about twice PyTorch's initialisation; larger ones
+    /// exceed it, see [`crate::Dtype::F16`]).
     pub const F16: Tolerance = Tolerance {
         atol: 2.5e-3,
         rtol: 1e-3,
