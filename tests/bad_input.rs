@@ -17,8 +17,8 @@ use std::path::Path;
 
 use common::cli::TempDir;
 use common::raw_npy;
-use common::{kernel_paths, random_weights, Rng};
-use gru_wgpu::gpu::{GemmKernel, GpuGru};
+use common::{random_weights, variants, Rng};
+use gru_wgpu::gpu::GpuGru;
 use gru_wgpu::io::{self, keras, onnx, pytorch, ImportOptions};
 use gru_wgpu::{
     cpu, npy, Convention, Direction, GruError, GruInput, GruModel, GruOutput, GruWeights, Layout,
@@ -62,21 +62,18 @@ fn weights(seed: u64, convention: Convention) -> GruWeights {
     random_weights(&mut Rng::new(seed), convention, I, H, 1.0, true)
 }
 
-/// A GPU model of `model` on every kernel path and GEMM kernel: `(label, model)`; empty when
-/// the GPU is skipped explicitly (GRU_REQUIRE_GPU=0).
+/// A GPU model of `model` in every kernel variant (`common::variants`: path × step kernel ×
+/// GEMM): `(label, model)`; empty when the GPU is skipped explicitly (GRU_REQUIRE_GPU=0).
 fn gpu_variants(model: &GruModel) -> Vec<(String, GpuGru)> {
     let Some(ctx) = common::gpu() else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for path in kernel_paths(model.hidden_size()) {
-        for gemm in [GemmKernel::Tiled, GemmKernel::Direct] {
-            let mut m = GpuGru::from_model(ctx, model).expect("gpu model");
-            m.set_poison(Some(f32::NAN));
-            m.set_kernel_path(Some(path)).expect("kernel path");
-            m.set_gemm_kernel(Some(gemm));
-            out.push((format!("GPU {path:?} {gemm:?}"), m));
-        }
+    for variant in variants(model.hidden_size()) {
+        let mut m = GpuGru::from_model(ctx, model).expect("gpu model");
+        m.set_poison(Some(f32::NAN));
+        variant.apply(&mut m);
+        out.push((format!("GPU {variant}"), m));
     }
     out
 }

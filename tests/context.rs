@@ -3,9 +3,7 @@
 
 mod common;
 
-use common::{
-    assert_close, gpu, kernel_paths, random_weights, round_model, round_vec, tolerance, Rng,
-};
+use common::{assert_close, gpu, random_weights, round_model, round_vec, tolerance, variants, Rng};
 use gru_wgpu::gpu::{ContextOptions, Feed, GpuContext, GpuGru, GruSession, ModelOptions};
 use gru_wgpu::{
     cpu, Convention, Direction, GruError, GruInput, GruModel, Layout, OutputStyle, Tolerance,
@@ -218,10 +216,10 @@ fn beyond_one_binding_the_work_is_split() {
                 };
                 let mut g = GpuGru::from_model_with(&small, &model, &options).expect("gpu");
                 g.set_poison(Some(f32::NAN));
-                for path in kernel_paths(h) {
-                    g.set_kernel_path(Some(path)).expect("path");
+                for path in variants(h) {
+                    path.apply(&mut g);
                     let got = g.forward(&input).expect(c.what);
-                    let context = format!("{} {convention:?} {dtype:?} {path:?}", c.what);
+                    let context = format!("{} {convention:?} {dtype:?} {path}", c.what);
                     assert_close(
                         &format!("{context} Y"),
                         &got.y,

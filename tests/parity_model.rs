@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{dtypes, gpu, kernel_paths, random_weights, round_model, round_vec, tolerance, Rng};
+use common::{dtypes, gpu, random_weights, round_model, round_vec, tolerance, variants, Rng};
 use gru_wgpu::gpu::{GpuGru, ModelOptions};
 use gru_wgpu::{cpu, Convention, Direction, Dtype, GruInput, GruModel, Layout, OutputStyle};
 
@@ -115,13 +115,13 @@ fn run(case: &Case) -> Option<String> {
         };
         let mut gpu_model = GpuGru::from_model_with(ctx, &model, &options).expect("gpu model");
         gpu_model.set_poison(Some(f32::NAN));
-        for path in kernel_paths(case.h) {
-            gpu_model.set_kernel_path(Some(path)).expect("path");
+        for path in variants(case.h) {
+            path.apply(&mut gpu_model);
             let got = gpu_model.forward(&input).expect("gpu forward");
             for (name, g, e) in [("Y", &got.y, &expected.y), ("Y_h", &got.y_h, &expected.y_h)] {
                 let c = tolerance(dtype).compare(g, e);
                 if !c.passed() {
-                    report += &format!("{name} of {case:?} {dtype:?} {path:?}: {c}\n");
+                    report += &format!("{name} of {case:?} {dtype:?} {path}: {c}\n");
                 }
             }
         }

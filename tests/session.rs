@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{gpu, kernel_paths, random_weights, Rng};
+use common::{gpu, random_weights, variants, Rng};
 use gru_wgpu::gpu::{Feed, GpuGru, GruSession, Outputs, StreamId};
 use gru_wgpu::{cpu, Convention, Direction, GruError, GruInput, GruModel, Tolerance};
 
@@ -48,9 +48,9 @@ fn chunked_feeds_equal_one_forward() {
         let x = rng.vec(t * i, 1.5);
         let zero = vec![0.0; layers * h];
         let (ey, eh) = reference(&m, &x, t, &zero);
-        for path in kernel_paths(h) {
+        for path in variants(h) {
             let mut g = GpuGru::from_model(ctx, &m).expect("gpu model");
-            g.set_kernel_path(Some(path)).expect("path");
+            path.apply(&mut g);
             g.set_poison(Some(f32::NAN));
             // The one-shot GPU forward agrees with the reference too.
             let whole = g.forward(&GruInput::new(&x, t, 1)).expect("forward");
@@ -67,7 +67,7 @@ fn chunked_feeds_equal_one_forward() {
                 y.extend(out);
                 at += c;
             }
-            let ctxt = format!("seed {seed} {convention:?} L={layers} I={i} H={h} {path:?}");
+            let ctxt = format!("seed {seed} {convention:?} L={layers} I={i} H={h} {path}");
             check(&format!("{ctxt}: Y over chunks 1+4+3+5"), &y, &ey);
             check(
                 &format!("{ctxt}: state"),
