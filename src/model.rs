@@ -135,6 +135,19 @@ impl GruModel {
         })
     }
 
+    /// This network as a GPU model of storage type `dtype` holds it
+    /// ([`GruWeights::rounded_to`] for every layer and direction).
+    pub fn rounded_to(&self, dtype: crate::Dtype) -> GruModel {
+        GruModel {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| l.iter().map(|w| w.rounded_to(dtype)).collect())
+                .collect(),
+            ..*self
+        }
+    }
+
     /// One forward layer.
     pub fn single(weights: GruWeights) -> Self {
         GruModel {

@@ -27,6 +27,16 @@ impl Tolerance {
         rtol: 1e-3,
     };
 
+    /// The rule for outputs stored in `dtype` ([`Tolerance::F32`] or [`Tolerance::F16`]),
+    /// against the f64 reference on the same weights and inputs rounded to `dtype`
+    /// ([`crate::GruModel::rounded_to`], [`crate::Dtype::round`]).
+    pub fn for_dtype(dtype: crate::Dtype) -> Tolerance {
+        match dtype {
+            crate::Dtype::F32 => Tolerance::F32,
+            crate::Dtype::F16 => Tolerance::F16,
+        }
+    }
+
     /// Whether one pair is within tolerance (NaN matches only NaN; ±inf only itself).
     pub fn accepts(&self, got: f32, expected: f32) -> bool {
         if expected.is_nan() || got.is_nan() {

@@ -142,6 +142,19 @@ impl GruWeights {
         })
     }
 
+    /// These weights as a GPU model of storage type `dtype` holds them: every value rounded
+    /// to `dtype` and back ([`crate::Dtype::round`]; f16 saturates beyond ±65504), unchanged
+    /// for f32. The f64 reference run on these is the oracle of an f16 model.
+    pub fn rounded_to(&self, dtype: crate::Dtype) -> GruWeights {
+        let round = |v: &[f32]| v.iter().map(|&x| dtype.round(x)).collect();
+        GruWeights {
+            w: round(&self.w),
+            r: round(&self.r),
+            b: round(&self.b),
+            ..*self
+        }
+    }
+
     /// Converts an `nn.GRU` layer of PyTorch (always [`Convention::ResetAfter`]).
     ///
     /// PyTorch's gate order is **r, z, n**: `weight_ih[3H, I]`, `weight_hh[3H, H]`,

@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use common::{each_gpu_config, gpu, round_model, round_vec, unravel};
+use common::{each_gpu_config, gpu, rounded_reference, unravel};
 use gru_wgpu::{
     cpu, Convention, Direction, Dtype, GruInput, GruModel, GruOutput, GruWeights, Layout,
     OutputStyle, Tolerance,
@@ -393,14 +393,7 @@ fn run(relative: &str) {
 
     if let Some(ctx) = gpu() {
         // The reference for f16 storage: the same problem on f16-rounded data.
-        let rx = round_vec(&p.x, Dtype::F16);
-        let rh0 = p.initial_h.as_ref().map(|h0| round_vec(h0, Dtype::F16));
-        let mut rounded = GruInput { x: &rx, ..input };
-        if let Some(h0) = &rh0 {
-            rounded = rounded.with_initial_h(h0);
-        }
-        let f16_reference = cpu::forward_model(&round_model(&p.model, Dtype::F16), &rounded)
-            .unwrap_or_else(|e| panic!("{}: cpu::forward_model (f16-rounded) failed: {e}", v.name));
+        let f16_reference = rounded_reference(&p.model, &input, Dtype::F16);
         each_gpu_config(ctx, &p.model, |dtype, variant, model| {
             let what = format!("GPU {dtype:?} {variant} ({})", ctx.describe());
             let got = model

@@ -68,18 +68,7 @@ impl Golden {
             .unwrap_or_else(|e| panic!("{}: CPU forward: {e}", self.case));
         self.compare("CPU", &out, Tolerance::F32);
         if let Some(ctx) = common::gpu() {
-            let rx = common::round_vec(&self.x.data, Dtype::F16);
-            let rh0 = self
-                .initial_h
-                .as_ref()
-                .map(|h0| common::round_vec(h0, Dtype::F16));
-            let mut rounded = GruInput { x: &rx, ..input };
-            if let Some(h0) = &rh0 {
-                rounded = rounded.with_initial_h(h0);
-            }
-            let f16_reference =
-                cpu::forward_model(&common::round_model(&self.model, Dtype::F16), &rounded)
-                    .unwrap_or_else(|e| panic!("{}: CPU forward (f16-rounded): {e}", self.case));
+            let f16_reference = common::rounded_reference(&self.model, &input, Dtype::F16);
             common::each_gpu_config(ctx, &self.model, |dtype, variant, gpu| {
                 let out = gpu
                     .forward(&input)

@@ -14,26 +14,13 @@
 mod common;
 
 use common::{
-    assert_close, dtypes, each_gpu_config, gpu, random_weights, round_model, round_vec, tolerance,
+    assert_close, dtypes, each_gpu_config, gpu, random_weights, rounded_reference, tolerance,
     variants, Rng,
 };
 use gru_wgpu::gpu::GpuGru;
 use gru_wgpu::{cpu, Convention, Direction, Dtype, GruInput, GruModel, GruOutput, GruWeights};
 
 const CONVENTIONS: [Convention; 2] = [Convention::ResetAfter, Convention::ResetBefore];
-
-/// The f64 reference of `model` on `input` as the GPU holds them in `dtype`: weights, X and
-/// initial_h rounded to `dtype` (unchanged for f32).
-fn reference(model: &GruModel, input: &GruInput<'_>, dtype: Dtype) -> GruOutput {
-    let x = round_vec(input.x, dtype);
-    let h0 = input.initial_h.map(|h| round_vec(h, dtype));
-    let rounded = GruInput {
-        x: &x,
-        initial_h: h0.as_deref(),
-        ..*input
-    };
-    cpu::forward_model(&round_model(model, dtype), &rounded).expect("cpu reference")
-}
 
 /// Asserts every element of `got`'s Y and Y_h equals `expected` within `dtype`'s tolerance
 /// (NaN exactly where `expected` has NaN).
@@ -72,7 +59,7 @@ fn every_device(model: &GruModel, input: &GruInput<'_>) -> Vec<(String, GruOutpu
         let mut expected: Option<(Dtype, GruOutput)> = None;
         each_gpu_config(ctx, model, |dtype, variant, g| {
             if expected.as_ref().map(|e| e.0) != Some(dtype) {
-                expected = Some((dtype, reference(model, input, dtype)));
+                expected = Some((dtype, rounded_reference(model, input, dtype)));
             }
             let got = g.forward(input).expect("gpu forward");
             let label = format!("gpu {dtype:?} {variant}");
@@ -146,7 +133,7 @@ fn two_halves_equal_the_whole() {
         each_gpu_config(ctx, &model, |dtype, variant, g| {
             let what = format!("gpu {dtype:?} {variant}");
             let whole = check(&what, &mut |input| g.forward(input).expect("gpu"));
-            let expected = reference(&model, &whole_input, dtype);
+            let expected = rounded_reference(&model, &whole_input, dtype);
             assert_output_close(&format!("{what} {convention:?}"), &whole, &expected, dtype);
         });
     }
@@ -267,11 +254,11 @@ fn forward_reuses_pipelines_and_buffers() {
         assert!(allocated <= before + 1, "{what}: {before} -> {allocated}");
         let b = g.forward(&small).expect("forward");
         assert_identical(&format!("{what}: two forwards of one input"), &b, &a);
-        assert_output_close(&what, &a, &reference(&model, &small, dtype), dtype);
+        assert_output_close(&what, &a, &rounded_reference(&model, &small, dtype), dtype);
         assert_eq!(g.stats().pipelines_created, pipelines, "{what}");
         assert_eq!(g.stats().scratch_allocations, allocated, "{what}");
         let c = g.forward(&other).expect("forward");
-        assert_output_close(&what, &c, &reference(&model, &other, dtype), dtype);
+        assert_output_close(&what, &c, &rounded_reference(&model, &other, dtype), dtype);
         assert_eq!(g.stats().pipelines_created, pipelines, "{what}");
         assert_eq!(g.stats().scratch_allocations, allocated + 1, "{what}");
         runs += 3;
@@ -412,7 +399,12 @@ fn profiling_reports_gpu_time() {
         g.set_profiling(false).expect("profiling off");
         let plain = g.forward(&input).expect("forward");
         assert!(g.last_timing().is_none(), "{what}");
-        assert_output_close(&what, &plain, &reference(&model, &input, dtype), dtype);
+        assert_output_close(
+            &what,
+            &plain,
+            &rounded_reference(&model, &input, dtype),
+            dtype,
+        );
         g.set_profiling(true).expect("profiling");
         let profiled = g.forward(&input).expect("forward");
         assert_identical(&format!("{what}: profiled vs plain"), &profiled, &plain);

@@ -26,7 +26,7 @@
 mod common;
 
 use common::{
-    dtypes, each_gpu_config, gpu, random_weights, round_model, round_vec, tolerance, variants, Rng,
+    dtypes, each_gpu_config, gpu, random_weights, rounded_reference, tolerance, variants, Rng,
     Variant,
 };
 use gru_wgpu::gpu::{GpuGru, ModelOptions};
@@ -234,19 +234,6 @@ fn any_direction() -> impl Strategy<Value = Direction> {
     ]
 }
 
-/// The f64 reference of `model` on `input` as the GPU holds them in `dtype`: weights, X and
-/// initial_h rounded to `dtype` (unchanged for f32).
-fn reference(model: &GruModel, input: &GruInput<'_>, dtype: Dtype) -> GruOutput {
-    let x = round_vec(input.x, dtype);
-    let h0 = input.initial_h.map(|h| round_vec(h, dtype));
-    let rounded = GruInput {
-        x: &x,
-        initial_h: h0.as_deref(),
-        ..*input
-    };
-    cpu::forward_model(&round_model(model, dtype), &rounded).expect("cpu reference")
-}
-
 /// Runs `check` on the GPU in every dtype and variant ([`each_gpu_config`]) and returns its
 /// first failure (`Ok` when the GPU is skipped explicitly).
 fn on_every_gpu_config(
@@ -442,7 +429,7 @@ fn gpu_equals_cpu() {
                 let q = p.for_dtype(dtype);
                 let data = q.data();
                 let input = q.input(&data);
-                let expected = reference(&data.model, &input, dtype);
+                let expected = rounded_reference(&data.model, &input, dtype);
                 let got = g[0].forward(&input).expect("gpu forward");
                 let label = format!("GPU {dtype:?} {variant} vs CPU (scale {})", q.scale);
                 compare_outputs(&label, &got, &expected, Some(tolerance(dtype)))
@@ -546,7 +533,7 @@ fn reverse_of_time_reversed_equals_forward() {
                     &fwd_gpu,
                     None,
                 )?;
-                let expected = reference(&qdata.model, &fwd_input, dtype);
+                let expected = rounded_reference(&qdata.model, &fwd_input, dtype);
                 compare_outputs(
                     &format!("{label}: reverse vs CPU forward"),
                     &rev_gpu,

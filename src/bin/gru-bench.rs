@@ -516,7 +516,9 @@ fn run(o: &Options, sink: &mut Sink) -> Result<Vec<Row>, String> {
                                 _ => None,
                             };
                             let check = match (dtype_ref, &last) {
-                                (Some(r), Some(g)) => Some(tolerance(dtype).compare(&g.y, &r.y)),
+                                (Some(r), Some(g)) => {
+                                    Some(Tolerance::for_dtype(dtype).compare(&g.y, &r.y))
+                                }
                                 _ => None,
                             };
                             if let Some(c) = check.as_ref().filter(|c| !c.passed()) {
@@ -617,42 +619,6 @@ fn check_json(check: Option<&Comparison>) -> String {
     )
 }
 
-/// onnxruntime's tolerance for outputs stored in `dtype`, against the f64 reference on the
-/// same (rounded) weights and inputs.
-fn tolerance(dtype: Dtype) -> Tolerance {
-    match dtype {
-        Dtype::F32 => Tolerance::F32,
-        Dtype::F16 => Tolerance::F16,
-    }
-}
-
-/// `network` with every weight rounded to `dtype` (what a model stored in `dtype` computes
-/// with; unchanged in f32).
-fn rounded_network(network: &GruModel, dtype: Dtype) -> Result<GruModel, String> {
-    let round = |v: &[f32]| v.iter().map(|&x| dtype.round(x)).collect::<Vec<f32>>();
-    let layers = network
-        .layers()
-        .iter()
-        .map(|layer| {
-            layer
-                .iter()
-                .map(|w| {
-                    GruWeights::new(
-                        w.convention(),
-                        w.input_size(),
-                        w.hidden_size(),
-                        round(w.w()),
-                        round(w.r()),
-                        Some(round(w.b())),
-                    )
-                })
-                .collect::<gru_wgpu::Result<Vec<_>>>()
-        })
-        .collect::<gru_wgpu::Result<Vec<_>>>()
-        .map_err(|e| e.to_string())?;
-    GruModel::new(network.direction(), layers, network.clip()).map_err(|e| e.to_string())
-}
-
 /// The reference of `network` on `x` (`[T, B, I]`) as a model stored in `dtype` computes it:
 /// weights and X rounded to `dtype`, then the f64 reference.
 fn dtype_reference(
@@ -663,7 +629,7 @@ fn dtype_reference(
     b: usize,
 ) -> Result<gru_wgpu::GruOutput, String> {
     let rx: Vec<f32> = x.iter().map(|&v| dtype.round(v)).collect();
-    cpu::forward_model(&rounded_network(network, dtype)?, &GruInput::new(&rx, t, b))
+    cpu::forward_model(&network.rounded_to(dtype), &GruInput::new(&rx, t, b))
         .map_err(|e| e.to_string())
 }
 
@@ -789,7 +755,7 @@ fn stream_row(
         Tolerance::F32.compare(&stream0_y, &reference.y)
     } else {
         let r = dtype_reference(network, dtype, &stream0_x, frames, 1)?;
-        tolerance(dtype).compare(&stream0_y, &r.y)
+        Tolerance::for_dtype(dtype).compare(&stream0_y, &r.y)
     };
     if !check.passed() {
         eprintln!(

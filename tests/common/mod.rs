@@ -30,26 +30,12 @@ pub fn random_weights(
 
 /// `w` with every weight rounded to `dtype` (what a model stored in `dtype` computes with).
 pub fn round_weights(w: &GruWeights, dtype: gru_wgpu::Dtype) -> GruWeights {
-    let r = |v: &[f32]| v.iter().map(|&x| dtype.round(x)).collect::<Vec<f32>>();
-    GruWeights::new(
-        w.convention(),
-        w.input_size(),
-        w.hidden_size(),
-        r(w.w()),
-        r(w.r()),
-        Some(r(w.b())),
-    )
-    .expect("rounded weights")
+    w.rounded_to(dtype)
 }
 
 /// `model` with every weight rounded to `dtype`.
 pub fn round_model(model: &gru_wgpu::GruModel, dtype: gru_wgpu::Dtype) -> gru_wgpu::GruModel {
-    let layers = model
-        .layers()
-        .iter()
-        .map(|l| l.iter().map(|w| round_weights(w, dtype)).collect())
-        .collect();
-    gru_wgpu::GruModel::new(model.direction(), layers, model.clip()).expect("rounded model")
+    model.rounded_to(dtype)
 }
 
 /// `v` rounded to `dtype`.
@@ -59,10 +45,25 @@ pub fn round_vec(v: &[f32], dtype: gru_wgpu::Dtype) -> Vec<f32> {
 
 /// The tolerance of a dtype against the f64 reference (onnxruntime's rules).
 pub fn tolerance(dtype: gru_wgpu::Dtype) -> Tolerance {
-    match dtype {
-        gru_wgpu::Dtype::F32 => Tolerance::F32,
-        gru_wgpu::Dtype::F16 => Tolerance::F16,
-    }
+    Tolerance::for_dtype(dtype)
+}
+
+/// The f64 reference of `model` on `input` as the GPU holds them in `dtype`: weights, X and
+/// initial_h rounded to `dtype` (unchanged for f32).
+pub fn rounded_reference(
+    model: &gru_wgpu::GruModel,
+    input: &gru_wgpu::GruInput<'_>,
+    dtype: gru_wgpu::Dtype,
+) -> gru_wgpu::GruOutput {
+    let x = round_vec(input.x, dtype);
+    let h0 = input.initial_h.map(|h| round_vec(h, dtype));
+    let rounded = gru_wgpu::GruInput {
+        x: &x,
+        initial_h: h0.as_deref(),
+        ..*input
+    };
+    gru_wgpu::cpu::forward_model(&model.rounded_to(dtype), &rounded)
+        .unwrap_or_else(|e| panic!("cpu reference ({dtype:?}): {e}"))
 }
 
 /// Says on the process's real stderr that part of a test did not run. libtest captures
