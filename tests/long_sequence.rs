@@ -24,12 +24,11 @@
 mod common;
 
 use common::{
-    assert_close, gpu, kernel_paths, random_weights, round_model, round_vec, unravel, Rng,
+    assert_close, gpu, kernel_paths, random_weights, rounded_reference, unravel, NetCase, Rng,
 };
 use gru_wgpu::gpu::{GpuGru, KernelPath};
 use gru_wgpu::{
-    cpu, Convention, Direction, Dtype, GruInput, GruModel, GruOutput, Layout, OutputStyle,
-    Tolerance,
+    cpu, Convention, Direction, Dtype, GruInput, GruOutput, Layout, OutputStyle, Tolerance,
 };
 
 const T: usize = 100_000;
@@ -102,95 +101,42 @@ fn one_hundred_thousand_steps() {
     }
 }
 
-/// One long-sequence case: a network, an input shape and the input's options.
-#[derive(Debug)]
-struct Case {
-    seed: u64,
-    convention: Convention,
-    direction: Direction,
-    layers: usize,
-    i: usize,
-    h: usize,
-    t: usize,
-    b: usize,
-    layout: Layout,
-    style: OutputStyle,
-    lens: Option<Vec<i64>>,
-    initial_h: bool,
-}
-
-impl Case {
-    fn model(&self, rng: &mut Rng) -> GruModel {
-        let d = self.direction.num_directions();
-        let layers = (0..self.layers)
-            .map(|k| {
-                let input = if k == 0 { self.i } else { d * self.h };
-                (0..d)
-                    .map(|_| random_weights(rng, self.convention, input, self.h, 1.5, true))
-                    .collect()
-            })
-            .collect();
-        GruModel::new(self.direction, layers, None).expect("valid random model")
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "seed={} {:?} {:?} L={} [T={}, B={}, I={}, H={}] {:?} {:?} lens={:?} initial_h={}",
-            self.seed,
-            self.convention,
-            self.direction,
-            self.layers,
-            self.t,
-            self.b,
-            self.i,
-            self.h,
-            self.layout,
-            self.style,
-            self.lens,
-            self.initial_h
-        )
-    }
+/// A case's seed, network and input, for failure messages.
+fn describe(case: &NetCase) -> String {
+    format!(
+        "seed={} {:?} {:?} L={} [T={}, B={}, I={}, H={}] {:?} {:?} lens={:?} initial_h={}",
+        case.seed,
+        case.convention,
+        case.direction,
+        case.layers,
+        case.t,
+        case.b,
+        case.i,
+        case.h,
+        case.layout,
+        case.style,
+        case.lens,
+        case.initial_h
+    )
 }
 
 /// Runs `case` on every GPU variant and dtype against the f64 reference (on the weights and
 /// inputs rounded to the dtype), checking every element of Y and Y_h at the dtype's
 /// tolerance; panics with every failure's seed, shape, variant, dtype, worst element (flat
 /// and as an index of the output's shape), got, expected and tolerance.
-fn check(case: &Case) {
+fn check(case: &NetCase) {
     let Some(ctx) = gpu() else { return };
     let start = std::time::Instant::now();
-    let mut rng = Rng::new(case.seed);
-    let model = case.model(&mut rng);
-    let d = case.direction.num_directions();
-    let x = rng.vec(case.t * case.b * case.i, 1.0);
-    let h0 = rng.vec(case.layers * d * case.b * case.h, 1.0);
-    let mut input = GruInput::new(&x, case.t, case.b)
-        .with_layout(case.layout)
-        .with_style(case.style);
-    if case.initial_h {
-        input = input.with_initial_h(&h0);
-    }
-    if let Some(lens) = &case.lens {
-        input = input.with_sequence_lens(lens);
-    }
-    let what = case.describe();
+    let data = case.data();
+    let input = case.input(&data);
+    let what = describe(case);
     let mut expected: Option<(Dtype, GruOutput)> = None;
     let mut failures = Vec::new();
     let mut runs = 0;
-    common::each_gpu_config(ctx, &model, |dtype, variant, gpu| {
+    common::each_gpu_config(ctx, &data.model, |dtype, variant, gpu| {
         if expected.as_ref().map(|(e, _)| *e) != Some(dtype) {
             // The reference runs on what the device stores: weights and inputs rounded.
-            let (rm, rx, rh0) = (
-                round_model(&model, dtype),
-                round_vec(&x, dtype),
-                round_vec(&h0, dtype),
-            );
-            let mut rounded = input;
-            rounded.x = &rx;
-            if case.initial_h {
-                rounded.initial_h = Some(&rh0);
-            }
-            let e = cpu::forward_model(&rm, &rounded).expect("cpu reference");
+            let e = rounded_reference(&data.model, &input, dtype);
             assert!(e.y.iter().chain(&e.y_h).all(|v| v.is_finite()), "{what}");
             expected = Some((dtype, e));
         }
@@ -251,7 +197,7 @@ fn bidirectional_two_layers_with_lengths_batch_major() {
         (300, Convention::ResetAfter),
         (301, Convention::ResetBefore),
     ] {
-        check(&Case {
+        check(&NetCase {
             seed,
             convention,
             direction: Direction::Bidirectional,
@@ -262,8 +208,11 @@ fn bidirectional_two_layers_with_lengths_batch_major() {
             b: 7,
             layout: Layout::BatchMajor,
             style: OutputStyle::Onnx,
+            clip: None,
             lens: Some(vec![3000, 1, 1365, 1638, 1700, 2999, 0]),
             initial_h: true,
+            weight_scale: 1.5,
+            x_scale: 1.0,
         });
     }
 }
@@ -278,7 +227,7 @@ fn reverse_three_layers_sequence_major() {
         (310, Convention::ResetBefore),
         (311, Convention::ResetAfter),
     ] {
-        check(&Case {
+        check(&NetCase {
             seed,
             convention,
             direction: Direction::Reverse,
@@ -289,8 +238,11 @@ fn reverse_three_layers_sequence_major() {
             b: 3,
             layout: Layout::SequenceMajor,
             style: OutputStyle::PyTorch,
+            clip: None,
             lens: None,
             initial_h: true,
+            weight_scale: 1.5,
+            x_scale: 1.0,
         });
     }
 }
@@ -300,7 +252,7 @@ fn reverse_three_layers_sequence_major() {
 /// kernels' loops over H and the state reads at sizes where an accumulation or indexing error
 /// would show.
 fn large_hidden(seed: u64, h: usize, convention: Convention) {
-    check(&Case {
+    check(&NetCase {
         seed,
         convention,
         direction: Direction::Forward,
@@ -311,8 +263,11 @@ fn large_hidden(seed: u64, h: usize, convention: Convention) {
         b: 2,
         layout: Layout::SequenceMajor,
         style: OutputStyle::Onnx,
+        clip: None,
         lens: None,
         initial_h: true,
+        weight_scale: 1.5,
+        x_scale: 1.0,
     });
 }
 

@@ -4,92 +4,51 @@
 
 mod common;
 
-use common::{dtypes, gpu, random_weights, round_model, round_vec, tolerance, variants, Rng};
+use common::{dtypes, gpu, random_weights, rounded_reference, tolerance, variants, NetCase, Rng};
 use gru_wgpu::gpu::{GpuGru, ModelOptions};
 use gru_wgpu::{cpu, Convention, Direction, Dtype, GruInput, GruModel, Layout, OutputStyle};
 
-#[derive(Debug)]
-struct Case {
-    seed: u64,
-    convention: Convention,
-    direction: Direction,
-    layers: usize,
-    i: usize,
-    h: usize,
-    t: usize,
-    b: usize,
-    layout: Layout,
-    style: OutputStyle,
-    clip: Option<f32>,
-    lens: Option<Vec<i64>>,
-    initial_h: bool,
-}
-
-impl Case {
-    fn random(seed: u64) -> Case {
-        let mut rng = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
-        let t = 1 + rng.below(9);
-        let b = 1 + rng.below(7);
-        let lens = (rng.below(3) > 0).then(|| {
-            (0..b)
-                .map(|k| match k % 4 {
-                    0 => t as i64,                // one full-length entry
-                    1 => rng.below(t + 1) as i64, // anything, including 0
-                    _ => 1 + rng.below(t) as i64,
-                })
-                .collect()
-        });
-        Case {
-            seed,
-            convention: [Convention::ResetAfter, Convention::ResetBefore][rng.below(2)],
-            direction: [
-                Direction::Forward,
-                Direction::Reverse,
-                Direction::Bidirectional,
-            ][rng.below(3)],
-            layers: 1 + rng.below(3),
-            i: 1 + rng.below(12),
-            h: 1 + rng.below(20),
-            t,
-            b,
-            layout: [Layout::SequenceMajor, Layout::BatchMajor][rng.below(2)],
-            style: [OutputStyle::Onnx, OutputStyle::PyTorch][rng.below(2)],
-            clip: (rng.below(3) == 0).then(|| 0.25 + 2.0 * rng.below(100) as f32 / 100.0),
-            lens,
-            initial_h: rng.below(2) == 0,
-        }
-    }
-
-    fn model(&self, rng: &mut Rng) -> GruModel {
-        let d = self.direction.num_directions();
-        let layers = (0..self.layers)
-            .map(|k| {
-                let input = if k == 0 { self.i } else { d * self.h };
-                (0..d)
-                    .map(|_| random_weights(rng, self.convention, input, self.h, 2.0, true))
-                    .collect()
+/// A random case of the whole surface (weights at twice the usual scale, X at 1.5).
+fn random_case(seed: u64) -> NetCase {
+    let mut rng = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let t = 1 + rng.below(9);
+    let b = 1 + rng.below(7);
+    let lens = (rng.below(3) > 0).then(|| {
+        (0..b)
+            .map(|k| match k % 4 {
+                0 => t as i64,                // one full-length entry
+                1 => rng.below(t + 1) as i64, // anything, including 0
+                _ => 1 + rng.below(t) as i64,
             })
-            .collect();
-        GruModel::new(self.direction, layers, self.clip).expect("valid random model")
+            .collect()
+    });
+    NetCase {
+        seed,
+        convention: [Convention::ResetAfter, Convention::ResetBefore][rng.below(2)],
+        direction: [
+            Direction::Forward,
+            Direction::Reverse,
+            Direction::Bidirectional,
+        ][rng.below(3)],
+        layers: 1 + rng.below(3),
+        i: 1 + rng.below(12),
+        h: 1 + rng.below(20),
+        t,
+        b,
+        layout: [Layout::SequenceMajor, Layout::BatchMajor][rng.below(2)],
+        style: [OutputStyle::Onnx, OutputStyle::PyTorch][rng.below(2)],
+        clip: (rng.below(3) == 0).then(|| 0.25 + 2.0 * rng.below(100) as f32 / 100.0),
+        lens,
+        initial_h: rng.below(2) == 0,
+        weight_scale: 2.0,
+        x_scale: 1.5,
     }
 }
 
-fn run(case: &Case) -> Option<String> {
+fn run(case: &NetCase) -> Option<String> {
     let ctx = gpu()?;
-    let mut rng = Rng::new(case.seed);
-    let model = case.model(&mut rng);
-    let d = case.direction.num_directions();
-    let x = rng.vec(case.t * case.b * case.i, 1.5);
-    let h0 = rng.vec(case.layers * d * case.b * case.h, 1.0);
-    let mut input = GruInput::new(&x, case.t, case.b)
-        .with_layout(case.layout)
-        .with_style(case.style);
-    if case.initial_h {
-        input = input.with_initial_h(&h0);
-    }
-    if let Some(lens) = &case.lens {
-        input = input.with_sequence_lens(lens);
-    }
+    let data = case.data();
+    let input = case.input(&data);
     let mut report = String::new();
     // f16 on every third case (where the adapter has it): the surface is the same code.
     let dtypes: Vec<Dtype> = dtypes(ctx)
@@ -98,22 +57,12 @@ fn run(case: &Case) -> Option<String> {
         .collect();
     for dtype in dtypes {
         // The reference runs on what the device stores: weights and inputs rounded to dtype.
-        let (rm, rx, rh0) = (
-            round_model(&model, dtype),
-            round_vec(&x, dtype),
-            round_vec(&h0, dtype),
-        );
-        let mut rounded = input;
-        rounded.x = &rx;
-        if case.initial_h {
-            rounded.initial_h = Some(&rh0);
-        }
-        let expected = cpu::forward_model(&rm, &rounded).expect("cpu");
+        let expected = rounded_reference(&data.model, &input, dtype);
         let options = ModelOptions {
             dtype,
             ..ModelOptions::default()
         };
-        let mut gpu_model = GpuGru::from_model_with(ctx, &model, &options).expect("gpu model");
+        let mut gpu_model = GpuGru::from_model_with(ctx, &data.model, &options).expect("gpu model");
         gpu_model.set_poison(Some(f32::NAN));
         for path in variants(case.h) {
             path.apply(&mut gpu_model);
@@ -130,10 +79,7 @@ fn run(case: &Case) -> Option<String> {
 }
 
 fn run_range(seeds: std::ops::Range<u64>) {
-    let failures: Vec<String> = seeds
-        .clone()
-        .filter_map(|s| run(&Case::random(s)))
-        .collect();
+    let failures: Vec<String> = seeds.clone().filter_map(|s| run(&random_case(s))).collect();
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n{}",
@@ -161,8 +107,8 @@ fn random_models_c() {
 /// The random cases really cover the feature space.
 #[test]
 fn cases_cover_the_feature_space() {
-    let cases: Vec<Case> = (0..66).map(Case::random).collect();
-    let count = |f: &dyn Fn(&Case) -> bool| cases.iter().filter(|c| f(c)).count();
+    let cases: Vec<NetCase> = (0..66).map(random_case).collect();
+    let count = |f: &dyn Fn(&NetCase) -> bool| cases.iter().filter(|c| f(c)).count();
     for (what, n) in [
         (
             "reset-before",

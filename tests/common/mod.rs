@@ -221,6 +221,80 @@ pub fn each_gpu_config(
     }
 }
 
+/// A seeded random network and its input: the whole model surface (layers × directions ×
+/// lengths × layout × output style × convention × clip, with or without `initial_h`).
+#[derive(Clone, Debug)]
+pub struct NetCase {
+    pub seed: u64,
+    pub convention: Convention,
+    pub direction: gru_wgpu::Direction,
+    pub layers: usize,
+    pub i: usize,
+    pub h: usize,
+    pub t: usize,
+    pub b: usize,
+    pub layout: gru_wgpu::Layout,
+    pub style: gru_wgpu::OutputStyle,
+    pub clip: Option<f32>,
+    pub lens: Option<Vec<i64>>,
+    pub initial_h: bool,
+    /// Scale of the weights (× the usual 1/√H range) and of X.
+    pub weight_scale: f32,
+    pub x_scale: f32,
+}
+
+/// What a [`NetCase`] draws from its seed: the network, X and an initial state for every
+/// layer and direction (used when `initial_h` is set).
+pub struct NetData {
+    pub model: gru_wgpu::GruModel,
+    pub x: Vec<f32>,
+    pub h0: Vec<f32>,
+}
+
+impl NetCase {
+    /// The network, X and initial state, drawn in that order from `Rng::new(seed)`.
+    pub fn data(&self) -> NetData {
+        let mut rng = Rng::new(self.seed);
+        let d = self.direction.num_directions();
+        let layers = (0..self.layers)
+            .map(|k| {
+                let input = if k == 0 { self.i } else { d * self.h };
+                (0..d)
+                    .map(|_| {
+                        random_weights(
+                            &mut rng,
+                            self.convention,
+                            input,
+                            self.h,
+                            self.weight_scale,
+                            true,
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let model =
+            gru_wgpu::GruModel::new(self.direction, layers, self.clip).expect("valid random model");
+        let x = rng.vec(self.t * self.b * self.i, self.x_scale);
+        let h0 = rng.vec(self.layers * d * self.b * self.h, 1.0);
+        NetData { model, x, h0 }
+    }
+
+    /// The input of this case over `data`'s X and initial state.
+    pub fn input<'a>(&'a self, data: &'a NetData) -> gru_wgpu::GruInput<'a> {
+        let mut input = gru_wgpu::GruInput::new(&data.x, self.t, self.b)
+            .with_layout(self.layout)
+            .with_style(self.style);
+        if self.initial_h {
+            input = input.with_initial_h(&data.h0);
+        }
+        if let Some(lens) = &self.lens {
+            input = input.with_sequence_lens(lens);
+        }
+        input
+    }
+}
+
 /// `[i0, i1, …]` of a flat row-major index into an array of `shape` (for failure messages).
 pub fn unravel(mut index: usize, shape: &[usize]) -> Vec<usize> {
     let mut at = vec![0; shape.len()];
