@@ -31,8 +31,8 @@
 //! the row's dtype) within onnxruntime's rule for the dtype, `|a − e| ≤ atol + rtol·|e|`
 //! (f32: 1e-5 + 1e-4·|e|; f16: 2.5e-3 + 1e-3·|e|), with the worst element (`within_tolerance`,
 //! `elements_outside_tolerance`, `worst_index`, `worst_got`, `worst_expected`, `worst_ratio`;
-//! null on the CPU reference's own row and without `--no-cpu`'s reference). The wall time is the whole `forward` call: upload of X,
-//! one submit, and the readback of Y and Y_h. Where the adapter has timestamp queries, the
+//! null on the CPU reference's own row and with `--no-cpu`, which has no reference). The wall
+//! time is the whole `forward` call: upload of X, one submit, and the readback of Y and Y_h. Where the adapter has timestamp queries, the
 //! GPU's own time is shown too: the input projection (µs per sequence) and the recurrence
 //! (µs per step). Always build with `--release`.
 
