@@ -44,8 +44,6 @@
 
 #![warn(missing_docs)]
 
-#[doc(hidden)]
-pub mod cli;
 pub mod cpu;
 pub mod dtype;
 pub mod error;

@@ -11,7 +11,7 @@
 //! after the newline.
 #![no_main]
 
-use gru_wgpu::cli::{self, MemoryFiles};
+use gru_cli::{self as cli, MemoryFiles};
 use gru_wgpu::cpu;
 use libfuzzer_sys::fuzz_target;
 

@@ -1,4 +1,4 @@
-//! Running the `gru` binary in a scratch directory (tests/cli.rs, tests/bad_input.rs).
+//! Running a binary of the workspace (`gru`, `gru-bench`) in a scratch directory.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -92,9 +92,10 @@ impl Run {
     }
 }
 
-/// Runs `gru args…` in `dir` with the extra environment `env`.
-pub fn gru_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gru"));
+/// Runs the program `exe` with `args…` in `dir` and the extra environment `env` (the test
+/// crates of `gru` and `gru-bench` pass their `env!("CARGO_BIN_EXE_…")`).
+pub fn run_in(exe: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(exe);
     cmd.args(args).current_dir(dir);
     for (k, v) in env {
         cmd.env(k, v);
@@ -103,7 +104,7 @@ pub fn gru_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         status,
         stdout,
         stderr,
-    } = cmd.output().expect("spawn gru");
+    } = cmd.output().unwrap_or_else(|e| panic!("spawn {exe}: {e}"));
     Run {
         code: status.code(),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),

@@ -4,6 +4,17 @@
 
 pub mod cli;
 
+/// The repository's root (where `tests/data` is), from the root package's tests or from a
+/// member crate's under `crates/`.
+pub fn repo_root() -> std::path::PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .find(|dir| dir.join("tests/data").is_dir())
+        .unwrap_or(manifest)
+        .to_path_buf()
+}
+
 use std::sync::OnceLock;
 
 use gru_wgpu::gpu::GpuContext;

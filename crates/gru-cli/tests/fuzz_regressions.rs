@@ -6,14 +6,17 @@
 //! each must now give a typed error. `fuzz/corpus/<target>/` holds the seeds: valid files and
 //! edge cases, which must never panic.
 
+#[path = "../../../tests/common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use gru_wgpu::cli::{self, MemoryFiles};
+use gru_cli::{self as cli, MemoryFiles};
 use gru_wgpu::io::{self, keras, onnx, pytorch, ImportOptions};
 use gru_wgpu::{cpu, npy, GruError, GruInput, GruModel};
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    common::repo_root()
 }
 
 /// The files of a directory, sorted (none when it does not exist).

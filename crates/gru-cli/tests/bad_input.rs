@@ -7,10 +7,11 @@
 //! file, and never a panic. Inputs that are not errors (B = 0, NaN and Inf, float64,
 //! big-endian files) must give the right numbers, on the CPU reference and on the GPU.
 //!
-//! Rows also covered elsewhere (tests/cli.rs, tests/npy.rs, tests/import.rs,
+//! Rows also covered elsewhere (crates/gru-cli/tests/cli.rs, tests/npy.rs, tests/import.rs,
 //! tests/properties.rs, the unit tests of src/io/onnx) are repeated here briefly so that the
 //! checklist can be read, and run, in one place.
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;
@@ -89,11 +90,11 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Helpers: the CLI (as in tests/cli.rs)
+// Helpers: the CLI (as in cli.rs)
 
 /// `gru args…` in `dir`.
 fn gru_in(dir: &Path, args: &[&str]) -> common::cli::Run {
-    common::cli::gru_in(dir, args, &[])
+    common::cli::run_in(env!("CARGO_BIN_EXE_gru"), dir, args, &[])
 }
 
 /// The devices a CLI run that must succeed is tried on: the CPU, and the GPU unless skipped.

@@ -1,4 +1,4 @@
-//! The `gru` command line (`src/bin/gru.rs`): argument parsing, reading the files, building
+//! The `gru` command line (its binary is `src/main.rs`): argument parsing, reading the files, building
 //! the model and its input, running it and writing the outputs; `gru inspect` and `gru info`.
 //!
 //! It lives in the library so that its parse-and-load path can be tested and fuzzed without
@@ -16,10 +16,10 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::gpu::{enumerate_adapters, GpuContext, GpuGru, ModelOptions};
-use crate::io::{self, keras, ImportOptions, Imported};
-use crate::npy::{self, format_shape, NpyArray};
-use crate::{
+use gru_wgpu::gpu::{enumerate_adapters, GpuContext, GpuGru, ModelOptions};
+use gru_wgpu::io::{self, keras, ImportOptions, Imported};
+use gru_wgpu::npy::{self, format_shape, NpyArray};
+use gru_wgpu::{
     cpu, Convention, Dims, Direction, Dtype, GruError, GruInput, GruModel, GruOutput, GruWeights,
     Layout, OutputStyle,
 };
@@ -1304,7 +1304,7 @@ fn saturation_note(dtype: Dtype, model: &GruModel, input: &GruInput<'_>) -> Opti
             "--dtype {} stored values beyond its range as ±{} (its largest finite value): {}; \
              --dtype f32 keeps them",
             dtype.name(),
-            crate::F16_MAX,
+            gru_wgpu::F16_MAX,
             parts.join(", ")
         )
     })

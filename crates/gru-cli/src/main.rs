@@ -2,7 +2,7 @@
 //! PyTorch, Keras or ONNX model file or from ONNX-shaped weight arrays; describes model files;
 //! and lists the adapters wgpu sees. Run `gru --help` for the usage.
 //!
-//! The command line's logic is `gru_wgpu::cli` (in the library, so that it can be fuzzed).
+//! The command line's logic is the `gru_cli` library beside this binary, so that it can be fuzzed.
 //! Every error is one line on stderr starting with `gru: `; the exit status is 2 for usage
 //! errors (including a flag that does not apply to the model file given), 1 for everything
 //! else (unreadable or malformed files, shapes that do not fit together, no GPU with
@@ -11,7 +11,7 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use gru_wgpu::cli::{self, one_line};
+use gru_cli::{self as cli, one_line};
 
 fn main() -> ExitCode {
     // A bug must still be one line on stderr, not a backtrace prompt.

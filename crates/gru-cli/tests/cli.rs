@@ -2,14 +2,20 @@
 //! errors, malformed files, and `gru info`. Every failure must be exactly one line on stderr
 //! (besides the Vulkan loader's XDG_RUNTIME_DIR notice) and never a panic.
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;
 
-use common::cli::{gru_in, Run, TempDir};
+use common::cli::{Run, TempDir};
 use common::raw_npy;
 use common::{random_weights, Rng};
 use gru_wgpu::{cpu, npy, Convention, GruInput, GruOutput, GruWeights, Tolerance};
+
+/// Runs `gru args…` in `dir` with the extra environment `env`.
+fn gru_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    common::cli::run_in(env!("CARGO_BIN_EXE_gru"), dir, args, env)
+}
 
 const T: usize = 3;
 const B: usize = 2;
@@ -556,7 +562,7 @@ fn info_lists_adapters() {
 // Model files (gru run --model) against the golden outputs of each framework
 
 fn golden(case: &str, file: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    common::repo_root()
         .join("tests/data/golden")
         .join(case)
         .join(file)

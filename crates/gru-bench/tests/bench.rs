@@ -3,6 +3,7 @@
 //! short by a timeout on a lent GPU keeps what it finished). Shapes are tiny: speed is not
 //! checked here (BENCHMARKS.md).
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use std::process::{Command, Stdio};
