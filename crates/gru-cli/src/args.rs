@@ -1,0 +1,539 @@
+//! The command line's arguments: clap's derive parsers for `gru run`, `gru inspect` and
+//! `gru info`, and clap's errors turned into the one-line `gru: …` usage messages (exit 2).
+//!
+//! clap expresses what it can: the required flags, `--model` against the weight-array flags
+//! (`conflicts_with_all`), a flag given twice, the values of `--device` and `--direction`, and
+//! the checks of each value (`--clip` positive, `--layout 0|1`, …). What needs two flags'
+//! values together (`--dtype f16` with `--device cpu`, `--y` naming the same file as `--y-h`
+//! or as an input) is checked after it.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use gru_wgpu::io::ImportOptions;
+use gru_wgpu::{Convention, Direction, Dtype, Layout};
+
+use crate::{CliResult, Failure};
+
+/// The text of `gru --help`.
+pub const USAGE: &str = "\
+gru: GRU inference through wgpu, with PyTorch's, Keras's and ONNX's semantics (gate order z, r, h)
+
+Usage:
+  gru run --model MODEL --x X.npy [--initial-h H0.npy] [--sequence-lens L.npy]
+          [--batch-first] [--keras-reset-after true|false] [--prefix P]
+          [--device auto|gpu|cpu] [--dtype f32|f16] --y Y.npy --y-h Y_H.npy
+  gru run --x X.npy --w W.npy --r R.npy [--b B.npy] [--initial-h H0.npy]
+          [--sequence-lens L.npy] [--direction forward|reverse|bidirectional]
+          [--layout 0|1] [--clip C] [--linear-before-reset]
+          [--device auto|gpu|cpu] [--dtype f32|f16] --y Y.npy --y-h Y_H.npy
+  gru inspect MODEL [--keras-reset-after true|false] [--prefix P]
+  gru info
+  gru help | gru --help
+
+gru run --model MODEL: the file's contents say which framework it is from, and every array
+has that framework's shapes (T steps, B batch, I inputs, H units, L layers, D directions):
+  ONNX (.onnx, a graph of one GRU node; layout from its layout attribute):
+    X [T, B, I] (layout 0) or [B, T, I] (layout 1); initial_h [D, B, H] or [B, D, H];
+    Y [T, D, B, H] or [B, T, D, H]; Y_h [D, B, H] or [B, D, H]
+  PyTorch (.safetensors of an nn.GRU state_dict: weight_ih_l0, … optionally under a prefix):
+    input [T, B, I], or [B, T, I] with --batch-first; h0 [L*D, B, H];
+    output [T, B, D*H], or [B, T, D*H] with --batch-first; h_n [L*D, B, H]
+    --prefix P picks the GRU whose names start with P when the file holds several
+  Keras (.npz or .safetensors with kernel, recurrent_kernel, bias; batch-major always):
+    x [B, T, I]; initial state [B, H]; y [B, T, H] (return_sequences); last state [B, H]
+    --keras-reset-after true|false: needed when the file has no bias; otherwise the bias
+    shape decides it ((3H,) False, (2, 3H) True) and a value given must agree
+
+gru run with weight arrays: ONNX's GRU shapes, D = 2 for bidirectional, else 1:
+  --x X.npy              X [T, B, I] (layout 0, the default) or [B, T, I] (--layout 1)
+  --w W.npy              W [D, 3*hidden_size, input_size]
+  --r R.npy              R [D, 3*hidden_size, hidden_size] (hidden_size is read from R)
+  --b B.npy              B [D, 6*hidden_size] = [Wb_z, Wb_r, Wb_h, Rb_z, Rb_r, Rb_h]
+                         (optional; zeros when absent)
+  --initial-h H0.npy     initial_h [D, B, H] ([B, D, H] for layout 1; optional: zeros)
+  --direction D          forward (default), reverse or bidirectional
+  --layout 0|1           0: sequence-major (default), 1: batch-major
+  --clip C               ONNX's clip: every gate pre-activation is clamped to [-C, C] (C > 0)
+  --linear-before-reset  ONNX linear_before_reset=1 (PyTorch, cuDNN, Keras reset_after=True);
+                         without it, linear_before_reset=0 (the ONNX default)
+  --y Y.npy              output Y [T, D, B, H] ([B, T, D, H] for layout 1), float32
+  --y-h Y_H.npy          output Y_h [D, B, H] ([B, D, H] for layout 1), float32
+
+Both forms:
+  --sequence-lens L.npy  lengths [B], each in 0..=T (integers, or floats holding whole
+                         numbers): Y is zero past an entry's length and Y_h is its last valid
+                         state (ONNX, PyTorch packed sequences); not for Keras models
+  --device D             auto (default): the GPU, else the CPU reference path;
+                         gpu: the GPU or an error; cpu: the CPU reference path
+  --dtype T              f32 (default) or f16: how the GPU stores weights and activations
+                         (f16 needs the adapter's SHADER_F16; math stays f32; the CPU
+                         reference path is always f64). Outputs are float32 either way
+  Inputs are float32 or float64 (converted to float32) arrays in C order, as np.save writes
+  them. `--flag=value` works too.
+
+gru inspect: prints what a model file holds: format, convention, layers, directions, sizes,
+parameter count, the shapes `gru run` expects, and an ONNX node's attributes and inputs.
+
+gru info: lists the adapters wgpu sees, with the limits and features that matter here.
+
+Environment: WGPU_BACKEND (vulkan, metal, dx12, gl), WGPU_ADAPTER_NAME (a substring of the
+adapter name) and WGPU_POWER_PREF (low, high) choose the adapter of `gru run`.
+Exit status: 0 success, 1 error (files, shapes, device), 2 usage error.
+";
+
+/// What a command line asks for.
+pub enum Invocation {
+    /// `gru run …`.
+    Run(RunArgs),
+    /// `gru inspect …`.
+    Inspect(InspectArgs),
+    /// `gru info`.
+    Info,
+    /// `gru`, `gru help`, `--help` anywhere: print [`USAGE`].
+    Help,
+    /// `gru --version`.
+    Version,
+}
+
+/// Where `gru run` runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DeviceChoice {
+    /// The GPU, else the CPU reference path (saying why on stderr).
+    #[default]
+    Auto,
+    /// The GPU or an error.
+    Gpu,
+    /// The CPU reference path.
+    Cpu,
+}
+
+/// Where the weights come from.
+pub(crate) enum Source {
+    /// A model file (`--model`).
+    Model {
+        path: PathBuf,
+        batch_first: bool,
+        keras_reset_after: Option<bool>,
+        prefix: Option<String>,
+    },
+    /// ONNX-shaped arrays.
+    Arrays {
+        w: PathBuf,
+        r: PathBuf,
+        b: Option<PathBuf>,
+        convention: Convention,
+        direction: Direction,
+        layout: Layout,
+        clip: Option<f32>,
+    },
+}
+
+/// The arguments of `gru run`, parsed and checked against each other (not yet against the
+/// files).
+pub struct RunArgs {
+    pub(crate) source: Source,
+    pub(crate) x: PathBuf,
+    pub(crate) initial_h: Option<PathBuf>,
+    pub(crate) sequence_lens: Option<PathBuf>,
+    pub(crate) device: DeviceChoice,
+    pub(crate) dtype: Dtype,
+    pub(crate) y: PathBuf,
+    pub(crate) y_h: PathBuf,
+}
+
+/// The arguments of `gru inspect`.
+pub struct InspectArgs {
+    pub(crate) path: PathBuf,
+    pub(crate) options: ImportOptions,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "gru", version, arg_required_else_help = true)]
+struct Gru {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Run(RunFlags),
+    Inspect(InspectFlags),
+    Info,
+}
+
+/// `gru run`'s flags as given; see [`USAGE`]. Multi-word flags also take `_` (`--initial_h`).
+#[derive(Args, Debug)]
+struct RunFlags {
+    #[arg(long, conflicts_with_all = [
+        "w", "r", "b", "direction", "layout", "clip", "linear_before_reset",
+    ])]
+    model: Option<PathBuf>,
+    #[arg(long)]
+    x: PathBuf,
+    #[arg(long, required_unless_present = "model")]
+    w: Option<PathBuf>,
+    #[arg(long, required_unless_present = "model")]
+    r: Option<PathBuf>,
+    #[arg(long)]
+    b: Option<PathBuf>,
+    #[arg(long, alias = "initial_h")]
+    initial_h: Option<PathBuf>,
+    #[arg(long, alias = "sequence_lens")]
+    sequence_lens: Option<PathBuf>,
+    #[arg(long)]
+    direction: Option<DirectionArg>,
+    #[arg(long, value_parser = layout)]
+    layout: Option<Layout>,
+    #[arg(long, value_parser = clip, allow_negative_numbers = true)]
+    clip: Option<f32>,
+    #[arg(long, alias = "linear_before_reset")]
+    linear_before_reset: bool,
+    #[arg(long, alias = "batch_first")]
+    batch_first: bool,
+    #[arg(long, alias = "keras_reset_after", value_parser = boolean)]
+    keras_reset_after: Option<bool>,
+    #[arg(long)]
+    prefix: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    device: DeviceChoice,
+    #[arg(long, value_parser = dtype, default_value = "f32")]
+    dtype: Dtype,
+    #[arg(long)]
+    y: PathBuf,
+    #[arg(long, alias = "y_h")]
+    y_h: PathBuf,
+}
+
+/// `gru inspect`'s arguments as given.
+#[derive(Args, Debug)]
+struct InspectFlags {
+    model: PathBuf,
+    #[arg(long, alias = "keras_reset_after", value_parser = boolean)]
+    keras_reset_after: Option<bool>,
+    #[arg(long)]
+    prefix: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DirectionArg {
+    Forward,
+    Reverse,
+    Bidirectional,
+}
+
+fn layout(v: &str) -> Result<Layout, String> {
+    match v {
+        "0" => Ok(Layout::SequenceMajor),
+        "1" => Ok(Layout::BatchMajor),
+        _ => Err("expected 0 ([T, B, I]) or 1 ([B, T, I])".into()),
+    }
+}
+
+fn clip(v: &str) -> Result<f32, String> {
+    match v.parse::<f32>() {
+        Ok(c) if c.is_finite() && c > 0.0 => Ok(c),
+        _ => Err("expected a positive number".into()),
+    }
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+fn dtype(v: &str) -> Result<Dtype, String> {
+    Dtype::parse(v).ok_or_else(|| "expected f32 or f16".into())
+}
+
+/// Parses a whole command line (without the program name).
+pub fn parse(args: Vec<OsString>) -> CliResult<Invocation> {
+    let command = args
+        .first()
+        .and_then(|a| a.to_str())
+        .and_then(|a| ["run", "inspect", "info"].into_iter().find(|c| *c == a));
+    let parsed = match Gru::try_parse_from(std::iter::once(OsString::from("gru")).chain(args)) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    Ok(Invocation::Help)
+                }
+                ErrorKind::DisplayVersion => Ok(Invocation::Version),
+                _ => Err(Failure::Usage(usage_message(&e, command))),
+            }
+        }
+    };
+    Ok(match parsed.command {
+        Command::Run(flags) => Invocation::Run(run_args(flags)?),
+        Command::Inspect(flags) => Invocation::Inspect(InspectArgs {
+            path: flags.model,
+            options: ImportOptions {
+                keras_reset_after: flags.keras_reset_after,
+                pytorch_prefix: flags.prefix,
+            },
+        }),
+        Command::Info => Invocation::Info,
+    })
+}
+
+/// The arguments of `gru run` (after `run`), or `None` when `--help` was asked for.
+pub fn parse_run(args: Vec<OsString>) -> CliResult<Option<RunArgs>> {
+    let line = std::iter::once(OsString::from("run")).chain(args).collect();
+    Ok(match parse(line)? {
+        Invocation::Run(run) => Some(run),
+        _ => None,
+    })
+}
+
+/// The arguments of `gru inspect` (after `inspect`), or `None` when `--help` was asked for.
+pub fn parse_inspect(args: Vec<OsString>) -> CliResult<Option<InspectArgs>> {
+    let line = std::iter::once(OsString::from("inspect"))
+        .chain(args)
+        .collect();
+    Ok(match parse(line)? {
+        Invocation::Inspect(inspect) => Some(inspect),
+        _ => None,
+    })
+}
+
+/// `gru run`'s flags checked against each other.
+fn run_args(f: RunFlags) -> CliResult<RunArgs> {
+    if f.model.is_none() {
+        for (given, flag, instead) in [
+            (
+                f.batch_first,
+                "batch-first",
+                " (with weight arrays, --layout 1 reads X as [B, T, I])",
+            ),
+            (
+                f.keras_reset_after.is_some(),
+                "keras-reset-after",
+                " (with weight arrays, --linear-before-reset is Keras's reset_after=True)",
+            ),
+            (f.prefix.is_some(), "prefix", ""),
+        ] {
+            if given {
+                return Err(Failure::Usage(format!(
+                    "--{flag} applies to a model file (--model){instead}"
+                )));
+            }
+        }
+    }
+    if f.dtype == Dtype::F16 && f.device == DeviceChoice::Cpu {
+        return Err(Failure::Usage(
+            "--dtype f16 is a GPU storage type; the CPU reference path (--device cpu) always \
+             computes in f64: drop one of the two"
+                .into(),
+        ));
+    }
+    if same_file(&f.y, &f.y_h) {
+        return Err(Failure::Usage(format!(
+            "--y and --y-h name the same file {:?}; give two different paths",
+            f.y
+        )));
+    }
+    let source = match (f.model, f.w, f.r) {
+        (Some(path), _, _) => Source::Model {
+            path,
+            batch_first: f.batch_first,
+            keras_reset_after: f.keras_reset_after,
+            prefix: f.prefix,
+        },
+        (None, Some(w), Some(r)) => Source::Arrays {
+            w,
+            r,
+            b: f.b,
+            convention: if f.linear_before_reset {
+                Convention::ResetAfter
+            } else {
+                Convention::ResetBefore
+            },
+            direction: match f.direction {
+                None | Some(DirectionArg::Forward) => Direction::Forward,
+                Some(DirectionArg::Reverse) => Direction::Reverse,
+                Some(DirectionArg::Bidirectional) => Direction::Bidirectional,
+            },
+            layout: f.layout.unwrap_or(Layout::SequenceMajor),
+            clip: f.clip,
+        },
+        // clap requires --w and --r without --model.
+        (None, _, _) => return Err(Failure::Usage("'gru run' needs --w and --r".into())),
+    };
+    let args = RunArgs {
+        source,
+        x: f.x,
+        initial_h: f.initial_h,
+        sequence_lens: f.sequence_lens,
+        device: f.device,
+        dtype: f.dtype,
+        y: f.y,
+        y_h: f.y_h,
+    };
+    refuse_overwriting_inputs(&args)?;
+    Ok(args)
+}
+
+/// An output path that names one of the inputs is a usage error: the run would read the file
+/// and then write its result over it.
+fn refuse_overwriting_inputs(args: &RunArgs) -> CliResult {
+    let mut inputs: Vec<(&str, &Path)> = vec![("--x", &args.x)];
+    match &args.source {
+        Source::Model { path, .. } => inputs.push(("--model", path)),
+        Source::Arrays { w, r, b, .. } => {
+            inputs.extend([("--w", w.as_path()), ("--r", r.as_path())]);
+            inputs.extend(b.as_deref().map(|b| ("--b", b)));
+        }
+    }
+    inputs.extend(args.initial_h.as_deref().map(|p| ("--initial-h", p)));
+    inputs.extend(
+        args.sequence_lens
+            .as_deref()
+            .map(|p| ("--sequence-lens", p)),
+    );
+    for (output, path) in [("--y", &args.y), ("--y-h", &args.y_h)] {
+        if let Some((input, _)) = inputs.iter().find(|(_, i)| same_file(path, i)) {
+            return Err(Failure::Usage(format!(
+                "{output} {path:?} names the same file as the input {input}; the run would \
+                 write over its own input: give another output path"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether two output paths name the same file: compared after resolving their directories
+/// (`y.npy` and `./y.npy` are the same), falling back to the text when a directory is missing.
+fn same_file(a: &Path, b: &Path) -> bool {
+    let resolve = |p: &Path| {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Some(std::fs::canonicalize(dir).ok()?.join(p.file_name()?))
+    };
+    match (resolve(a), resolve(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// One context value of a clap error as text (`--x <X>` becomes `--x`).
+fn context(e: &clap::Error, kind: ContextKind) -> Vec<String> {
+    let flag = |s: &str| s.split(' ').next().unwrap_or(s).to_string();
+    match e.get(kind) {
+        Some(ContextValue::String(s)) => vec![flag(s)],
+        Some(ContextValue::Strings(v)) => v.iter().map(|s| flag(s)).collect(),
+        Some(ContextValue::StyledStr(s)) => vec![flag(&s.to_string())],
+        Some(ContextValue::StyledStrs(v)) => v.iter().map(|s| flag(&s.to_string())).collect(),
+        Some(ContextValue::Number(n)) => vec![n.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// The one-line usage message of a clap error. `command` is the subcommand the line named,
+/// if any.
+fn usage_message(e: &clap::Error, command: Option<&str>) -> String {
+    let first = |kind| context(e, kind).into_iter().next().unwrap_or_default();
+    let (gru, help) = match command {
+        Some(c) => (format!("'gru {c}'"), format!("see 'gru {c} --help'")),
+        None => ("'gru'".to_string(), "see 'gru --help'".to_string()),
+    };
+    match e.kind() {
+        ErrorKind::InvalidSubcommand => format!(
+            "unknown subcommand '{}'; expected 'run', 'inspect', 'info' or 'help' ({help})",
+            first(ContextKind::InvalidSubcommand)
+        ),
+        ErrorKind::UnknownArgument => {
+            let arg = first(ContextKind::InvalidArg);
+            match command {
+                Some("info") => format!("'gru info' takes no arguments, got '{arg}'; {help}"),
+                None if arg.starts_with('-') => format!(
+                    "unknown flag '{arg}' before a subcommand; expected 'run', 'inspect', \
+                     'info' or 'help' ({help})"
+                ),
+                _ if arg.starts_with('-') => format!("unknown flag '{arg}' for {gru}; {help}"),
+                _ => format!("unexpected argument '{arg}' for {gru} (flags start with --); {help}"),
+            }
+        }
+        ErrorKind::ArgumentConflict => {
+            let arg = first(ContextKind::InvalidArg);
+            let prior = first(ContextKind::PriorArg);
+            if arg == prior || prior.is_empty() {
+                format!("{arg} given twice")
+            } else {
+                let other = if arg == "--model" { prior } else { arg };
+                format!(
+                    "{other} cannot be combined with --model: the model file holds the \
+                     weights and the GRU's settings"
+                )
+            }
+        }
+        ErrorKind::MissingRequiredArgument => match command {
+            Some("inspect") => "'gru inspect' needs a model file: gru inspect MODEL (.onnx, \
+                                .safetensors or .npz)"
+                .to_string(),
+            _ => format!(
+                "'gru run' needs --x, --y and --y-h, and --model or --w and --r (missing: {}); \
+                 {help}",
+                missing_in_usage_order(context(e, ContextKind::InvalidArg)).join(", ")
+            ),
+        },
+        ErrorKind::TooManyValues => match first(ContextKind::InvalidArg) {
+            arg if arg.is_empty() => one_line_of(e),
+            arg => format!("{arg} takes no value"),
+        },
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let arg = first(ContextKind::InvalidArg);
+            let value = first(ContextKind::InvalidValue);
+            let valid = context(e, ContextKind::ValidValue);
+            let why = match std::error::Error::source(e) {
+                Some(source) => source.to_string(),
+                None if !valid.is_empty() => format!("expected {}", either(&valid)),
+                None => String::new(),
+            };
+            if value.is_empty() && why.is_empty() {
+                format!("missing value for {arg}")
+            } else if value.is_empty() {
+                format!("empty value for {arg}; {why}")
+            } else {
+                format!("invalid {arg} '{value}'; {why}")
+            }
+        }
+        ErrorKind::InvalidUtf8 => format!("{} (values must be UTF-8)", one_line_of(e)),
+        _ => one_line_of(e),
+    }
+}
+
+/// The missing flags of `gru run` in the order its usage lists them.
+fn missing_in_usage_order(mut missing: Vec<String>) -> Vec<String> {
+    const ORDER: [&str; 6] = ["--model", "--x", "--w", "--r", "--y", "--y-h"];
+    missing.sort_by_key(|m| ORDER.iter().position(|o| o == m).unwrap_or(ORDER.len()));
+    missing
+}
+
+/// `a`, `a or b`, `a, b or c`.
+fn either(values: &[String]) -> String {
+    match values {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// clap's own message on one line, without its `error: ` prefix and usage footer.
+fn one_line_of(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first
+        .strip_prefix("error: ")
+        .unwrap_or(first)
+        .trim()
+        .to_string()
+}
