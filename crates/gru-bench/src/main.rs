@@ -10,6 +10,10 @@
 //! gru-bench --compare OURS.json THEIRS.json
 //! ```
 //!
+//! `gru-bench --help` lists every flag with its default; a usage error exits 2. Every
+//! row is one JSON object of the `--json` file (an array, rewritten as each row finishes),
+//! numbers at full precision, null where a value is absent or not finite.
+//!
 //! `--streaming` measures a [`gru_wgpu::gpu::GruSession`] serving many streams of one model
 //! (default: three stacked GRUs of 384 units, RNNoise-sized, 10 ms frames fed one at a time):
 //! for each stream count N, N streams are opened and fed one frame each per call, `--frames`

@@ -253,7 +253,10 @@ fn usage_errors_exit_2() {
         (&["--dtype", "f64"][..], "f64"),
         (&["--hidden", "128,0"][..], "--hidden"),
         (&["--compare", "a.json"][..], "--compare"),
-        (&["--compare", "a.json", "b.json", "--quick"][..], "--compare"),
+        (
+            &["--compare", "a.json", "b.json", "--quick"][..],
+            "--compare",
+        ),
         (&["--frobnicate"][..], "--frobnicate"),
     ] {
         let (code, _, stderr) = run(args);
@@ -262,7 +265,13 @@ fn usage_errors_exit_2() {
     }
     let (code, stdout, stderr) = run(&["--help"]);
     assert_eq!(code, Some(0), "{stderr}");
-    for flag in ["--streaming", "--compare", "--step-kernel", "--convention", "--json"] {
+    for flag in [
+        "--streaming",
+        "--compare",
+        "--step-kernel",
+        "--convention",
+        "--json",
+    ] {
         assert!(stdout.contains(flag), "{flag}: {stdout}");
     }
 }
