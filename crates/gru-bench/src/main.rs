@@ -10,6 +10,10 @@
 //! gru-bench --compare OURS.json THEIRS.json
 //! ```
 //!
+//! `gru-bench --help` lists every flag with its default; a usage error exits 2. Every
+//! row is one JSON object of the `--json` file (an array, rewritten as each row finishes),
+//! numbers at full precision, null where a value is absent or not finite.
+//!
 //! `--streaming` measures a [`gru_wgpu::gpu::GruSession`] serving many streams of one model
 //! (default: three stacked GRUs of 384 units, RNNoise-sized, 10 ms frames fed one at a time):
 //! for each stream count N, N streams are opened and fed one frame each per call, `--frames`
@@ -36,166 +40,22 @@
 //! GPU's own time is shown too: the input projection (µs per sequence) and the recurrence
 //! (µs per step). Always build with `--release`.
 
+mod args;
+mod rows;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use args::{Cli, Command, Options};
+use clap::Parser;
 use gru_wgpu::gpu::{Feed, GpuContext, GpuGru, GruSession, KernelPath, ModelOptions, StepKernel};
 use gru_wgpu::seeded::uniform;
+use rows::{finite, read_rows, CheckFields, GridRow, StreamingRow};
+use serde::Serialize;
+
 use gru_wgpu::{
     cpu, Comparison, Convention, Direction, Dtype, GruInput, GruModel, GruWeights, Tolerance,
 };
-
-struct Options {
-    hidden: Vec<usize>,
-    batch: Vec<usize>,
-    seq_len: Vec<usize>,
-    input: Option<usize>,
-    conventions: Vec<Convention>,
-    /// `None`: the automatic choice.
-    paths: Vec<Option<KernelPath>>,
-    repeats: usize,
-    warmup: usize,
-    cpu: bool,
-    json: Option<String>,
-    plot: Option<String>,
-    dtypes: Vec<Dtype>,
-    /// `None`: the automatic choice.
-    step_kernels: Vec<Option<StepKernel>>,
-    streaming: bool,
-    streams: Vec<usize>,
-    layers: usize,
-    frames: usize,
-}
-
-const USAGE: &str = "usage: gru-bench [--quick] [--hidden 128,256] [--batch 1,16] [--seq-len 100] \
-[--input I] [--convention after|before|both] [--path auto|step|persistent|all] [--dtype f32|f16|both] [--step-kernel auto|staged|direct|both] [--repeats N] [--warmup N] [--no-cpu] [--json FILE] [--plot FILE.svg]
-       gru-bench --streaming [--streams 1,16,256,1024] [--layers 3] [--hidden 384] [--input 128] [--frames N] [--warmup N] [--dtype f32|f16|both] [--json FILE]
-       gru-bench --compare OURS.json THEIRS.json";
-
-fn list(flag: &str, v: &str) -> Result<Vec<usize>, String> {
-    v.split(',')
-        .map(|s| match s.trim().parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!(
-                "{flag} expects positive integers separated by commas, got {v:?}"
-            )),
-        })
-        .collect()
-}
-
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        hidden: vec![128, 256, 512, 1024],
-        batch: vec![1, 4, 16, 64],
-        seq_len: vec![100],
-        input: None,
-        conventions: vec![Convention::ResetAfter],
-        paths: vec![None],
-        repeats: 5,
-        warmup: 1,
-        cpu: true,
-        json: None,
-        plot: None,
-        dtypes: vec![Dtype::F32],
-        step_kernels: vec![None],
-        streaming: false,
-        streams: vec![1, 16, 256, 1024],
-        layers: 3,
-        frames: 20,
-    };
-    let mut hidden_given = false;
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--quick" => {
-                o.hidden = vec![64, 256];
-                o.batch = vec![1, 16];
-                o.seq_len = vec![50];
-                o.repeats = 3;
-            }
-            "--hidden" => {
-                o.hidden = list(flag, &value()?)?;
-                hidden_given = true;
-            }
-            "--streaming" => o.streaming = true,
-            "--step-kernel" => {
-                o.step_kernels = match value()?.as_str() {
-                    "auto" => vec![None],
-                    "staged" => vec![Some(StepKernel::Staged)],
-                    "direct" => vec![Some(StepKernel::Direct)],
-                    "both" => vec![Some(StepKernel::Staged), Some(StepKernel::Direct)],
-                    other => {
-                        return Err(format!(
-                            "--step-kernel expects auto, staged, direct or both, got {other:?}"
-                        ))
-                    }
-                }
-            }
-            "--streams" => o.streams = list(flag, &value()?)?,
-            "--layers" => o.layers = list(flag, &value()?)?[0],
-            "--frames" => o.frames = list(flag, &value()?)?[0],
-            "--dtype" => {
-                o.dtypes = match value()?.as_str() {
-                    "f32" => vec![Dtype::F32],
-                    "f16" => vec![Dtype::F16],
-                    "both" => vec![Dtype::F32, Dtype::F16],
-                    other => {
-                        return Err(format!("--dtype expects f32, f16 or both, got {other:?}"))
-                    }
-                }
-            }
-            "--batch" => o.batch = list(flag, &value()?)?,
-            "--seq-len" => o.seq_len = list(flag, &value()?)?,
-            "--input" => o.input = Some(list(flag, &value()?)?[0]),
-            "--repeats" => o.repeats = list(flag, &value()?)?[0],
-            "--warmup" => {
-                let v = value()?;
-                o.warmup = v
-                    .parse()
-                    .map_err(|_| format!("--warmup expects an integer, got {v:?}"))?
-            }
-            "--convention" => {
-                o.conventions = match value()?.as_str() {
-                    "after" | "ra" => vec![Convention::ResetAfter],
-                    "before" | "rb" => vec![Convention::ResetBefore],
-                    "both" => vec![Convention::ResetAfter, Convention::ResetBefore],
-                    other => {
-                        return Err(format!(
-                            "--convention expects after, before or both, got {other:?}"
-                        ))
-                    }
-                }
-            }
-            "--path" => {
-                o.paths = match value()?.as_str() {
-                    "auto" => vec![None],
-                    "step" => vec![Some(KernelPath::StepFused)],
-                    "persistent" => vec![Some(KernelPath::Persistent)],
-                    "all" => vec![Some(KernelPath::StepFused), Some(KernelPath::Persistent)],
-                    other => {
-                        return Err(format!(
-                            "--path expects auto, step, persistent or all, got {other:?}"
-                        ))
-                    }
-                }
-            }
-            "--no-cpu" => o.cpu = false,
-            "--json" => o.json = Some(value()?),
-            "--plot" => o.plot = Some(value()?),
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    if o.streaming && !hidden_given {
-        o.hidden = vec![384];
-    }
-    Ok(o)
-}
 
 struct Row {
     convention: Convention,
@@ -231,38 +91,29 @@ impl Row {
         let (median, _, _) = self.stats_us_per_step();
         2.0 * 3.0 * self.h as f64 * (self.i + self.h) as f64 * self.b as f64 / (median * 1e3)
     }
-    fn json(&self) -> String {
+    /// The row's JSON object.
+    fn json(&self) -> GridRow {
         let (median, min, max) = self.stats_us_per_step();
-        format!(
-            "{{\"convention\":\"{:?}\",\"dtype\":\"{}\",\"input_size\":{},\"hidden_size\":{},\"batch\":{},\
-             \"seq_len\":{},\"path\":\"{}\",\"us_per_step_median\":{median:.3},\
-             \"us_per_step_min\":{min:.3},\"us_per_step_max\":{max:.3},\
-             \"us_per_sequence_median\":{:.3},\"gflops\":{:.3},\"max_abs_err\":{},\
-             \"gpu_input_projection_us\":{},\"gpu_recurrence_us_per_step\":{},\
-             \"host_encode_us_per_step\":{},{}}}",
-            self.convention,
-            self.dtype.name(),
-            self.i,
-            self.h,
-            self.b,
-            self.t,
-            self.path,
-            median * self.t as f64,
-            self.gflops(),
-            self.max_err
-                .map(|e| format!("{e:e}"))
-                .unwrap_or_else(|| "null".into()),
-            self.gpu_ns
-                .map(|(p, _)| format!("{:.3}", p / 1e3))
-                .unwrap_or_else(|| "null".into()),
-            self.gpu_ns
-                .map(|(_, r)| format!("{:.3}", r / 1e3 / self.t as f64))
-                .unwrap_or_else(|| "null".into()),
-            self.encode_us
-                .map(|e| format!("{:.4}", e / self.t as f64))
-                .unwrap_or_else(|| "null".into()),
-            check_json(self.check.as_ref())
-        )
+        let t = self.t as f64;
+        GridRow {
+            convention: format!("{:?}", self.convention),
+            dtype: self.dtype.name().into(),
+            input_size: self.i,
+            hidden_size: self.h,
+            batch: self.b,
+            seq_len: self.t,
+            path: self.path.clone(),
+            us_per_step_median: finite(median),
+            us_per_step_min: finite(min),
+            us_per_step_max: finite(max),
+            us_per_sequence_median: finite(median * t),
+            gflops: finite(self.gflops()),
+            max_abs_err: self.max_err.and_then(finite),
+            gpu_input_projection_us: self.gpu_ns.and_then(|(p, _)| finite(p / 1e3)),
+            gpu_recurrence_us_per_step: self.gpu_ns.and_then(|(_, r)| finite(r / 1e3 / t)),
+            host_encode_us_per_step: self.encode_us.and_then(|e| finite(e / t)),
+            check: CheckFields::of(self.check.as_ref()),
+        }
     }
 
     /// The row as a line of the table under [`TABLE_HEADER`].
@@ -318,8 +169,9 @@ impl Sink {
         }
     }
 
-    fn push(&mut self, line: &str, json: String) -> Result<(), String> {
+    fn push(&mut self, line: &str, row: &impl Serialize) -> Result<(), String> {
         println!("{line}");
+        let json = serde_json::to_string(row).map_err(|e| format!("a row as JSON: {e}"))?;
         self.json.push(json);
         let Some(path) = &self.json_path else {
             return Ok(());
@@ -421,7 +273,7 @@ fn run(o: &Options, sink: &mut Sink) -> Result<Vec<Row>, String> {
                                     gpu_ns: None,
                                     encode_us: None,
                                 };
-                                sink.push(&row.table_line(), row.json())?;
+                                sink.push(&row.table_line(), &row.json())?;
                                 rows.push(row);
                                 Some(r)
                             }
@@ -541,7 +393,7 @@ fn run(o: &Options, sink: &mut Sink) -> Result<Vec<Row>, String> {
                                 gpu_ns,
                                 encode_us,
                             };
-                            sink.push(&row.table_line(), row.json())?;
+                            sink.push(&row.table_line(), &row.json())?;
                             rows.push(row);
                         }
                     }
@@ -563,60 +415,6 @@ struct StreamRow {
     max_err: f64,
     /// Stream 0's outputs against the reference on the dtype-rounded weights and inputs.
     check: Option<Comparison>,
-}
-
-fn json_number(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.4}"))
-        .unwrap_or_else(|| "null".into())
-}
-
-/// A JSON number, or null where it is not finite (JSON has no NaN or infinity).
-fn json_finite(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:e}")
-    } else {
-        "null".into()
-    }
-}
-
-/// The per-element check's fields of a JSON row (all null without a check): the tolerance,
-/// whether every element is within it, how many are not, and the worst element (index, got,
-/// expected, and `|got − expected| / (atol + rtol·|expected|)`, ≤ 1 within tolerance; null
-/// where a NaN or infinity does not match).
-fn check_json(check: Option<&Comparison>) -> String {
-    let Some(c) = check else {
-        return "\"tolerance_atol\":null,\"tolerance_rtol\":null,\"within_tolerance\":null,\
-                \"elements_outside_tolerance\":null,\"worst_index\":null,\"worst_got\":null,\
-                \"worst_expected\":null,\"worst_ratio\":null"
-            .into();
-    };
-    let tol = c.tolerance;
-    let (index, got, expected, ratio) = match c.worst {
-        Some((i, g, e)) => {
-            let bound = tol.atol + tol.rtol * (e as f64).abs();
-            let ratio = if tol.accepts(g, e) && !(g as f64 - e as f64).is_finite() {
-                0.0 // NaN where NaN was expected, or the same infinity
-            } else {
-                (g as f64 - e as f64).abs() / bound
-            };
-            (
-                i.to_string(),
-                json_finite(g as f64),
-                json_finite(e as f64),
-                json_finite(ratio),
-            )
-        }
-        None => ("null".into(), "null".into(), "null".into(), "null".into()),
-    };
-    format!(
-        "\"tolerance_atol\":{:e},\"tolerance_rtol\":{:e},\"within_tolerance\":{},\
-         \"elements_outside_tolerance\":{},\"worst_index\":{index},\"worst_got\":{got},\
-         \"worst_expected\":{expected},\"worst_ratio\":{ratio}",
-        tol.atol,
-        tol.rtol,
-        c.passed(),
-        c.failures + c.len_got.abs_diff(c.len_expected)
-    )
 }
 
 /// The reference of `network` on `x` (`[T, B, I]`) as a model stored in `dtype` computes it:
@@ -689,7 +487,7 @@ fn streaming(o: &Options) -> Result<(), String> {
             match stream_row(o, &ctx, &network, dtype, n) {
                 Ok(r) => {
                     let (line, json) = r.render(o, convention, i, h);
-                    sink.push(&line, json)?;
+                    sink.push(&line, &json)?;
                 }
                 Err(e) => sink.fail(&format!("{} N={n} streams", dtype.name()), e),
             }
@@ -769,7 +567,13 @@ fn stream_row(
 
 impl StreamRow {
     /// The row's line of the `--streaming` table and its JSON object.
-    fn render(&self, o: &Options, convention: Convention, i: usize, h: usize) -> (String, String) {
+    fn render(
+        &self,
+        o: &Options,
+        convention: Convention,
+        i: usize,
+        h: usize,
+    ) -> (String, StreamingRow) {
         let lat: Vec<f64> = self.latency.iter().map(|d| d.as_secs_f64() * 1e6).collect();
         let (lmin, lmax) = lat
             .iter()
@@ -791,21 +595,23 @@ impl StreamRow {
             fmt(gpu.map(|g| g / self.streams as f64), 3),
             self.max_err
         );
-        let json = format!(
-            "{{\"mode\":\"streaming\",\"convention\":\"{convention:?}\",\"dtype\":\"{}\",\
-             \"layers\":{},\"input_size\":{i},\"hidden_size\":{h},\"streams\":{},\
-             \"frames\":{},\"latency_us_median\":{lmed:.3},\"latency_us_min\":{lmin:.3},\
-             \"latency_us_max\":{lmax:.3},\"gpu_us_per_frame\":{},\
-             \"gpu_us_per_stream_step\":{},\"max_abs_err\":{:e},{}}}",
-            self.dtype.name(),
-            o.layers,
-            self.streams,
-            self.latency.len(),
-            json_number(gpu),
-            json_number(gpu.map(|g| g / self.streams as f64)),
-            self.max_err,
-            check_json(self.check.as_ref())
-        );
+        let json = StreamingRow {
+            mode: "streaming".into(),
+            convention: format!("{convention:?}"),
+            dtype: self.dtype.name().into(),
+            layers: o.layers,
+            input_size: i,
+            hidden_size: h,
+            streams: self.streams,
+            frames: self.latency.len(),
+            latency_us_median: finite(lmed),
+            latency_us_min: finite(lmin),
+            latency_us_max: finite(lmax),
+            gpu_us_per_frame: gpu.and_then(finite),
+            gpu_us_per_stream_step: gpu.and_then(|g| finite(g / self.streams as f64)),
+            max_abs_err: finite(self.max_err),
+            check: CheckFields::of(self.check.as_ref()),
+        };
         (line, json)
     }
 }
@@ -815,62 +621,6 @@ fn progress_bar(done: usize, total: usize) -> String {
     const WIDTH: usize = 20;
     let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
     format!("[{}{}]", "#".repeat(filled), "·".repeat(WIDTH - filled))
-}
-
-/// A row of a gru-bench or torch_gru.py JSON file.
-struct Measured {
-    key: (String, u64, u64, u64, u64),
-    /// `f32` where the file does not say (torch_gru.py runs f32).
-    dtype: String,
-    path: String,
-    us_per_step: f64,
-}
-
-fn read_rows(path: &str) -> Result<Vec<Measured>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{path}: not JSON: {e}"))?;
-    let rows = value
-        .as_array()
-        .ok_or_else(|| format!("{path}: expected a JSON array of rows"))?;
-    rows.iter()
-        .enumerate()
-        .map(|(k, r)| {
-            let field = |name: &str| {
-                r.get(name)
-                    .ok_or_else(|| format!("{path}: row {k} has no field {name:?}"))
-            };
-            let int = |name: &str| {
-                field(name)?
-                    .as_u64()
-                    .ok_or_else(|| format!("{path}: row {k}: {name} is not an integer"))
-            };
-            let text = |name: &str| {
-                field(name)?
-                    .as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| format!("{path}: row {k}: {name} is not a string"))
-            };
-            Ok(Measured {
-                key: (
-                    text("convention")?,
-                    int("input_size")?,
-                    int("hidden_size")?,
-                    int("batch")?,
-                    int("seq_len")?,
-                ),
-                path: text("path")?,
-                dtype: r
-                    .get("dtype")
-                    .and_then(|d| d.as_str())
-                    .unwrap_or("f32")
-                    .to_string(),
-                us_per_step: field("us_per_step_median")?.as_f64().ok_or_else(|| {
-                    format!("{path}: row {k}: us_per_step_median is not a number")
-                })?,
-            })
-        })
-        .collect()
 }
 
 /// The ratio table of `--compare`.
@@ -885,11 +635,11 @@ fn compare(ours: &str, theirs: &str) -> Result<(), String> {
     for t in &theirs {
         let best = ours
             .iter()
-            .filter(|o| o.key == t.key && o.path.starts_with("gpu") && o.dtype == t.dtype)
-            .min_by(|a, b| a.us_per_step.total_cmp(&b.us_per_step));
+            .filter(|o| o.key() == t.key() && o.path.starts_with("gpu") && o.dtype == t.dtype)
+            .min_by(|a, b| a.us_per_step_median.total_cmp(&b.us_per_step_median));
         let Some(o) = best else { continue };
         matched += 1;
-        let (c, i, h, b, steps) = &t.key;
+        let (c, i, h, b, steps) = t.key();
         println!(
             "{:<12} {:>5} {:>5} {:>4} {:>5}  {:<16} {:>10.1}  {:<16} {:>10.1}  {:>7.2}×",
             c,
@@ -898,10 +648,10 @@ fn compare(ours: &str, theirs: &str) -> Result<(), String> {
             b,
             steps,
             o.path,
-            o.us_per_step,
+            o.us_per_step_median,
             t.path,
-            t.us_per_step,
-            t.us_per_step / o.us_per_step
+            t.us_per_step_median,
+            t.us_per_step_median / o.us_per_step_median
         );
     }
     if matched == 0 {
@@ -1026,30 +776,18 @@ fn plot(rows: &[Row]) -> String {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--compare") {
-        let (Some(ours), Some(theirs), None) = (args.get(1), args.get(2), args.get(3)) else {
-            eprintln!("gru-bench: --compare takes two JSON files\n{USAGE}");
-            return ExitCode::from(2);
-        };
-        return match compare(ours, theirs) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("gru-bench: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    let options = match parse(&args) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
+    // Usage errors exit 2 and --help exits 0, as clap does.
+    let options = match Cli::parse().command() {
+        Command::Compare { ours, theirs } => {
+            return match compare(&ours, &theirs) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("gru-bench: {e}");
+                    ExitCode::FAILURE
+                }
+            };
         }
-        Err(e) => {
-            eprintln!("gru-bench: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+        Command::Run(o) => o,
     };
     if options.streaming {
         return match streaming(&options) {

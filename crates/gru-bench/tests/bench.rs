@@ -245,6 +245,37 @@ fn compare_prints_the_ratio_per_shape() {
     );
 }
 
+/// A usage error (an unknown dtype, a zero in a list, `--compare` with one file or beside
+/// another flag) exits 2 and says what was wrong; `--help` exits 0 and names the flags.
+#[test]
+fn usage_errors_exit_2() {
+    for (args, says) in [
+        (&["--dtype", "f64"][..], "f64"),
+        (&["--hidden", "128,0"][..], "--hidden"),
+        (&["--compare", "a.json"][..], "--compare"),
+        (
+            &["--compare", "a.json", "b.json", "--quick"][..],
+            "--compare",
+        ),
+        (&["--frobnicate"][..], "--frobnicate"),
+    ] {
+        let (code, _, stderr) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let (code, stdout, stderr) = run(&["--help"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for flag in [
+        "--streaming",
+        "--compare",
+        "--step-kernel",
+        "--convention",
+        "--json",
+    ] {
+        assert!(stdout.contains(flag), "{flag}: {stdout}");
+    }
+}
+
 /// The JSON file holds every finished row while the run goes on: killed part-way, it is a
 /// whole JSON array of the rows done so far. The second shape's CPU reference (f64 loops over
 /// 160 GFLOP) takes minutes on any machine, so the run is surely still going when the first
