@@ -20,18 +20,18 @@ use common::cli::TempDir;
 use common::raw_npy;
 use common::{random_weights, variants, Rng};
 use gru_wgpu::gpu::GpuGru;
+use gru_wgpu::io::onnx::proto::attribute_proto::AttributeType;
+use gru_wgpu::io::onnx::proto::tensor_proto::{DataLocation, DataType};
+use gru_wgpu::io::onnx::proto::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto, TypeProto, ValueInfoProto,
+};
 use gru_wgpu::io::{self, keras, onnx, pytorch, ImportOptions};
 use gru_wgpu::{
     cpu, npy, Convention, Direction, GruError, GruInput, GruModel, GruOutput, GruWeights, Layout,
     OutputStyle, Tolerance,
 };
-use onnx_protobuf::attribute_proto::AttributeType;
-use onnx_protobuf::tensor_proto::{DataLocation, DataType};
-use onnx_protobuf::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
-    TensorProto, TypeProto, ValueInfoProto,
-};
-use protobuf::Message;
+use prost::Message;
 
 const T: usize = 3;
 const B: usize = 2;
@@ -291,7 +291,7 @@ fn onnx_tensor(name: &str, dims: &[usize], seed: f32) -> TensorProto {
     TensorProto {
         name: name.into(),
         dims: dims.iter().map(|&d| d as i64).collect(),
-        data_type: DataType::FLOAT as i32,
+        data_type: DataType::Float as i32,
         raw_data: (0..n)
             .flat_map(|k| ((k as f32 * 0.37 + seed).sin() * 0.5).to_le_bytes())
             .collect(),
@@ -302,7 +302,7 @@ fn onnx_tensor(name: &str, dims: &[usize], seed: f32) -> TensorProto {
 fn value_info(name: &str) -> ValueInfoProto {
     ValueInfoProto {
         name: name.into(),
-        type_: Some(TypeProto::default()).into(),
+        r#type: Some(TypeProto::default()),
         ..Default::default()
     }
 }
@@ -310,7 +310,7 @@ fn value_info(name: &str) -> ValueInfoProto {
 fn attr_int(name: &str, v: i64) -> AttributeProto {
     AttributeProto {
         name: name.into(),
-        type_: AttributeType::INT.into(),
+        r#type: AttributeType::Int.into(),
         i: v,
         ..Default::default()
     }
@@ -319,7 +319,7 @@ fn attr_int(name: &str, v: i64) -> AttributeProto {
 fn attr_str(name: &str, v: &str) -> AttributeProto {
     AttributeProto {
         name: name.into(),
-        type_: AttributeType::STRING.into(),
+        r#type: AttributeType::String.into(),
         s: v.as_bytes().to_vec(),
         ..Default::default()
     }
@@ -328,7 +328,7 @@ fn attr_str(name: &str, v: &str) -> AttributeProto {
 fn attr_strs(name: &str, v: &[&str]) -> AttributeProto {
     AttributeProto {
         name: name.into(),
-        type_: AttributeType::STRINGS.into(),
+        r#type: AttributeType::Strings.into(),
         strings: v.iter().map(|s| s.as_bytes().to_vec()).collect(),
         ..Default::default()
     }
@@ -349,7 +349,6 @@ fn onnx_model(d: usize, attributes: Vec<AttributeProto>) -> ModelProto {
         opset_import: vec![OperatorSetIdProto {
             domain: String::new(),
             version: 14,
-            ..Default::default()
         }],
         graph: Some(GraphProto {
             node: vec![node],
@@ -361,14 +360,13 @@ fn onnx_model(d: usize, attributes: Vec<AttributeProto>) -> ModelProto {
             input: vec![value_info("X"), value_info("h0")],
             output: vec![value_info("Y"), value_info("Y_h")],
             ..Default::default()
-        })
-        .into(),
+        }),
         ..Default::default()
     }
 }
 
 fn onnx_bytes(m: &ModelProto) -> Vec<u8> {
-    m.write_to_bytes().unwrap()
+    m.encode_to_vec()
 }
 
 /// An import that must fail: a [`GruError::Import`] naming the file and every needle.
@@ -1081,7 +1079,7 @@ fn onnx_unknown_or_unsupported_attributes() {
             vec![AttributeProto {
                 name: "clip".into(),
                 ref_attr_name: "outer_clip".into(),
-                type_: AttributeType::FLOAT.into(),
+                r#type: AttributeType::Float.into(),
                 ..Default::default()
             }],
             vec!["GRU attribute 'clip' refers to a function attribute ('outer_clip')"],
@@ -1867,17 +1865,15 @@ fn onnx_truncated_or_lying_about_shapes() {
     let mut m = onnx_model(1, vec![]);
     let w = &mut m.graph.as_mut().unwrap().initializer[0];
     w.raw_data.clear();
-    w.data_location = DataLocation::EXTERNAL.into();
+    w.data_location = DataLocation::External as i32;
     w.external_data = vec![
         StringStringEntryProto {
             key: "location".into(),
             value: "../../etc/passwd".into(),
-            ..Default::default()
         },
         StringStringEntryProto {
             key: "offset".into(),
             value: "18446744073709551615".into(),
-            ..Default::default()
         },
     ];
     let needle = "W ('W') is stored in an external data file";
