@@ -6,6 +6,7 @@ use wgpu::util::DeviceExt;
 use crate::dtype::Dtype;
 use crate::error::{GruError, Result};
 use crate::gpu::context::{Fault, GpuContext};
+use crate::gpu::limits::{self, check_binding, check_limit};
 use crate::input::{Dims, GruInput, GruOutput, Layout};
 use crate::model::{Direction, GruModel, ModelView};
 use crate::shaders::Kernel;
@@ -14,7 +15,7 @@ use crate::weights::{Convention, GruWeights};
 /// Invocations per workgroup of the step kernels (`WG` override of `gru_step.wgsl`).
 const STEP_WG: u32 = 64;
 /// Batch entries per step invocation (`NB` in `gru_step.wgsl`).
-const STEP_NB: u32 = 4;
+pub(super) const STEP_NB: u32 = 4;
 /// Output tile of the input-projection GEMM (`TILE` in `input_projection.wgsl`).
 const GEMM_TILE: u32 = 64;
 /// Most K columns one GEMM dispatch walks: keeps every invocation's loop trips below
@@ -392,45 +393,6 @@ pub(super) fn bytes_of(what: &str, elements: usize, dtype: Dtype) -> Result<u64>
     (elements as u64)
         .checked_mul(dtype.size() as u64)
         .ok_or_else(|| GruError::invalid(what, "a byte size that fits in u64", elements))
-}
-
-/// The largest storage binding the kernels may use: the device's limit, and never more than
-/// u32 indices can address.
-fn binding_limit(limits: &wgpu::Limits) -> u64 {
-    limits
-        .max_storage_buffer_binding_size
-        .min(limits.max_buffer_size)
-        .min(u32::MAX as u64)
-}
-
-pub(super) fn check_binding(limits: &wgpu::Limits, what: String, bytes: u64) -> Result<()> {
-    let available = binding_limit(limits);
-    if bytes > available {
-        return Err(GruError::DeviceLimit {
-            what,
-            limit: "max_storage_buffer_binding_size",
-            needed: bytes,
-            available,
-        });
-    }
-    Ok(())
-}
-
-fn check_limit(
-    what: impl Into<String>,
-    limit: &'static str,
-    needed: u64,
-    available: u64,
-) -> Result<()> {
-    if needed > available {
-        return Err(GruError::DeviceLimit {
-            what: what.into(),
-            limit,
-            needed,
-            available,
-        });
-    }
-    Ok(())
 }
 
 /// A layer's weights laid out for the kernels (see [`LayerWeights`]).
@@ -928,66 +890,16 @@ impl GpuGru {
         )
     }
 
-    /// Checks that buffers for `dims`, and `dispatches` step-parameter slots, fit the device.
-    /// All sizes are computed in checked u64 arithmetic before anything is allocated.
+    /// Checks that buffers for `dims`, and `dispatches` step-parameter slots, fit the device
+    /// (see [`limits::check_forward`]).
     fn plan(&self, dims: &Dims, dispatches: usize) -> Result<()> {
-        let limits = self.ctx.limits();
-        let (t, b, i, h) = (dims.seq_len, dims.batch, dims.input_size, dims.hidden_size);
-        let (n_dir, n_layers) = (dims.num_directions, dims.num_layers);
-        let bytes = |what: &str, factors: &[usize]| -> Result<u64> {
-            factors
-                .iter()
-                .try_fold(self.dtype.size() as u64, |acc, &f| {
-                    acc.checked_mul(f as u64)
-                })
-                .ok_or_else(|| {
-                    GruError::invalid(what, "a buffer size that fits in u64 bytes", "more")
-                })
-        };
-        let y = bytes("Y", &[t, b, n_dir, h])?;
-        let state = bytes("initial_h / Y_h", &[n_layers, n_dir, b, h])?;
-        for (what, size) in [
-            (
-                format!("input X {:?}", dims.x_shape()),
-                bytes("X", &[t, b, i])?,
-            ),
-            (
-                format!(
-                    "input projection [T·B = {t}·{b}, D·3H = {}·{}]",
-                    n_dir,
-                    3 * h
-                ),
-                bytes("XP", &[t, b, n_dir, 3, h])?,
-            ),
-            (format!("output Y {:?}", dims.y_shape()), y),
-            (format!("initial_h / Y_h {:?}", dims.state_shape()), state),
-            (
-                format!("gates [D={n_dir}, 2, B={b}, H={h}]"),
-                bytes("gates", &[n_dir, 2, b, h])?,
-            ),
-        ] {
-            check_binding(limits, what, size)?;
-        }
-        check_limit(
-            "readback of Y and Y_h",
-            "max_buffer_size",
-            y.saturating_add(state),
-            limits.max_buffer_size,
-        )?;
-        // Dynamic offsets are u32: every step-parameter slot must start below 4 GiB.
-        check_limit(
-            format!("step parameters for T={t} ({dispatches} dispatches)"),
-            "max_buffer_size (and u32 dynamic offsets)",
-            (dispatches as u64).saturating_mul(self.uniform_stride as u64),
-            limits.max_buffer_size.min(u32::MAX as u64),
-        )?;
-        check_limit(
-            format!("batch size {b}"),
-            "max_compute_workgroups_per_dimension",
-            (b as u64).div_ceil(STEP_NB as u64),
-            limits.max_compute_workgroups_per_dimension as u64,
-        )?;
-        Ok(())
+        limits::check_forward(
+            self.ctx.limits(),
+            dims,
+            self.dtype,
+            dispatches,
+            self.uniform_stride,
+        )
     }
 
     /// The scratch key of a forward over `dims` with the current choices.
@@ -1337,66 +1249,10 @@ impl GpuGru {
         Ok(GruOutput { y, y_h, dims })
     }
 
-    /// The largest `(T_c, B_c)` pieces a forward over `dims` runs in, `(T, B)` when the
-    /// whole problem fits the device: every buffer within one storage binding, and at most
-    /// `max_compute_workgroups_per_dimension` workgroups along the batch. Batches split into
-    /// independent pieces for any direction; a sequence too long for one binding even at one
-    /// entry splits over time, which only a forward-only network can (its state runs forward
-    /// from piece to piece).
+    /// The largest `(T_c, B_c)` pieces a forward over `dims` runs in (see
+    /// [`limits::split_sizes`]).
     fn split_sizes(&self, dims: &Dims) -> Result<(usize, usize)> {
-        let limits = self.ctx.limits();
-        let available = binding_limit(limits);
-        let es = self.dtype.size() as u64;
-        let (t, b) = (dims.seq_len as u64, dims.batch as u64);
-        let (i, h, n_dir) = (
-            dims.input_size as u64,
-            dims.hidden_size as u64,
-            dims.num_directions as u64,
-        );
-        // Bytes per (step, entry) of the largest T·B-sized buffer (X, XP, Y), and per entry
-        // of the state buffers (and the f32 gates scratch).
-        let row = es * i.max(3 * h * n_dir).max(n_dir * h);
-        let entry = (es * dims.num_layers as u64 * n_dir * h).max(4 * 2 * n_dir * h);
-        let max_batch = (STEP_NB as u64)
-            .saturating_mul(limits.max_compute_workgroups_per_dimension as u64)
-            .min(available / entry.max(1));
-        let whole = t.saturating_mul(row);
-        let fits = |tc: u64, bc: u64| {
-            tc.saturating_mul(bc).saturating_mul(row) <= available && bc <= max_batch
-        };
-        if fits(t, b) {
-            return Ok((dims.seq_len, dims.batch));
-        }
-        let bc = (available / whole.max(1)).min(max_batch).min(b);
-        if bc >= 1 {
-            return Ok((dims.seq_len, bc as usize));
-        }
-        if self.direction != Direction::Forward {
-            return Err(GruError::DeviceLimit {
-                what: format!(
-                    "one entry of T = {} steps ({} direction: the sequence cannot be split \
-                     over time)",
-                    dims.seq_len,
-                    self.direction.onnx_name()
-                ),
-                limit: "max_storage_buffer_binding_size",
-                needed: whole,
-                available,
-            });
-        }
-        // Over time: pieces of T_c steps of B_c entries, B_c ≥ 4 where possible so a step
-        // still fills a workgroup.
-        let bc = b.min(max_batch).min(STEP_NB as u64).max(1);
-        let tc = available / row.saturating_mul(bc).max(1);
-        if tc == 0 || max_batch == 0 {
-            return Err(GruError::DeviceLimit {
-                what: format!("one step of one entry ([I, D·3H] rows of {row} bytes)"),
-                limit: "max_storage_buffer_binding_size",
-                needed: row.max(entry),
-                available,
-            });
-        }
-        Ok((tc.min(t) as usize, bc as usize))
+        limits::split_sizes(self.ctx.limits(), dims, self.dtype, self.direction)
     }
 
     /// A forward in pieces of `tc` steps × `bc` entries (see [`GpuGru::split_sizes`]), all
