@@ -154,6 +154,34 @@ struct LayerParams {
     _pad: [u32; 2],
 }
 
+/// The input-projection pipelines, one per [`GemmKernel`] variant.
+struct GemmPipelines {
+    /// `input_projection.wgsl`.
+    tiled: wgpu::ComputePipeline,
+    /// `input_projection_direct.wgsl` with `VEC_K = false`.
+    direct: wgpu::ComputePipeline,
+    /// `input_projection_direct.wgsl` with `VEC_K = true`: layers whose input width is a
+    /// multiple of 4.
+    direct_vec_k: wgpu::ComputePipeline,
+}
+
+/// The step-fused pipelines of each [`StepKernel`]: one entry point per dispatch of a
+/// step (one for reset-after, gates then candidate for reset-before).
+struct StepPipelines {
+    staged: Vec<wgpu::ComputePipeline>,
+    direct: Vec<wgpu::ComputePipeline>,
+}
+
+impl StepPipelines {
+    /// The pipelines of `kernel`, in dispatch order.
+    fn get(&self, kernel: StepKernel) -> &[wgpu::ComputePipeline] {
+        match kernel {
+            StepKernel::Staged => &self.staged,
+            StepKernel::Direct => &self.direct,
+        }
+    }
+}
+
 /// One GEMM dispatch: its params slot and workgroup counts.
 struct GemmDispatch {
     offset: u32,
@@ -263,12 +291,9 @@ pub struct GpuGru {
     layers: Vec<LayerWeights>,
     gemm_layout: wgpu::BindGroupLayout,
     step_layout: wgpu::BindGroupLayout,
-    /// The tiled and the direct input-projection pipelines.
-    /// [tiled, direct, direct with VEC_K] (`input_projection_direct.wgsl`'s override).
-    gemms: [wgpu::ComputePipeline; 3],
+    gemms: GemmPipelines,
     gemm_choice: Option<GemmKernel>,
-    /// The step kernels' pipelines, staged and direct ([`StepKernel`] as index).
-    step_pipelines: [Vec<wgpu::ComputePipeline>; 2],
+    step_pipelines: StepPipelines,
     step_choice: Option<StepKernel>,
     persistent: Option<(wgpu::ComputePipeline, u32)>,
     path: Option<KernelPath>,
@@ -592,26 +617,26 @@ impl GpuGru {
                     cache: None,
                 })
             };
-            let gemms = [
-                pipeline(
+            let gemms = GemmPipelines {
+                tiled: pipeline(
                     Kernel::InputProjection,
                     &gemm_layout,
                     "input_projection",
                     &[],
                 ),
-                pipeline(
+                direct: pipeline(
                     Kernel::InputProjectionDirect,
                     &gemm_layout,
                     "input_projection_direct",
                     &[("VEC_K", 0.0)],
                 ),
-                pipeline(
+                direct_vec_k: pipeline(
                     Kernel::InputProjectionDirect,
                     &gemm_layout,
                     "input_projection_direct",
                     &[("VEC_K", 1.0)],
                 ),
-            ];
+            };
             // [staged, direct]: the DIRECT override of gru_step.wgsl; the direct kernel reads
             // the state four units at a time (VEC_H, through the vec4 view of the state
             // bindings) when H is a multiple of 4.
@@ -628,7 +653,7 @@ impl GpuGru {
                 Convention::ResetAfter => &["step_reset_after"],
                 Convention::ResetBefore => &["gates_reset_before", "candidate_reset_before"],
             };
-            let step_pipelines = [false, true].map(|direct| {
+            let step_variant = |direct: bool| {
                 entries
                     .iter()
                     .map(|e| {
@@ -640,7 +665,11 @@ impl GpuGru {
                         pipeline(kernel, &step_layout, e, &step_constants(direct))
                     })
                     .collect::<Vec<_>>()
-            });
+            };
+            let step_pipelines = StepPipelines {
+                staged: step_variant(false),
+                direct: step_variant(true),
+            };
             // The persistent kernel where H fits it and the device has its workgroup memory.
             let persistent = (h <= PERSISTENT_MAX_HIDDEN
                 && limits.max_compute_workgroup_storage_size >= PERSISTENT_WORKGROUP_BYTES)
@@ -802,9 +831,11 @@ impl GpuGru {
     /// time (its `VEC_K` override) when the layer's input width is a multiple of 4.
     fn gemm_pipeline(&self, kernel: GemmKernel, l: usize) -> &wgpu::ComputePipeline {
         match kernel {
-            GemmKernel::Tiled => &self.gemms[0],
-            GemmKernel::Direct if self.layers[l].input_size.is_multiple_of(4) => &self.gemms[2],
-            GemmKernel::Direct => &self.gemms[1],
+            GemmKernel::Tiled => &self.gemms.tiled,
+            GemmKernel::Direct if self.layers[l].input_size.is_multiple_of(4) => {
+                &self.gemms.direct_vec_k
+            }
+            GemmKernel::Direct => &self.gemms.direct,
         }
     }
 
@@ -1437,7 +1468,7 @@ impl GpuGru {
         let groups_j = (self.hidden_size as u32).div_ceil(STEP_WG);
         let groups_b = (dims.batch as u32).div_ceil(STEP_NB);
         let groups_d = dims.num_directions as u32;
-        let step_pipelines = &self.step_pipelines[self.step_kernel() as usize];
+        let step_pipelines = self.step_pipelines.get(self.step_kernel());
         let single = step_pipelines.len() == 1;
         let persistent = match (s.key.path, &self.persistent) {
             (KernelPath::Persistent, Some((p, _))) => Some(p),
