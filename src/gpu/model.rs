@@ -154,6 +154,26 @@ struct LayerParams {
     _pad: [u32; 2],
 }
 
+/// Bytes of [`GemmParams`] (`Params` of the input-projection kernels).
+const GEMM_PARAMS: usize = std::mem::size_of::<GemmParams>();
+/// Bytes of [`StepParams`].
+const STEP_PARAMS: usize = std::mem::size_of::<StepParams>();
+/// Bytes of [`LayerParams`].
+const LAYER_PARAMS: usize = std::mem::size_of::<LayerParams>();
+/// Bytes of the largest parameter struct: the least stride of one parameter slot.
+const PARAMS_SLOT: usize = {
+    let most = if GEMM_PARAMS > STEP_PARAMS {
+        GEMM_PARAMS
+    } else {
+        STEP_PARAMS
+    };
+    if most > LAYER_PARAMS {
+        most
+    } else {
+        LAYER_PARAMS
+    }
+};
+
 /// The input-projection pipelines, one per [`GemmKernel`] variant.
 struct GemmPipelines {
     /// `input_projection.wgsl`.
@@ -357,7 +377,7 @@ fn step_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
         ty: wgpu::BindingType::Buffer {
             ty: wgpu::BufferBindingType::Storage { read_only: true },
             has_dynamic_offset: true,
-            min_binding_size: wgpu::BufferSize::new(std::mem::size_of::<StepParams>() as u64),
+            min_binding_size: wgpu::BufferSize::new(STEP_PARAMS as u64),
         },
         count: None,
     }
@@ -574,7 +594,7 @@ impl GpuGru {
                     storage_entry(1, true),
                     storage_entry(2, true),
                     storage_entry(3, false),
-                    uniform_entry(4, std::mem::size_of::<GemmParams>() as u64, true),
+                    uniform_entry(4, GEMM_PARAMS as u64, true),
                 ],
             });
             let step_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -588,7 +608,7 @@ impl GpuGru {
                     storage_entry(5, true),
                     storage_entry(6, false),
                     step_entry(7),
-                    uniform_entry(8, std::mem::size_of::<LayerParams>() as u64, false),
+                    uniform_entry(8, LAYER_PARAMS as u64, false),
                 ],
             });
             let pipeline = |kernel: Kernel,
@@ -705,7 +725,7 @@ impl GpuGru {
                 uniform_stride: limits
                     .min_uniform_buffer_offset_alignment
                     .max(limits.min_storage_buffer_offset_alignment)
-                    .max(64),
+                    .max(PARAMS_SLOT as u32),
                 scratch: None,
                 poison: None,
                 profiling: false,
@@ -1008,7 +1028,7 @@ impl GpuGru {
                         groups_y: chunk.div_ceil(rows_per_group),
                     });
                     gemm_bytes.extend_from_slice(bytemuck::bytes_of(&p));
-                    gemm_bytes.resize(gemm_bytes.len() + stride - 32, 0);
+                    gemm_bytes.resize(gemm_bytes.len() + stride - GEMM_PARAMS, 0);
                     k_begin = k_end;
                 }
                 row_offset += chunk;
@@ -1026,7 +1046,7 @@ impl GpuGru {
                 s_end: s_end as u32,
                 _pad: [0; 2],
             };
-            step_bytes[slot * stride..][..16].copy_from_slice(bytemuck::bytes_of(&p));
+            step_bytes[slot * stride..][..STEP_PARAMS].copy_from_slice(bytemuck::bytes_of(&p));
         }
         let chunk_offsets: Vec<u32> = (0..ranges.len()).map(|k| (k * stride) as u32).collect();
         let [st_ld, st_b] = dims.state_strides();
@@ -1062,7 +1082,7 @@ impl GpuGru {
                 clip: self.clip.unwrap_or(0.0),
                 _pad: [0; 2],
             };
-            layer_bytes[l * stride..][..64].copy_from_slice(bytemuck::bytes_of(&p));
+            layer_bytes[l * stride..][..LAYER_PARAMS].copy_from_slice(bytemuck::bytes_of(&p));
         }
 
         let ctx = self.ctx.clone();
@@ -1135,7 +1155,7 @@ impl GpuGru {
                         entry(1, layer.wt.as_entire_binding()),
                         entry(2, layer.wb.as_entire_binding()),
                         entry(3, xp.as_entire_binding()),
-                        entry(4, uniform_binding(&gemm_params, 0, 32)),
+                        entry(4, uniform_binding(&gemm_params, 0, GEMM_PARAMS as u64)),
                     ],
                 }));
                 step_binds.push(device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -1149,8 +1169,15 @@ impl GpuGru {
                         entry(4, gates.as_entire_binding()),
                         entry(5, lens.as_entire_binding()),
                         entry(6, yh.as_entire_binding()),
-                        entry(7, uniform_binding(&step_params, 0, 16)),
-                        entry(8, uniform_binding(&layer_params, (l * stride) as u64, 64)),
+                        entry(7, uniform_binding(&step_params, 0, STEP_PARAMS as u64)),
+                        entry(
+                            8,
+                            uniform_binding(
+                                &layer_params,
+                                (l * stride) as u64,
+                                LAYER_PARAMS as u64,
+                            ),
+                        ),
                     ],
                 }));
             }
