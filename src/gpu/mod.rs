@@ -2,6 +2,7 @@
 //! sessions over those models.
 
 mod context;
+mod limits;
 mod model;
 mod session;
 

@@ -6,6 +6,7 @@ use wgpu::util::DeviceExt;
 use crate::dtype::Dtype;
 use crate::error::{GruError, Result};
 use crate::gpu::context::{Fault, GpuContext};
+use crate::gpu::limits::{self, check_binding, check_limit};
 use crate::input::{Dims, GruInput, GruOutput, Layout};
 use crate::model::{Direction, GruModel, ModelView};
 use crate::shaders::Kernel;
@@ -14,7 +15,7 @@ use crate::weights::{Convention, GruWeights};
 /// Invocations per workgroup of the step kernels (`WG` override of `gru_step.wgsl`).
 const STEP_WG: u32 = 64;
 /// Batch entries per step invocation (`NB` in `gru_step.wgsl`).
-const STEP_NB: u32 = 4;
+pub(super) const STEP_NB: u32 = 4;
 /// Output tile of the input-projection GEMM (`TILE` in `input_projection.wgsl`).
 const GEMM_TILE: u32 = 64;
 /// Most K columns one GEMM dispatch walks: keeps every invocation's loop trips below
@@ -153,6 +154,54 @@ struct LayerParams {
     _pad: [u32; 2],
 }
 
+/// Bytes of [`GemmParams`] (`Params` of the input-projection kernels).
+const GEMM_PARAMS: usize = std::mem::size_of::<GemmParams>();
+/// Bytes of [`StepParams`].
+const STEP_PARAMS: usize = std::mem::size_of::<StepParams>();
+/// Bytes of [`LayerParams`].
+const LAYER_PARAMS: usize = std::mem::size_of::<LayerParams>();
+/// Bytes of the largest parameter struct: the least stride of one parameter slot.
+const PARAMS_SLOT: usize = {
+    let most = if GEMM_PARAMS > STEP_PARAMS {
+        GEMM_PARAMS
+    } else {
+        STEP_PARAMS
+    };
+    if most > LAYER_PARAMS {
+        most
+    } else {
+        LAYER_PARAMS
+    }
+};
+
+/// The input-projection pipelines, one per [`GemmKernel`] variant.
+struct GemmPipelines {
+    /// `input_projection.wgsl`.
+    tiled: wgpu::ComputePipeline,
+    /// `input_projection_direct.wgsl` with `VEC_K = false`.
+    direct: wgpu::ComputePipeline,
+    /// `input_projection_direct.wgsl` with `VEC_K = true`: layers whose input width is a
+    /// multiple of 4.
+    direct_vec_k: wgpu::ComputePipeline,
+}
+
+/// The step-fused pipelines of each [`StepKernel`]: one entry point per dispatch of a
+/// step (one for reset-after, gates then candidate for reset-before).
+struct StepPipelines {
+    staged: Vec<wgpu::ComputePipeline>,
+    direct: Vec<wgpu::ComputePipeline>,
+}
+
+impl StepPipelines {
+    /// The pipelines of `kernel`, in dispatch order.
+    fn get(&self, kernel: StepKernel) -> &[wgpu::ComputePipeline] {
+        match kernel {
+            StepKernel::Staged => &self.staged,
+            StepKernel::Direct => &self.direct,
+        }
+    }
+}
+
 /// One GEMM dispatch: its params slot and workgroup counts.
 struct GemmDispatch {
     offset: u32,
@@ -262,12 +311,9 @@ pub struct GpuGru {
     layers: Vec<LayerWeights>,
     gemm_layout: wgpu::BindGroupLayout,
     step_layout: wgpu::BindGroupLayout,
-    /// The tiled and the direct input-projection pipelines.
-    /// [tiled, direct, direct with VEC_K] (`input_projection_direct.wgsl`'s override).
-    gemms: [wgpu::ComputePipeline; 3],
+    gemms: GemmPipelines,
     gemm_choice: Option<GemmKernel>,
-    /// The step kernels' pipelines, staged and direct ([`StepKernel`] as index).
-    step_pipelines: [Vec<wgpu::ComputePipeline>; 2],
+    step_pipelines: StepPipelines,
     step_choice: Option<StepKernel>,
     persistent: Option<(wgpu::ComputePipeline, u32)>,
     path: Option<KernelPath>,
@@ -331,7 +377,7 @@ fn step_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
         ty: wgpu::BindingType::Buffer {
             ty: wgpu::BufferBindingType::Storage { read_only: true },
             has_dynamic_offset: true,
-            min_binding_size: wgpu::BufferSize::new(std::mem::size_of::<StepParams>() as u64),
+            min_binding_size: wgpu::BufferSize::new(STEP_PARAMS as u64),
         },
         count: None,
     }
@@ -392,45 +438,6 @@ pub(super) fn bytes_of(what: &str, elements: usize, dtype: Dtype) -> Result<u64>
     (elements as u64)
         .checked_mul(dtype.size() as u64)
         .ok_or_else(|| GruError::invalid(what, "a byte size that fits in u64", elements))
-}
-
-/// The largest storage binding the kernels may use: the device's limit, and never more than
-/// u32 indices can address.
-fn binding_limit(limits: &wgpu::Limits) -> u64 {
-    limits
-        .max_storage_buffer_binding_size
-        .min(limits.max_buffer_size)
-        .min(u32::MAX as u64)
-}
-
-pub(super) fn check_binding(limits: &wgpu::Limits, what: String, bytes: u64) -> Result<()> {
-    let available = binding_limit(limits);
-    if bytes > available {
-        return Err(GruError::DeviceLimit {
-            what,
-            limit: "max_storage_buffer_binding_size",
-            needed: bytes,
-            available,
-        });
-    }
-    Ok(())
-}
-
-fn check_limit(
-    what: impl Into<String>,
-    limit: &'static str,
-    needed: u64,
-    available: u64,
-) -> Result<()> {
-    if needed > available {
-        return Err(GruError::DeviceLimit {
-            what: what.into(),
-            limit,
-            needed,
-            available,
-        });
-    }
-    Ok(())
 }
 
 /// A layer's weights laid out for the kernels (see [`LayerWeights`]).
@@ -587,7 +594,7 @@ impl GpuGru {
                     storage_entry(1, true),
                     storage_entry(2, true),
                     storage_entry(3, false),
-                    uniform_entry(4, std::mem::size_of::<GemmParams>() as u64, true),
+                    uniform_entry(4, GEMM_PARAMS as u64, true),
                 ],
             });
             let step_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -601,7 +608,7 @@ impl GpuGru {
                     storage_entry(5, true),
                     storage_entry(6, false),
                     step_entry(7),
-                    uniform_entry(8, std::mem::size_of::<LayerParams>() as u64, false),
+                    uniform_entry(8, LAYER_PARAMS as u64, false),
                 ],
             });
             let pipeline = |kernel: Kernel,
@@ -630,26 +637,26 @@ impl GpuGru {
                     cache: None,
                 })
             };
-            let gemms = [
-                pipeline(
+            let gemms = GemmPipelines {
+                tiled: pipeline(
                     Kernel::InputProjection,
                     &gemm_layout,
                     "input_projection",
                     &[],
                 ),
-                pipeline(
+                direct: pipeline(
                     Kernel::InputProjectionDirect,
                     &gemm_layout,
                     "input_projection_direct",
                     &[("VEC_K", 0.0)],
                 ),
-                pipeline(
+                direct_vec_k: pipeline(
                     Kernel::InputProjectionDirect,
                     &gemm_layout,
                     "input_projection_direct",
                     &[("VEC_K", 1.0)],
                 ),
-            ];
+            };
             // [staged, direct]: the DIRECT override of gru_step.wgsl; the direct kernel reads
             // the state four units at a time (VEC_H, through the vec4 view of the state
             // bindings) when H is a multiple of 4.
@@ -666,7 +673,7 @@ impl GpuGru {
                 Convention::ResetAfter => &["step_reset_after"],
                 Convention::ResetBefore => &["gates_reset_before", "candidate_reset_before"],
             };
-            let step_pipelines = [false, true].map(|direct| {
+            let step_variant = |direct: bool| {
                 entries
                     .iter()
                     .map(|e| {
@@ -678,7 +685,11 @@ impl GpuGru {
                         pipeline(kernel, &step_layout, e, &step_constants(direct))
                     })
                     .collect::<Vec<_>>()
-            });
+            };
+            let step_pipelines = StepPipelines {
+                staged: step_variant(false),
+                direct: step_variant(true),
+            };
             // The persistent kernel where H fits it and the device has its workgroup memory.
             let persistent = (h <= PERSISTENT_MAX_HIDDEN
                 && limits.max_compute_workgroup_storage_size >= PERSISTENT_WORKGROUP_BYTES)
@@ -714,7 +725,7 @@ impl GpuGru {
                 uniform_stride: limits
                     .min_uniform_buffer_offset_alignment
                     .max(limits.min_storage_buffer_offset_alignment)
-                    .max(64),
+                    .max(PARAMS_SLOT as u32),
                 scratch: None,
                 poison: None,
                 profiling: false,
@@ -840,9 +851,11 @@ impl GpuGru {
     /// time (its `VEC_K` override) when the layer's input width is a multiple of 4.
     fn gemm_pipeline(&self, kernel: GemmKernel, l: usize) -> &wgpu::ComputePipeline {
         match kernel {
-            GemmKernel::Tiled => &self.gemms[0],
-            GemmKernel::Direct if self.layers[l].input_size.is_multiple_of(4) => &self.gemms[2],
-            GemmKernel::Direct => &self.gemms[1],
+            GemmKernel::Tiled => &self.gemms.tiled,
+            GemmKernel::Direct if self.layers[l].input_size.is_multiple_of(4) => {
+                &self.gemms.direct_vec_k
+            }
+            GemmKernel::Direct => &self.gemms.direct,
         }
     }
 
@@ -928,66 +941,16 @@ impl GpuGru {
         )
     }
 
-    /// Checks that buffers for `dims`, and `dispatches` step-parameter slots, fit the device.
-    /// All sizes are computed in checked u64 arithmetic before anything is allocated.
+    /// Checks that buffers for `dims`, and `dispatches` step-parameter slots, fit the device
+    /// (see [`limits::check_forward`]).
     fn plan(&self, dims: &Dims, dispatches: usize) -> Result<()> {
-        let limits = self.ctx.limits();
-        let (t, b, i, h) = (dims.seq_len, dims.batch, dims.input_size, dims.hidden_size);
-        let (n_dir, n_layers) = (dims.num_directions, dims.num_layers);
-        let bytes = |what: &str, factors: &[usize]| -> Result<u64> {
-            factors
-                .iter()
-                .try_fold(self.dtype.size() as u64, |acc, &f| {
-                    acc.checked_mul(f as u64)
-                })
-                .ok_or_else(|| {
-                    GruError::invalid(what, "a buffer size that fits in u64 bytes", "more")
-                })
-        };
-        let y = bytes("Y", &[t, b, n_dir, h])?;
-        let state = bytes("initial_h / Y_h", &[n_layers, n_dir, b, h])?;
-        for (what, size) in [
-            (
-                format!("input X {:?}", dims.x_shape()),
-                bytes("X", &[t, b, i])?,
-            ),
-            (
-                format!(
-                    "input projection [T·B = {t}·{b}, D·3H = {}·{}]",
-                    n_dir,
-                    3 * h
-                ),
-                bytes("XP", &[t, b, n_dir, 3, h])?,
-            ),
-            (format!("output Y {:?}", dims.y_shape()), y),
-            (format!("initial_h / Y_h {:?}", dims.state_shape()), state),
-            (
-                format!("gates [D={n_dir}, 2, B={b}, H={h}]"),
-                bytes("gates", &[n_dir, 2, b, h])?,
-            ),
-        ] {
-            check_binding(limits, what, size)?;
-        }
-        check_limit(
-            "readback of Y and Y_h",
-            "max_buffer_size",
-            y.saturating_add(state),
-            limits.max_buffer_size,
-        )?;
-        // Dynamic offsets are u32: every step-parameter slot must start below 4 GiB.
-        check_limit(
-            format!("step parameters for T={t} ({dispatches} dispatches)"),
-            "max_buffer_size (and u32 dynamic offsets)",
-            (dispatches as u64).saturating_mul(self.uniform_stride as u64),
-            limits.max_buffer_size.min(u32::MAX as u64),
-        )?;
-        check_limit(
-            format!("batch size {b}"),
-            "max_compute_workgroups_per_dimension",
-            (b as u64).div_ceil(STEP_NB as u64),
-            limits.max_compute_workgroups_per_dimension as u64,
-        )?;
-        Ok(())
+        limits::check_forward(
+            self.ctx.limits(),
+            dims,
+            self.dtype,
+            dispatches,
+            self.uniform_stride,
+        )
     }
 
     /// The scratch key of a forward over `dims` with the current choices.
@@ -1065,7 +1028,7 @@ impl GpuGru {
                         groups_y: chunk.div_ceil(rows_per_group),
                     });
                     gemm_bytes.extend_from_slice(bytemuck::bytes_of(&p));
-                    gemm_bytes.resize(gemm_bytes.len() + stride - 32, 0);
+                    gemm_bytes.resize(gemm_bytes.len() + stride - GEMM_PARAMS, 0);
                     k_begin = k_end;
                 }
                 row_offset += chunk;
@@ -1083,7 +1046,7 @@ impl GpuGru {
                 s_end: s_end as u32,
                 _pad: [0; 2],
             };
-            step_bytes[slot * stride..][..16].copy_from_slice(bytemuck::bytes_of(&p));
+            step_bytes[slot * stride..][..STEP_PARAMS].copy_from_slice(bytemuck::bytes_of(&p));
         }
         let chunk_offsets: Vec<u32> = (0..ranges.len()).map(|k| (k * stride) as u32).collect();
         let [st_ld, st_b] = dims.state_strides();
@@ -1119,7 +1082,7 @@ impl GpuGru {
                 clip: self.clip.unwrap_or(0.0),
                 _pad: [0; 2],
             };
-            layer_bytes[l * stride..][..64].copy_from_slice(bytemuck::bytes_of(&p));
+            layer_bytes[l * stride..][..LAYER_PARAMS].copy_from_slice(bytemuck::bytes_of(&p));
         }
 
         let ctx = self.ctx.clone();
@@ -1192,7 +1155,7 @@ impl GpuGru {
                         entry(1, layer.wt.as_entire_binding()),
                         entry(2, layer.wb.as_entire_binding()),
                         entry(3, xp.as_entire_binding()),
-                        entry(4, uniform_binding(&gemm_params, 0, 32)),
+                        entry(4, uniform_binding(&gemm_params, 0, GEMM_PARAMS as u64)),
                     ],
                 }));
                 step_binds.push(device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -1206,8 +1169,15 @@ impl GpuGru {
                         entry(4, gates.as_entire_binding()),
                         entry(5, lens.as_entire_binding()),
                         entry(6, yh.as_entire_binding()),
-                        entry(7, uniform_binding(&step_params, 0, 16)),
-                        entry(8, uniform_binding(&layer_params, (l * stride) as u64, 64)),
+                        entry(7, uniform_binding(&step_params, 0, STEP_PARAMS as u64)),
+                        entry(
+                            8,
+                            uniform_binding(
+                                &layer_params,
+                                (l * stride) as u64,
+                                LAYER_PARAMS as u64,
+                            ),
+                        ),
                     ],
                 }));
             }
@@ -1337,66 +1307,10 @@ impl GpuGru {
         Ok(GruOutput { y, y_h, dims })
     }
 
-    /// The largest `(T_c, B_c)` pieces a forward over `dims` runs in, `(T, B)` when the
-    /// whole problem fits the device: every buffer within one storage binding, and at most
-    /// `max_compute_workgroups_per_dimension` workgroups along the batch. Batches split into
-    /// independent pieces for any direction; a sequence too long for one binding even at one
-    /// entry splits over time, which only a forward-only network can (its state runs forward
-    /// from piece to piece).
+    /// The largest `(T_c, B_c)` pieces a forward over `dims` runs in (see
+    /// [`limits::split_sizes`]).
     fn split_sizes(&self, dims: &Dims) -> Result<(usize, usize)> {
-        let limits = self.ctx.limits();
-        let available = binding_limit(limits);
-        let es = self.dtype.size() as u64;
-        let (t, b) = (dims.seq_len as u64, dims.batch as u64);
-        let (i, h, n_dir) = (
-            dims.input_size as u64,
-            dims.hidden_size as u64,
-            dims.num_directions as u64,
-        );
-        // Bytes per (step, entry) of the largest T·B-sized buffer (X, XP, Y), and per entry
-        // of the state buffers (and the f32 gates scratch).
-        let row = es * i.max(3 * h * n_dir).max(n_dir * h);
-        let entry = (es * dims.num_layers as u64 * n_dir * h).max(4 * 2 * n_dir * h);
-        let max_batch = (STEP_NB as u64)
-            .saturating_mul(limits.max_compute_workgroups_per_dimension as u64)
-            .min(available / entry.max(1));
-        let whole = t.saturating_mul(row);
-        let fits = |tc: u64, bc: u64| {
-            tc.saturating_mul(bc).saturating_mul(row) <= available && bc <= max_batch
-        };
-        if fits(t, b) {
-            return Ok((dims.seq_len, dims.batch));
-        }
-        let bc = (available / whole.max(1)).min(max_batch).min(b);
-        if bc >= 1 {
-            return Ok((dims.seq_len, bc as usize));
-        }
-        if self.direction != Direction::Forward {
-            return Err(GruError::DeviceLimit {
-                what: format!(
-                    "one entry of T = {} steps ({} direction: the sequence cannot be split \
-                     over time)",
-                    dims.seq_len,
-                    self.direction.onnx_name()
-                ),
-                limit: "max_storage_buffer_binding_size",
-                needed: whole,
-                available,
-            });
-        }
-        // Over time: pieces of T_c steps of B_c entries, B_c ≥ 4 where possible so a step
-        // still fills a workgroup.
-        let bc = b.min(max_batch).min(STEP_NB as u64).max(1);
-        let tc = available / row.saturating_mul(bc).max(1);
-        if tc == 0 || max_batch == 0 {
-            return Err(GruError::DeviceLimit {
-                what: format!("one step of one entry ([I, D·3H] rows of {row} bytes)"),
-                limit: "max_storage_buffer_binding_size",
-                needed: row.max(entry),
-                available,
-            });
-        }
-        Ok((tc.min(t) as usize, bc as usize))
+        limits::split_sizes(self.ctx.limits(), dims, self.dtype, self.direction)
     }
 
     /// A forward in pieces of `tc` steps × `bc` entries (see [`GpuGru::split_sizes`]), all
@@ -1581,7 +1495,7 @@ impl GpuGru {
         let groups_j = (self.hidden_size as u32).div_ceil(STEP_WG);
         let groups_b = (dims.batch as u32).div_ceil(STEP_NB);
         let groups_d = dims.num_directions as u32;
-        let step_pipelines = &self.step_pipelines[self.step_kernel() as usize];
+        let step_pipelines = self.step_pipelines.get(self.step_kernel());
         let single = step_pipelines.len() == 1;
         let persistent = match (s.key.path, &self.persistent) {
             (KernelPath::Persistent, Some((p, _))) => Some(p),

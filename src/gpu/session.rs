@@ -4,8 +4,9 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{GruError, Result};
+use crate::gpu::limits::check_binding;
 use crate::gpu::model::{
-    bytes_of, check_binding, entry, read_prefix, scoped, storage_entry, GpuGru, Scratch, ShapeKey,
+    bytes_of, entry, read_prefix, scoped, storage_entry, GpuGru, Scratch, ShapeKey,
 };
 use crate::gpu::ForwardTiming;
 use crate::input::{Dims, Layout, OutputStyle};
