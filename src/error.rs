@@ -73,6 +73,9 @@ pub enum GruError {
         operation: String,
         /// wgpu's message.
         message: String,
+        /// wgpu's error value, when there is one (also [`std::error::Error::source`]).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
     /// The device was lost (driver reset, GPU removed, watchdog, or `Device::destroy`). Every
     /// later call on models of this context returns this error; recover by building a new

@@ -248,14 +248,19 @@ impl Dims {
         }
     }
 
-    /// Shape of `Y`.
-    pub fn y_shape(&self) -> Vec<usize> {
-        let (t, b, d, h) = (
+    /// `(T, B, D, H)`.
+    fn tbdh(&self) -> (usize, usize, usize, usize) {
+        (
             self.seq_len,
             self.batch,
             self.num_directions,
             self.hidden_size,
-        );
+        )
+    }
+
+    /// Shape of `Y`.
+    pub fn y_shape(&self) -> Vec<usize> {
+        let (t, b, d, h) = self.tbdh();
         match (self.style, self.layout) {
             (OutputStyle::Onnx, Layout::SequenceMajor) => vec![t, d, b, h],
             (OutputStyle::Onnx, Layout::BatchMajor) => vec![b, t, d, h],
@@ -279,12 +284,7 @@ impl Dims {
 
     /// Strides of `Y` over (t, d, b); unit `j` has stride 1.
     pub fn y_strides(&self) -> [usize; 3] {
-        let (t, b, d, h) = (
-            self.seq_len,
-            self.batch,
-            self.num_directions,
-            self.hidden_size,
-        );
+        let (t, b, d, h) = self.tbdh();
         match (self.style, self.layout) {
             (OutputStyle::Onnx, Layout::SequenceMajor) => [d * b * h, b * h, h],
             (OutputStyle::PyTorch, Layout::SequenceMajor) => [b * d * h, h, d * h],

@@ -67,6 +67,61 @@ pub enum Kernel {
     StreamState,
 }
 
+/// The one table of kernel files: each [`Kernel`], its preludes (after the storage-type file)
+/// and its own file. It generates [`Kernel::file_name`], [`Kernel::preludes`] and
+/// [`Kernel::source`], so the list a kernel is built from is written once.
+macro_rules! kernel_files {
+    ($($kernel:ident => [$($prelude:literal),*] $file:literal;)+) => {
+        impl Kernel {
+            /// The file name under `shaders/`.
+            pub fn file_name(self) -> &'static str {
+                match self {
+                    $(Kernel::$kernel => $file,)+
+                }
+            }
+
+            /// The preludes placed before the kernel's own file: the storage-type file
+            /// (`dtype_f32.wgsl` or `dtype_f16.wgsl`, see [`dtype_prelude`]) first, then
+            /// `common.wgsl` (all but `stream_state.wgsl`), then `gemm_common.wgsl` or the
+            /// state and layer files of the recurrent kernels. The storage-type file is not
+            /// listed here.
+            pub fn preludes(self) -> &'static [&'static str] {
+                match self {
+                    $(Kernel::$kernel => &[$($prelude),*],)+
+                }
+            }
+
+            /// The full WGSL source for storage type `dtype`: the storage-type prelude, the
+            /// other preludes, then the kernel's own file.
+            pub fn source(self, dtype: Dtype) -> &'static str {
+                match (self, dtype) {
+                    $(
+                        (Kernel::$kernel, Dtype::F32) => concat!(
+                            include_str!("../shaders/dtype_f32.wgsl"),
+                            $(include_str!(concat!("../shaders/", $prelude)),)*
+                            include_str!(concat!("../shaders/", $file)),
+                        ),
+                        (Kernel::$kernel, Dtype::F16) => concat!(
+                            include_str!("../shaders/dtype_f16.wgsl"),
+                            $(include_str!(concat!("../shaders/", $prelude)),)*
+                            include_str!(concat!("../shaders/", $file)),
+                        ),
+                    )+
+                }
+            }
+        }
+    };
+}
+
+kernel_files! {
+    InputProjection => ["common.wgsl", "gemm_common.wgsl"] "input_projection.wgsl";
+    InputProjectionDirect => ["common.wgsl", "gemm_common.wgsl"] "input_projection_direct.wgsl";
+    GruStep => ["common.wgsl", "gru_state.wgsl", "gru_layer.wgsl"] "gru_step.wgsl";
+    GruStepVec4 => ["common.wgsl", "gru_state_vec4.wgsl", "gru_layer.wgsl"] "gru_step.wgsl";
+    GruPersistent => ["common.wgsl", "gru_state.wgsl", "gru_layer.wgsl"] "gru_persistent.wgsl";
+    StreamState => [] "stream_state.wgsl";
+}
+
 impl Kernel {
     /// Every kernel family.
     pub const ALL: [Kernel; 6] = [
@@ -77,84 +132,6 @@ impl Kernel {
         Kernel::GruPersistent,
         Kernel::StreamState,
     ];
-
-    /// The file name under `shaders/`.
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Kernel::InputProjection => "input_projection.wgsl",
-            Kernel::InputProjectionDirect => "input_projection_direct.wgsl",
-            Kernel::GruStep | Kernel::GruStepVec4 => "gru_step.wgsl",
-            Kernel::GruPersistent => "gru_persistent.wgsl",
-            Kernel::StreamState => "stream_state.wgsl",
-        }
-    }
-
-    /// The preludes placed before the kernel's own file: the storage-type file
-    /// (`dtype_f32.wgsl` or `dtype_f16.wgsl`, see [`dtype_prelude`]) first, then
-    /// `common.wgsl` (all but `stream_state.wgsl`), then `gemm_common.wgsl` or
-    /// `gru_layer.wgsl`. The storage-type file is not listed here.
-    pub fn preludes(self) -> &'static [&'static str] {
-        match self {
-            Kernel::InputProjection | Kernel::InputProjectionDirect => {
-                &["common.wgsl", "gemm_common.wgsl"]
-            }
-            Kernel::GruStep | Kernel::GruPersistent => {
-                &["common.wgsl", "gru_state.wgsl", "gru_layer.wgsl"]
-            }
-            Kernel::GruStepVec4 => &["common.wgsl", "gru_state_vec4.wgsl", "gru_layer.wgsl"],
-            Kernel::StreamState => &[],
-        }
-    }
-
-    /// The full WGSL source for storage type `dtype`: the storage-type prelude, the other
-    /// preludes, then the kernel's own file.
-    pub fn source(self, dtype: Dtype) -> &'static str {
-        macro_rules! sources {
-            ($($file:literal),+) => {
-                match dtype {
-                    Dtype::F32 => concat!(
-                        include_str!("../shaders/dtype_f32.wgsl"),
-                        $(include_str!(concat!("../shaders/", $file))),+
-                    ),
-                    Dtype::F16 => concat!(
-                        include_str!("../shaders/dtype_f16.wgsl"),
-                        $(include_str!(concat!("../shaders/", $file))),+
-                    ),
-                }
-            };
-        }
-        match self {
-            Kernel::InputProjection => {
-                sources!("common.wgsl", "gemm_common.wgsl", "input_projection.wgsl")
-            }
-            Kernel::InputProjectionDirect => sources!(
-                "common.wgsl",
-                "gemm_common.wgsl",
-                "input_projection_direct.wgsl"
-            ),
-            Kernel::GruStep => sources!(
-                "common.wgsl",
-                "gru_state.wgsl",
-                "gru_layer.wgsl",
-                "gru_step.wgsl"
-            ),
-            Kernel::GruStepVec4 => sources!(
-                "common.wgsl",
-                "gru_state_vec4.wgsl",
-                "gru_layer.wgsl",
-                "gru_step.wgsl"
-            ),
-            Kernel::GruPersistent => {
-                sources!(
-                    "common.wgsl",
-                    "gru_state.wgsl",
-                    "gru_layer.wgsl",
-                    "gru_persistent.wgsl"
-                )
-            }
-            Kernel::StreamState => sources!("stream_state.wgsl"),
-        }
-    }
 
     /// The compute entry points the crate uses from this file.
     pub fn entry_points(self) -> &'static [&'static str] {

@@ -324,3 +324,81 @@ fn device_loss_is_a_typed_error_and_a_new_context_recovers() {
         .expect("forward after recovery");
     assert_eq!(before.y, after.y);
 }
+
+/// The context's kernel cache: the first model compiles each kernel file once per storage
+/// type and creates its pipelines; a second model of the same storage type, hidden size and
+/// convention on the context creates nothing and runs bit for bit like the first; another
+/// hidden size creates only the pipelines whose `override` constants differ (no module);
+/// sessions share the stream-state pipelines. Own device, so other tests' models do not
+/// count.
+#[test]
+fn kernel_cache_compiles_each_kernel_once_per_context() {
+    let Some(shared) = gpu() else { return };
+    let options = ContextOptions {
+        adapter_name: Some(shared.adapter_info().name.clone()),
+        ..ContextOptions::default()
+    };
+    let ctx = GpuContext::with_options(&options).expect("own device");
+    assert_eq!(
+        ctx.kernel_stats(),
+        Default::default(),
+        "a new context has compiled nothing"
+    );
+    let mut rng = Rng::new(41);
+    let weights = random_weights(&mut rng, Convention::ResetAfter, 3, 8, 1.0, true);
+    let x = rng.vec(4 * 2 * 3, 1.0);
+    let input = GruInput::new(&x, 4, 2);
+
+    let mut first = GpuGru::new(&ctx, &weights).expect("first model");
+    let after_first = ctx.kernel_stats();
+    // input_projection, input_projection_direct, gru_step (staged), gru_step with vec4
+    // state (direct, H = 8), gru_persistent.
+    assert_eq!(after_first.modules_compiled, 5, "{after_first:?}");
+    assert!(after_first.pipelines_created > 0, "{after_first:?}");
+    assert_eq!(
+        first.stats().pipelines_created,
+        after_first.pipelines_created
+    );
+
+    let mut second = GpuGru::new(&ctx, &weights).expect("second model");
+    let after_second = ctx.kernel_stats();
+    assert_eq!(second.stats().pipelines_created, 0, "{after_second:?}");
+    assert_eq!(after_second.modules_compiled, after_first.modules_compiled);
+    assert_eq!(
+        after_second.pipelines_created,
+        after_first.pipelines_created
+    );
+    assert_eq!(
+        after_second.pipeline_hits,
+        after_first.pipeline_hits + after_first.pipelines_created,
+        "every pipeline of the second model comes from the cache: {after_second:?}"
+    );
+    let (a, b) = (
+        first.forward(&input).expect("forward"),
+        second.forward(&input).expect("forward"),
+    );
+    assert_eq!(a.y, b.y, "cached pipelines compute what fresh ones do");
+    assert_eq!(a.y_h, b.y_h);
+
+    // Another hidden size: the GEMM pipelines are shared, the recurrent ones differ.
+    let other = random_weights(&mut rng, Convention::ResetAfter, 3, 12, 1.0, true);
+    let third = GpuGru::new(&ctx, &other).expect("H = 12 model");
+    let after_third = ctx.kernel_stats();
+    assert_eq!(after_third.modules_compiled, after_first.modules_compiled);
+    assert!(third.stats().pipelines_created > 0);
+    assert!(third.stats().pipelines_created < after_first.pipelines_created);
+
+    // Sessions: one stream-state module, two pipelines, whatever the number of sessions.
+    let one = GruSession::new(first, 2).expect("session");
+    let after_one = ctx.kernel_stats();
+    assert_eq!(after_one.modules_compiled, after_third.modules_compiled + 1);
+    assert_eq!(
+        after_one.pipelines_created,
+        after_third.pipelines_created + 2
+    );
+    let two = GruSession::new(second, 2).expect("session");
+    let after_two = ctx.kernel_stats();
+    assert_eq!(after_two.modules_compiled, after_one.modules_compiled);
+    assert_eq!(after_two.pipelines_created, after_one.pipelines_created);
+    drop((one, two));
+}

@@ -195,7 +195,10 @@ fn injected_faults_are_typed_errors_and_later_calls_recover() {
                     step,
                     error,
                 }) => {
-                    let GruError::Gpu { operation, message } = &error else {
+                    let GruError::Gpu {
+                        operation, message, ..
+                    } = &error
+                    else {
                         panic!("{what}: stopped at {} with {error:?}", STEPS[step]);
                     };
                     assert!(

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::error::{GruError, Result};
+use crate::gpu::kernels::{KernelCache, KernelStats};
 
 /// How to pick an adapter. [`ContextOptions::from_env`] reads the usual wgpu variables.
 #[derive(Clone, Debug)]
@@ -82,6 +83,7 @@ pub struct GpuContext {
     pub(crate) errors: ErrorLog,
     lost: Arc<Mutex<Option<(String, String)>>>,
     faults: Arc<Mutex<Option<(usize, Fault)>>>,
+    kernels: KernelCache,
 }
 
 /// A device error [`GpuContext::inject_fault`] makes an operation report, for testing how a
@@ -237,6 +239,7 @@ impl GpuContext {
             errors,
             lost,
             faults: Arc::default(),
+            kernels: KernelCache::default(),
         }
     }
 
@@ -318,6 +321,16 @@ impl GpuContext {
     /// The limits the device was created with.
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
+    }
+    /// The kernel cache every model and session of this context (and its clones) takes its
+    /// shader modules, layouts and pipelines from.
+    pub(crate) fn kernels(&self) -> &KernelCache {
+        &self.kernels
+    }
+    /// What the kernel cache has compiled and served so far: a second model with the same
+    /// storage type, hidden size and convention compiles nothing.
+    pub fn kernel_stats(&self) -> KernelStats {
+        self.kernels.stats()
     }
     /// One line: `name (backend, device type, driver)`.
     pub fn describe(&self) -> String {

@@ -4,7 +4,7 @@
 
 use crate::dtype::Dtype;
 use crate::error::{GruError, Result};
-use crate::gpu::model::STEP_NB;
+use crate::gpu::kernels::STEP_NB;
 use crate::input::Dims;
 use crate::model::Direction;
 

@@ -2,15 +2,29 @@
 //! sessions over those models.
 
 mod context;
+mod encode;
+mod errors;
+mod feed;
+mod kernels;
 mod limits;
 mod model;
+mod params;
+mod path;
+mod pipelines;
+mod readback;
+mod scratch;
 mod session;
+mod split;
+mod timestamps;
 
 pub use context::{
     describe_adapter, enumerate_adapters, AdapterReport, ContextOptions, Fault, GpuContext,
 };
-pub use model::{
-    auto_gemm_kernel, auto_kernel_path, auto_step_kernel, ForwardTiming, GemmKernel, GpuGru,
-    KernelPath, ModelOptions, ModelStats, StepKernel, MAX_HIDDEN, PERSISTENT_MAX_HIDDEN,
+pub use feed::{Feed, Outputs};
+pub use kernels::{KernelStats, MAX_HIDDEN, PERSISTENT_MAX_HIDDEN};
+pub use model::{GpuGru, ModelOptions, ModelStats};
+pub use path::{
+    auto_gemm_kernel, auto_kernel_path, auto_step_kernel, GemmKernel, KernelPath, StepKernel,
 };
-pub use session::{Feed, GruSession, Outputs, StreamId};
+pub use session::{GruSession, StreamId};
+pub use timestamps::ForwardTiming;

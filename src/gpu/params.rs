@@ -1,0 +1,131 @@
+//! The `#[repr(C)]` parameter structs the kernels read (their sizes come from `size_of`),
+//! and the bind-group layout entries and bindings built from them.
+
+use crate::dtype::Dtype;
+use crate::error::{GruError, Result};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(super) struct GemmParams {
+    pub(super) m: u32,
+    pub(super) n: u32,
+    pub(super) k: u32,
+    pub(super) row_offset: u32,
+    pub(super) k_begin: u32,
+    pub(super) k_end: u32,
+    pub(super) accumulate: u32,
+    pub(super) n_stride: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(super) struct StepParams {
+    pub(super) s: u32,
+    pub(super) s_end: u32,
+    pub(super) _pad: [u32; 2],
+}
+
+/// `LayerParams` of `gru_step.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(super) struct LayerParams {
+    pub(super) batch: u32,
+    pub(super) seq_len: u32,
+    pub(super) batch_major: u32,
+    pub(super) reverse_mask: u32,
+    pub(super) y_t: u32,
+    pub(super) y_d: u32,
+    pub(super) y_b: u32,
+    pub(super) state_base: u32,
+    pub(super) st_ld: u32,
+    pub(super) st_b: u32,
+    pub(super) xp_width: u32,
+    pub(super) rb_offset: u32,
+    pub(super) has_clip: u32,
+    pub(super) clip: f32,
+    pub(super) _pad: [u32; 2],
+}
+
+/// Bytes of [`GemmParams`] (`Params` of the input-projection kernels).
+pub(super) const GEMM_PARAMS: usize = std::mem::size_of::<GemmParams>();
+/// Bytes of [`StepParams`].
+pub(super) const STEP_PARAMS: usize = std::mem::size_of::<StepParams>();
+/// Bytes of [`LayerParams`].
+pub(super) const LAYER_PARAMS: usize = std::mem::size_of::<LayerParams>();
+/// Bytes of the largest parameter struct: the least stride of one parameter slot.
+pub(super) const PARAMS_SLOT: usize = {
+    let most = if GEMM_PARAMS > STEP_PARAMS {
+        GEMM_PARAMS
+    } else {
+        STEP_PARAMS
+    };
+    if most > LAYER_PARAMS {
+        most
+    } else {
+        LAYER_PARAMS
+    }
+};
+
+pub(super) fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+pub(super) fn uniform_entry(binding: u32, size: u64, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: dynamic,
+            min_binding_size: wgpu::BufferSize::new(size),
+        },
+        count: None,
+    }
+}
+
+/// The per-step parameters: read-only storage with a dynamic offset. Not a uniform buffer:
+/// lavapipe specialises (recompiles) a shader for the values of small uniforms that steer
+/// control flow, which would compile one shader variant per timestep.
+pub(super) fn step_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only: true },
+            has_dynamic_offset: true,
+            min_binding_size: wgpu::BufferSize::new(STEP_PARAMS as u64),
+        },
+        count: None,
+    }
+}
+
+pub(super) fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry { binding, resource }
+}
+
+pub(super) fn uniform_binding(
+    buffer: &wgpu::Buffer,
+    offset: u64,
+    size: u64,
+) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer,
+        offset,
+        size: wgpu::BufferSize::new(size),
+    })
+}
+
+pub(super) fn bytes_of(what: &str, elements: usize, dtype: Dtype) -> Result<u64> {
+    (elements as u64)
+        .checked_mul(dtype.size() as u64)
+        .ok_or_else(|| GruError::invalid(what, "a byte size that fits in u64", elements))
+}
