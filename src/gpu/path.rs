@@ -60,7 +60,7 @@ pub fn auto_gemm_kernel(info: &wgpu::AdapterInfo) -> GemmKernel {
     }
 }
 
-/// The path [`GpuGru`] takes for a batch of `batch` entries when the caller has not chosen
+/// The path [`GpuGru`](crate::gpu::GpuGru) takes for a batch of `batch` entries when the caller has not chosen
 /// one.
 ///
 /// Heuristic, from lavapipe measurements (BENCHMARKS.md, 2026-11-27): on a CPU adapter the

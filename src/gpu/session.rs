@@ -203,7 +203,7 @@ impl GruSession {
     }
 
     /// GPU time of the last feed's layers when the model profiles ([`GpuGru::set_profiling`];
-    /// not recorded for [`Outputs::Nothing`], which does not wait).
+    /// not recorded for [`Outputs::Nothing`](crate::gpu::Outputs::Nothing), which does not wait).
     pub fn last_timing(&self) -> Option<ForwardTiming> {
         self.model.last_timing()
     }
