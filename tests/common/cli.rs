@@ -4,13 +4,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// A fresh working directory under Cargo's per-target temp dir, named after the test binary,
-/// removed on drop.
+/// `name`, the process and a per-process count (tests of several modules share one binary and
+/// may pick the same `name`), removed on drop.
 pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(name: &str) -> Self {
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "{}-{name}-{}",
+            "{}-{name}-{}-{n}",
             env!("CARGO_CRATE_NAME"),
             std::process::id()
         ));

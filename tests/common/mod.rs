@@ -94,7 +94,8 @@ pub fn gpu_required() -> bool {
 }
 
 /// The storage types the shared context can run: f32, and f16 where the adapter has
-/// `SHADER_F16` (an adapter without it must refuse f16 with a typed error, checked in f16.rs).
+/// `SHADER_F16` (an adapter without it must refuse f16 with a typed error, checked in
+/// tests/gpu/f16.rs).
 ///
 /// With GPU tests required (`GRU_REQUIRE_GPU` unset or `1`), an adapter without
 /// `SHADER_F16` fails the test instead of leaving f16 untested: lavapipe, CI's adapter, has
@@ -146,16 +147,6 @@ pub fn assert_close(context: &str, got: &[f32], expected: &[f32], tol: Tolerance
     assert!(c.passed(), "{context}: {c}");
 }
 
-/// The kernel paths a model of hidden size `h` can take (every one is tested).
-pub fn kernel_paths(h: usize) -> Vec<gru_wgpu::gpu::KernelPath> {
-    use gru_wgpu::gpu::{KernelPath, PERSISTENT_MAX_HIDDEN};
-    if h <= PERSISTENT_MAX_HIDDEN {
-        vec![KernelPath::StepFused, KernelPath::Persistent]
-    } else {
-        vec![KernelPath::StepFused]
-    }
-}
-
 /// One way the GPU runs a model: kernel path, step kernel and input-projection GEMM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Variant {
@@ -171,6 +162,13 @@ impl Variant {
         model.set_step_kernel(Some(self.step));
         model.set_gemm_kernel(Some(self.gemm));
     }
+
+    /// Whether a model of hidden size `h` can run this way (the persistent path holds the
+    /// state in one workgroup: H ≤ `PERSISTENT_MAX_HIDDEN`).
+    pub fn applies_to(self, h: usize) -> bool {
+        self.path != gru_wgpu::gpu::KernelPath::Persistent
+            || h <= gru_wgpu::gpu::PERSISTENT_MAX_HIDDEN
+    }
 }
 
 impl std::fmt::Display for Variant {
@@ -179,56 +177,147 @@ impl std::fmt::Display for Variant {
     }
 }
 
-/// Every variant a model of hidden size `h` can run, each step kernel and each GEMM at least
-/// once: the step-fused path with the staged and the direct step kernel (each with the other
-/// GEMM), and the persistent path (H ≤ `PERSISTENT_MAX_HIDDEN`) with both GEMMs. A new
-/// kernel variant is added here, and every test that loops over `variants` runs it.
-pub fn variants(h: usize) -> Vec<Variant> {
+/// Every kernel variant the tests run, each step kernel and each GEMM at least once: the
+/// step-fused path with the staged and the direct step kernel (each with the other GEMM), and
+/// the persistent path with both GEMMs. **A new kernel variant is added here, and only here**:
+/// every test that runs a model in every configuration gets it through [`variants`],
+/// [`configs`] or [`each_gpu_config`].
+pub const VARIANTS: [Variant; 4] = {
     use gru_wgpu::gpu::{GemmKernel, KernelPath, StepKernel};
-    let v = |path, step, gemm| Variant { path, step, gemm };
-    let mut out = vec![
+    const fn v(path: KernelPath, step: StepKernel, gemm: GemmKernel) -> Variant {
+        Variant { path, step, gemm }
+    }
+    [
         v(KernelPath::StepFused, StepKernel::Staged, GemmKernel::Tiled),
         v(
             KernelPath::StepFused,
             StepKernel::Direct,
             GemmKernel::Direct,
         ),
-    ];
-    if kernel_paths(h).contains(&KernelPath::Persistent) {
-        out.push(v(
+        v(
             KernelPath::Persistent,
             StepKernel::Staged,
             GemmKernel::Direct,
-        ));
-        out.push(v(
+        ),
+        v(
             KernelPath::Persistent,
             StepKernel::Staged,
             GemmKernel::Tiled,
-        ));
-    }
-    out
+        ),
+    ]
+};
+
+/// The [`VARIANTS`] a model of hidden size `h` can run ([`Variant::applies_to`]), in order.
+pub fn variants(h: usize) -> Vec<Variant> {
+    VARIANTS.into_iter().filter(|v| v.applies_to(h)).collect()
 }
 
-/// Runs `model` on the GPU in every storage type the context has ([`dtypes`]) and every
-/// [`variants`] of its hidden size, its outputs poisoned with NaN before each run. `check`
-/// gets the dtype, the variant and the model to run (built once per dtype).
+/// The kernel paths a model of hidden size `h` can take (those of [`variants`], each once),
+/// for tests of the path itself.
+pub fn kernel_paths(h: usize) -> Vec<gru_wgpu::gpu::KernelPath> {
+    let mut paths = Vec::new();
+    for v in variants(h) {
+        if !paths.contains(&v.path) {
+            paths.push(v.path);
+        }
+    }
+    paths
+}
+
+/// One configuration a GPU test runs a model in: storage type and kernel variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub dtype: gru_wgpu::Dtype,
+    pub variant: Variant,
+}
+
+impl std::fmt::Display for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} {}", self.dtype, self.variant)
+    }
+}
+
+/// Every configuration a model of hidden size `h` runs in on `ctx`, each once: every storage
+/// type the context has ([`dtypes`]) × every [`variants`] of `h`, grouped by dtype (a test
+/// builds its GPU model again when the dtype changes). The one generator of GPU test
+/// configurations.
+pub fn configs(ctx: &GpuContext, h: usize) -> Vec<Config> {
+    dtypes(ctx)
+        .into_iter()
+        .flat_map(|dtype| {
+            variants(h)
+                .into_iter()
+                .map(move |variant| Config { dtype, variant })
+        })
+        .collect()
+}
+
+/// The GPU model of `model` in `dtype` (no f32 fallback), outputs poisoned with NaN.
+pub fn gpu_model(
+    ctx: &GpuContext,
+    model: &gru_wgpu::GruModel,
+    dtype: gru_wgpu::Dtype,
+) -> gru_wgpu::gpu::GpuGru {
+    let options = gru_wgpu::gpu::ModelOptions {
+        dtype,
+        allow_f32_fallback: false,
+    };
+    let mut gpu = gru_wgpu::gpu::GpuGru::from_model_with(ctx, model, &options)
+        .unwrap_or_else(|e| panic!("GpuGru::from_model_with ({dtype:?}): {e}"));
+    gpu.set_poison(Some(f32::NAN));
+    gpu
+}
+
+/// Runs `model` on the GPU in each of `configs` (grouped by dtype, as [`configs`] gives them),
+/// its outputs poisoned with NaN before each run: `check` gets the configuration and the
+/// model to run, built again only when the dtype changes ([`gpu_model`]) and set to the
+/// configuration's variant.
+pub fn each_config(
+    ctx: &GpuContext,
+    model: &gru_wgpu::GruModel,
+    configs: impl IntoIterator<Item = Config>,
+    mut check: impl FnMut(Config, &mut gru_wgpu::gpu::GpuGru),
+) {
+    let mut built: Option<(gru_wgpu::Dtype, gru_wgpu::gpu::GpuGru)> = None;
+    for config in configs {
+        if built.as_ref().map(|b| b.0) != Some(config.dtype) {
+            built = Some((config.dtype, gpu_model(ctx, model, config.dtype)));
+        }
+        let gpu = &mut built.as_mut().expect("built above").1;
+        config.variant.apply(gpu);
+        check(config, gpu);
+    }
+}
+
+/// Runs `model` on the GPU in every [`configs`] of its hidden size ([`each_config`]): `check`
+/// gets the dtype, the variant and the model to run.
 pub fn each_gpu_config(
     ctx: &GpuContext,
     model: &gru_wgpu::GruModel,
     mut check: impl FnMut(gru_wgpu::Dtype, Variant, &mut gru_wgpu::gpu::GpuGru),
 ) {
-    for dtype in dtypes(ctx) {
-        let options = gru_wgpu::gpu::ModelOptions {
-            dtype,
-            allow_f32_fallback: false,
-        };
-        let mut gpu = gru_wgpu::gpu::GpuGru::from_model_with(ctx, model, &options)
-            .unwrap_or_else(|e| panic!("GpuGru::from_model_with ({dtype:?}): {e}"));
-        gpu.set_poison(Some(f32::NAN));
-        for variant in variants(model.hidden_size()) {
-            variant.apply(&mut gpu);
-            check(dtype, variant, &mut gpu);
+    each_config(ctx, model, configs(ctx, model.hidden_size()), |c, gpu| {
+        check(c.dtype, c.variant, gpu)
+    });
+}
+
+/// A value computed once per dtype while the configurations go by grouped by dtype: typically
+/// the f64 reference on the weights and inputs rounded to it.
+pub struct PerDtype<R>(Option<(gru_wgpu::Dtype, R)>);
+
+impl<R> Default for PerDtype<R> {
+    fn default() -> Self {
+        PerDtype(None)
+    }
+}
+
+impl<R> PerDtype<R> {
+    /// The value of `dtype`: the one held if it is `dtype`'s, else `make(dtype)`.
+    pub fn get(&mut self, dtype: gru_wgpu::Dtype, make: impl FnOnce(gru_wgpu::Dtype) -> R) -> &R {
+        if self.0.as_ref().map(|v| v.0) != Some(dtype) {
+            self.0 = Some((dtype, make(dtype)));
         }
+        &self.0.as_ref().expect("made above").1
     }
 }
 

@@ -6,8 +6,7 @@
 //! each must now give a typed error. `fuzz/corpus/<target>/` holds the seeds: valid files and
 //! edge cases, which must never panic.
 
-#[path = "../../../tests/common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -7,12 +7,11 @@
 //! file, and never a panic. Inputs that are not errors (B = 0, NaN and Inf, float64,
 //! big-endian files) must give the right numbers, on the CPU reference and on the GPU.
 //!
-//! Rows also covered elsewhere (crates/gru-cli/tests/cli.rs, tests/npy.rs, tests/import.rs,
-//! tests/properties.rs, the unit tests of src/io/onnx) are repeated here briefly so that the
-//! checklist can be read, and run, in one place.
+//! Rows also covered elsewhere (crates/gru-cli/tests/cli/run.rs, tests/io/npy.rs,
+//! tests/io/import.rs, tests/gpu/properties/cases.rs, the unit tests of src/io/onnx) are
+//! repeated here briefly so that the checklist can be read, and run, in one place.
 
-#[path = "../../../tests/common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::path::Path;
 
@@ -90,7 +89,7 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Helpers: the CLI (as in cli.rs)
+// Helpers: the CLI (as in run.rs)
 
 /// `gru args…` in `dir`.
 fn gru_in(dir: &Path, args: &[&str]) -> common::cli::Run {

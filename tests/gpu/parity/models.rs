@@ -2,10 +2,12 @@
 //! lengths × layout × output style × convention × clip, on seeded random cases, outputs
 //! poisoned with NaN first. Tolerance: onnxruntime's f32 rule `1e-5 + 1e-4·|e|`.
 
-mod common;
+use crate::common;
 
-use common::{dtypes, gpu, random_weights, rounded_reference, tolerance, variants, NetCase, Rng};
-use gru_wgpu::gpu::{GpuGru, ModelOptions};
+use common::{
+    configs, each_config, gpu, random_weights, rounded_reference, tolerance, NetCase, PerDtype, Rng,
+};
+use gru_wgpu::gpu::GpuGru;
 use gru_wgpu::{cpu, Convention, Direction, Dtype, GruInput, GruModel, Layout, OutputStyle};
 
 /// A random case of the whole surface (weights at twice the usual scale, X at 1.5).
@@ -51,30 +53,22 @@ fn run(case: &NetCase) -> Option<String> {
     let input = case.input(&data);
     let mut report = String::new();
     // f16 on every third case (where the adapter has it): the surface is the same code.
-    let dtypes: Vec<Dtype> = dtypes(ctx)
+    let configs = configs(ctx, case.h)
         .into_iter()
-        .filter(|&d| d == Dtype::F32 || case.seed.is_multiple_of(3))
-        .collect();
-    for dtype in dtypes {
+        .filter(|c| c.dtype == Dtype::F32 || case.seed.is_multiple_of(3));
+    let mut expected = PerDtype::default();
+    each_config(ctx, &data.model, configs, |config, gpu_model| {
         // The reference runs on what the device stores: weights and inputs rounded to dtype.
-        let expected = rounded_reference(&data.model, &input, dtype);
-        let options = ModelOptions {
-            dtype,
-            ..ModelOptions::default()
-        };
-        let mut gpu_model = GpuGru::from_model_with(ctx, &data.model, &options).expect("gpu model");
-        gpu_model.set_poison(Some(f32::NAN));
-        for path in variants(case.h) {
-            path.apply(&mut gpu_model);
-            let got = gpu_model.forward(&input).expect("gpu forward");
-            for (name, g, e) in [("Y", &got.y, &expected.y), ("Y_h", &got.y_h, &expected.y_h)] {
-                let c = tolerance(dtype).compare(g, e);
-                if !c.passed() {
-                    report += &format!("{name} of {case:?} {dtype:?} {path}: {c}\n");
-                }
+        let dtype = config.dtype;
+        let expected = expected.get(dtype, |d| rounded_reference(&data.model, &input, d));
+        let got = gpu_model.forward(&input).expect("gpu forward");
+        for (name, g, e) in [("Y", &got.y, &expected.y), ("Y_h", &got.y_h, &expected.y_h)] {
+            let c = tolerance(dtype).compare(g, e);
+            if !c.passed() {
+                report += &format!("{name} of {case:?} {config}: {c}\n");
             }
         }
-    }
+    });
     (!report.is_empty()).then_some(report)
 }
 

@@ -6,7 +6,7 @@
 //! panic; the outputs the life gave before the fault are right, and the next life, without a
 //! fault, is whole and every output of it matches the f64 reference.
 
-mod common;
+use crate::common;
 
 use common::{assert_close, gpu, random_weights, Rng};
 use gru_wgpu::gpu::{ContextOptions, Fault, Feed, GpuContext, GpuGru, GruSession};

@@ -1,7 +1,7 @@
 //! The `.npy` reader and writer: round trips, dtype conversions, and every refusal.
 //! Fixtures are built byte by byte as NumPy writes them, so no Python is needed.
 
-mod common;
+use crate::common;
 
 use gru_wgpu::npy::{self, encode_f32, parse_f32, parse_i64, read_f32, read_i64, write_f32};
 use gru_wgpu::GruError;

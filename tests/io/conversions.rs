@@ -19,7 +19,7 @@
 //!   `reset_after=False`, none with `use_bias=False`; input `(B, T, I)` (batch-major);
 //!   output with `return_sequences=True` `(B, T, H)`, state `(B, H)`.
 
-mod common;
+use crate::common;
 
 use common::{gpu, Rng};
 use gru_wgpu::gpu::GpuGru;

@@ -5,10 +5,11 @@
 //! f16 storage (where the adapter has SHADER_F16) against the f64 reference on the same
 //! f16-rounded weights and inputs, with onnxruntime's f16 rule `2.5e-3 + 1e-3·|e|`.
 
-mod common;
+use crate::common;
 
-use common::{dtypes, gpu, random_weights, round_vec, round_weights, tolerance, variants, Rng};
-use gru_wgpu::gpu::{GpuGru, ModelOptions};
+use common::{
+    each_gpu_config, gpu, random_weights, round_vec, round_weights, tolerance, PerDtype, Rng,
+};
 use gru_wgpu::{cpu, Convention, Direction, GruInput, GruModel};
 
 #[derive(Clone, Copy, Debug)]
@@ -45,41 +46,37 @@ fn run(case: Case) -> Vec<String> {
         return Vec::new();
     };
     let mut failures = Vec::new();
-    let conventions = [Convention::ResetAfter, Convention::ResetBefore];
-    for (convention, dtype) in conventions
-        .into_iter()
-        .flat_map(|c| dtypes(ctx).into_iter().map(move |d| (c, d)))
-    {
+    for convention in [Convention::ResetAfter, Convention::ResetBefore] {
         let mut rng = Rng::new(case.seed);
         let weights = random_weights(&mut rng, convention, case.i, case.h, case.scale, case.bias);
         let x = rng.vec(case.t * case.b * case.i, case.scale);
         let h0 = rng.vec(case.b * case.h, 1.0);
-        // The reference runs on what the device stores: the inputs rounded to the dtype.
-        let (rw, rx, rh0) = (
-            round_weights(&weights, dtype),
-            round_vec(&x, dtype),
-            round_vec(&h0, dtype),
-        );
         let mut input = GruInput::new(&x, case.t, case.b);
-        let mut rounded = GruInput::new(&rx, case.t, case.b);
         if case.initial_h {
             input = input.with_initial_h(&h0);
-            rounded = rounded.with_initial_h(&rh0);
         }
-        let expected = cpu::forward(&rw, &rounded).expect("cpu forward");
-        let single = GruModel::new(Direction::Forward, vec![vec![weights]], None).expect("model");
-        let options = ModelOptions {
-            dtype,
-            ..ModelOptions::default()
+        // The reference runs on what the device stores: the inputs rounded to the dtype.
+        let reference = |dtype| {
+            let (rw, rx, rh0) = (
+                round_weights(&weights, dtype),
+                round_vec(&x, dtype),
+                round_vec(&h0, dtype),
+            );
+            let mut rounded = GruInput::new(&rx, case.t, case.b);
+            if case.initial_h {
+                rounded = rounded.with_initial_h(&rh0);
+            }
+            cpu::forward(&rw, &rounded).expect("cpu forward")
         };
-        let mut model = GpuGru::from_model_with(ctx, &single, &options).expect("gpu model");
-        model.set_poison(Some(f32::NAN));
-        // Every variant (common::variants): each path, each step kernel and each GEMM kernel.
-        // The direct GEMM reads X four
-        // columns at a time when I is a multiple of 4 (I = 4, 16, 20, 64, 300 among the edge
-        // shapes) and one at a time otherwise: both variants run here.
-        for variant in variants(case.h) {
-            variant.apply(&mut model);
+        let single =
+            GruModel::new(Direction::Forward, vec![vec![weights.clone()]], None).expect("model");
+        let mut expected = PerDtype::default();
+        // Every configuration (common::configs): each dtype, path, step kernel and GEMM
+        // kernel. The direct GEMM reads X four columns at a time when I is a multiple of 4
+        // (I = 4, 16, 20, 64, 300 among the edge shapes) and one at a time otherwise: both
+        // variants run here.
+        each_gpu_config(ctx, &single, |dtype, variant, model| {
+            let expected = expected.get(dtype, reference);
             let got = model.forward(&input).expect("gpu forward");
             for (name, g, e) in [("Y", &got.y, &expected.y), ("Y_h", &got.y_h, &expected.y_h)] {
                 let c = tolerance(dtype).compare(g, e);
@@ -98,7 +95,7 @@ fn run(case: Case) -> Vec<String> {
                     ));
                 }
             }
-        }
+        });
     }
     failures
 }

@@ -1,7 +1,7 @@
 //! The GPU context: adapter choice, shared devices, device limits as typed errors, problems
 //! beyond one binding split into pieces, and the largest sizes the foundation promises (H = 2048, B = 256).
 
-mod common;
+use crate::common;
 
 use common::{assert_close, gpu, random_weights, round_model, round_vec, tolerance, variants, Rng};
 use gru_wgpu::gpu::{ContextOptions, Feed, GpuContext, GpuGru, GruSession, ModelOptions};

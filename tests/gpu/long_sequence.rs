@@ -21,7 +21,7 @@
 //! within the dtype's tolerance (f32: onnxruntime's `1e-5 + 1e-4·|e|`; f16:
 //! `2.5e-3 + 1e-3·|e|`), no tolerance loosened.
 
-mod common;
+use crate::common;
 
 use common::{
     assert_close, gpu, kernel_paths, random_weights, rounded_reference, unravel, NetCase, Rng,

@@ -26,7 +26,7 @@
 //! `test_gru_seq_length` is an ONNX backend test whose name refers to the generator's
 //! sequence length (`T = 2`); it has **no** `sequence_lens` input.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

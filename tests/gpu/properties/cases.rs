@@ -11,11 +11,11 @@
 //! type's tolerance (onnxruntime's rules), NaN exactly where the reference has NaN.
 //! Properties that hold bit for bit hold within one dtype and variant.
 
-mod common;
+use crate::common;
 
 use common::{
-    assert_close, dtypes, each_gpu_config, gpu, random_weights, rounded_reference, tolerance,
-    variants, Rng,
+    assert_close, configs, each_gpu_config, gpu, random_weights, rounded_reference, tolerance,
+    PerDtype, Rng,
 };
 use gru_wgpu::gpu::GpuGru;
 use gru_wgpu::{cpu, Convention, Direction, Dtype, GruInput, GruModel, GruOutput, GruWeights};
@@ -56,14 +56,11 @@ fn every_device(model: &GruModel, input: &GruInput<'_>) -> Vec<(String, GruOutpu
         cpu::forward_model(model, input).expect("cpu forward"),
     )];
     if let Some(ctx) = gpu() {
-        let mut expected: Option<(Dtype, GruOutput)> = None;
+        let mut expected = PerDtype::default();
         each_gpu_config(ctx, model, |dtype, variant, g| {
-            if expected.as_ref().map(|e| e.0) != Some(dtype) {
-                expected = Some((dtype, rounded_reference(model, input, dtype)));
-            }
+            let e = expected.get(dtype, |d| rounded_reference(model, input, d));
             let got = g.forward(input).expect("gpu forward");
             let label = format!("gpu {dtype:?} {variant}");
-            let e = &expected.as_ref().expect("reference").1;
             assert_output_close(&format!("{label} vs reference"), &got, e, dtype);
             out.push((label, got));
         });
@@ -281,10 +278,8 @@ fn long_sequence_matches_reference() {
         let x = rng.vec(t * b * i, 1.0);
         // every_device compares every GPU output with the reference.
         let runs = every_device(&model, &GruInput::new(&x, t, b));
-        assert_eq!(
-            runs.len(),
-            1 + dtypes(gpu().unwrap()).len() * variants(h).len()
-        );
+        let ctx = gpu().expect("checked above");
+        assert_eq!(runs.len(), 1 + configs(ctx, h).len());
     }
 }
 

@@ -8,13 +8,13 @@
 //! reference on the same (dtype-rounded) weights and inputs, and in f32 against Keras too.
 //! Keras is batch-major: `X[B=4, T=100, I=1]`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
 use common::{
-    assert_close, dtypes, each_gpu_config, gpu, kernel_paths, round_model, round_vec, tolerance,
-    variants,
+    assert_close, configs, dtypes, each_gpu_config, gpu, kernel_paths, round_model, round_vec,
+    tolerance,
 };
 use gru_wgpu::head::{final_features, Classifier, Dense, HeadActivation};
 use gru_wgpu::{cpu, io, npy, Dtype, GruInput, GruOutput, Layout, OutputStyle, Tolerance};
@@ -137,10 +137,9 @@ fn seed_article_classifier_matches_keras() {
             }
             checked.push((dtype, variant));
         });
-        let configs = dtypes(ctx).len() * variants(100).len();
         assert_eq!(
             checked.len(),
-            configs,
+            configs(ctx, 100).len(),
             "{file}: configurations run: {checked:?}"
         );
 

@@ -2,8 +2,7 @@
 //! errors, malformed files, and `gru info`. Every failure must be exactly one line on stderr
 //! (besides the Vulkan loader's XDG_RUNTIME_DIR notice) and never a panic.
 
-#[path = "../../../tests/common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -23,13 +23,13 @@
 //! the dtype and variant, and for a numeric mismatch the worst index, got, expected and the
 //! tolerance.
 
-mod common;
+use crate::common;
 
 use common::{
-    dtypes, each_gpu_config, gpu, random_weights, rounded_reference, tolerance, variants, Rng,
+    configs, each_gpu_config, gpu, gpu_model, random_weights, rounded_reference, tolerance, Rng,
     Variant,
 };
-use gru_wgpu::gpu::{GpuGru, ModelOptions};
+use gru_wgpu::gpu::GpuGru;
 use gru_wgpu::{
     cpu, Convention, Direction, Dtype, GruInput, GruModel, GruOutput, Layout, OutputStyle,
     Tolerance,
@@ -250,36 +250,33 @@ fn on_every_gpu_config(
     result
 }
 
-/// Runs `check` on the GPU in every dtype ([`dtypes`]) and variant ([`variants`]), as
-/// [`each_gpu_config`] does (outputs poisoned with NaN), on the networks `models(dtype)` gives
-/// (one hidden size): built once per dtype, all set to the variant before each call. Returns
-/// the first failure (`Ok` when the GPU is skipped explicitly).
+/// Runs `check` on the GPU in every configuration ([`configs`]: dtype × variant), as
+/// [`each_gpu_config`] does (outputs poisoned with NaN, [`gpu_model`]), on the networks
+/// `models(dtype)` gives (hidden size `h`): built again when the dtype changes, all set to the
+/// variant before each call. Returns the first failure (`Ok` when the GPU is skipped
+/// explicitly).
 fn on_every_gpu_config_of(
+    h: usize,
     models: impl Fn(Dtype) -> Vec<GruModel>,
     mut check: impl FnMut(Dtype, Variant, &mut [GpuGru]) -> Result<(), TestCaseError>,
 ) -> Result<(), TestCaseError> {
     let Some(ctx) = gpu() else { return Ok(()) };
-    for dtype in dtypes(ctx) {
-        let options = ModelOptions {
-            dtype,
-            allow_f32_fallback: false,
-        };
-        let models = models(dtype);
-        let mut gpus: Vec<GpuGru> = models
-            .iter()
-            .map(|m| {
-                let mut g = GpuGru::from_model_with(ctx, m, &options)
-                    .unwrap_or_else(|e| panic!("GpuGru::from_model_with ({dtype:?}): {e}"));
-                g.set_poison(Some(f32::NAN));
-                g
-            })
-            .collect();
-        for variant in variants(models[0].hidden_size()) {
-            for g in &mut gpus {
-                variant.apply(g);
-            }
-            check(dtype, variant, &mut gpus)?;
+    let mut built: Option<(Dtype, Vec<GpuGru>)> = None;
+    for config in configs(ctx, h) {
+        let (dtype, variant) = (config.dtype, config.variant);
+        if built.as_ref().map(|b| b.0) != Some(dtype) {
+            let gpus = models(dtype)
+                .iter()
+                .map(|m| gpu_model(ctx, m, dtype))
+                .collect();
+            built = Some((dtype, gpus));
         }
+        let gpus = &mut built.as_mut().expect("built above").1;
+        assert!(gpus.iter().all(|g| g.hidden_size() == h), "hidden sizes");
+        for g in gpus.iter_mut() {
+            variant.apply(g);
+        }
+        check(dtype, variant, gpus)?;
     }
     Ok(())
 }
@@ -425,7 +422,7 @@ fn gpu_equals_cpu() {
         |p| {
             // Each dtype on its own problem (f16: scale capped, `Problem::for_dtype`).
             let models = |dtype| vec![p.for_dtype(dtype).data().model];
-            on_every_gpu_config_of(models, |dtype, variant, g| {
+            on_every_gpu_config_of(p.h, models, |dtype, variant, g| {
                 let q = p.for_dtype(dtype);
                 let data = q.data();
                 let input = q.input(&data);
@@ -520,7 +517,7 @@ fn reverse_of_time_reversed_equals_forward() {
                 let model = p.for_dtype(dtype).data().model;
                 vec![reverse_of(&model), model]
             };
-            on_every_gpu_config_of(models, |dtype, variant, g| {
+            on_every_gpu_config_of(p.h, models, |dtype, variant, g| {
                 let q = p.for_dtype(dtype);
                 let qdata = q.data();
                 prop_assert!(qdata.x == data.x && qdata.h0 == data.h0);

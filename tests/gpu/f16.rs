@@ -1,9 +1,9 @@
 //! f16 storage: a typed error (or an announced fallback) without SHADER_F16, the dtype really
 //! used where it is there, long sequences within the f16 tolerance, NaN and saturation, and
-//! streaming sessions in f16. Shapes × conventions × paths are in parity.rs and
-//! parity_model.rs.
+//! streaming sessions in f16. Shapes × conventions × paths are in parity/shapes.rs and
+//! parity/models.rs.
 
-mod common;
+use crate::common;
 
 use common::{dtypes, gpu, random_weights, round_model, round_vec, variants, Rng};
 use gru_wgpu::gpu::{ContextOptions, Feed, GpuContext, GpuGru, GruSession, ModelOptions};

@@ -5,7 +5,7 @@
 //! golden folder ships, and corrupted files built here: each must be a typed error that names
 //! the file and the tensor, never a panic.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

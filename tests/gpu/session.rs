@@ -5,7 +5,7 @@
 //! Reference: the f64 CPU forward of each stream's whole sequence, tolerance
 //! `1e-5 + 1e-4·|e|` (onnxruntime's f32 rule).
 
-mod common;
+use crate::common;
 
 use common::{gpu, random_weights, variants, Rng};
 use gru_wgpu::gpu::{Feed, GpuGru, GruSession, Outputs, StreamId};

@@ -66,7 +66,7 @@
 //!
 //! [`article_slips_are_slips`] checks each of these claims numerically.
 
-mod common;
+use crate::common;
 
 use common::{assert_close, each_gpu_config, gpu, tolerance};
 use gru_wgpu::{cpu, Convention, GruInput, GruModel, GruOutput, GruWeights, Tolerance};
