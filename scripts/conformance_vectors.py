@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Conformance vectors for tests/conformance.rs: tests/data/conformance/{onnx,onnxruntime}/*.json.
+"""Conformance vectors for tests/gpu/conformance.rs: tests/data/conformance/{onnx,onnxruntime}/*.json.
 
 Run from anywhere, with the packages of scripts/requirements-golden.txt (onnx, onnxruntime,
 numpy). Three subcommands:
@@ -21,7 +21,7 @@ numpy). Three subcommands:
 - `ort-new NAME --hidden H --seq T --batch B --input I [...]`: a new case from seeded inputs
   (np.random.default_rng(seed): W, R, B uniform(-scale, scale), then X ~ N(0, 1), then
   initial_h uniform(-1, 1)), run through onnxruntime, written to DIR/onnxruntime/NAME.json.
-  A new file must also be listed in COVERED in tests/conformance.rs.
+  A new file must also be listed in COVERED in tests/gpu/conformance.rs.
 
 File format (json.dumps(indent=1), no trailing newline): {"name", "opset" (onnx) or
 "source" (onnxruntime), "attributes", "inputs": {NAME: {"shape", "data"}}, "outputs": {...}};
@@ -450,7 +450,7 @@ def cmd_ort_new(args) -> int:
         "outputs": {k: tensor_json(got[k]) for k in out_names},
     }
     write_json(path, vec)
-    print(f"now list \"onnxruntime/{name}.json\" in COVERED in tests/conformance.rs, with a test that runs it")
+    print(f"now list \"onnxruntime/{name}.json\" in COVERED in tests/gpu/conformance.rs, with a test that runs it")
     return 0
 
 

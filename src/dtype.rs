@@ -18,7 +18,7 @@ pub enum Dtype {
     /// That tolerance holds for weights and inputs of the usual size (PyTorch's and Keras's
     /// initialisations, up to about twice them). The input projection is stored with f16's
     /// 11 significant bits, so its absolute error grows with its size: measured on 60 random
-    /// problems per scale of tests/proptest_props.rs's kind, against the f64 reference on the
+    /// problems per scale of tests/gpu/properties/generated.rs's kind, against the f64 reference on the
     /// same f16-rounded data, the worst error is 0.26 of the tolerance with weights at 2× the usual scale, about
     /// 1.2× the tolerance at 3–4×, 1.8× at 6× and 6× at 8×, on every kernel variant alike.
     ///
