@@ -94,43 +94,19 @@ pub fn read_f32(path: &Path) -> Result<NpyArray> {
 /// Parses the bytes of a `float32` or `float64` `.npy` file; `name` is used in errors.
 pub fn parse_f32(bytes: &[u8], name: &str) -> Result<NpyArray> {
     let header = parse_header(bytes, name)?;
-    let dtype = &header.dtype;
-    let convert: fn(&[u8], bool) -> f32 = match dtype.kind_size() {
-        Some((TypeChar::Float, 4)) => |c, big| {
-            let b = [c[0], c[1], c[2], c[3]];
-            if big {
-                f32::from_be_bytes(b)
-            } else {
-                f32::from_le_bytes(b)
-            }
-        },
-        Some((TypeChar::Float, 8)) => |c, big| {
-            let b = [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]];
-            (if big {
-                f64::from_be_bytes(b)
-            } else {
-                f64::from_le_bytes(b)
-            }) as f32
-        },
+    let convert: fn(&[u8], bool) -> f32 = match header.dtype.kind_size() {
+        Some((TypeChar::Float, 4)) => |c, big| from_bytes!(f32, c, big),
+        Some((TypeChar::Float, 8)) => |c, big| from_bytes!(f64, c, big) as f32,
         _ => {
-            return Err(npy_err(
-                name,
-                format!(
-                    "expected float32 or float64, got '{}' ({}); convert with a.astype(np.float32)",
-                    dtype.descr,
-                    dtype.numpy_name()
-                ),
-            ))
+            return Err(header
+                .dtype
+                .unsupported(name, "float32 or float64", "float32"))
         }
     };
-    let big = dtype.big_endian(name)?;
-    let data = header.data(bytes, name)?;
+    let data = elements(&header, bytes, name, convert)?;
     Ok(NpyArray {
         shape: header.shape,
-        data: data
-            .chunks_exact(dtype.size())
-            .map(|c| convert(c, big))
-            .collect(),
+        data,
     })
 }
 
@@ -143,50 +119,45 @@ pub fn read_i64(path: &Path) -> Result<(Vec<usize>, Vec<i64>)> {
 /// Parses the bytes of an `int32`, `int64` or `uint32` `.npy` file; `name` is used in errors.
 pub fn parse_i64(bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
     let header = parse_header(bytes, name)?;
-    let dtype = &header.dtype;
-    let convert: fn(&[u8], bool) -> i64 = match dtype.kind_size() {
-        Some((TypeChar::Int, 4)) => |c, big| {
-            let b = [c[0], c[1], c[2], c[3]];
-            i64::from(if big {
-                i32::from_be_bytes(b)
-            } else {
-                i32::from_le_bytes(b)
-            })
-        },
-        Some((TypeChar::Uint, 4)) => |c, big| {
-            let b = [c[0], c[1], c[2], c[3]];
-            i64::from(if big {
-                u32::from_be_bytes(b)
-            } else {
-                u32::from_le_bytes(b)
-            })
-        },
-        Some((TypeChar::Int, 8)) => |c, big| {
-            let b = [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]];
-            if big {
-                i64::from_be_bytes(b)
-            } else {
-                i64::from_le_bytes(b)
-            }
-        },
-        _ => {
-            return Err(npy_err(
-                name,
-                format!(
-                    "expected int32 or int64, got '{}' ({}); convert with a.astype(np.int64)",
-                    dtype.descr,
-                    dtype.numpy_name()
-                ),
-            ))
-        }
+    let convert: fn(&[u8], bool) -> i64 = match header.dtype.kind_size() {
+        Some((TypeChar::Int, 4)) => |c, big| i64::from(from_bytes!(i32, c, big)),
+        Some((TypeChar::Uint, 4)) => |c, big| i64::from(from_bytes!(u32, c, big)),
+        Some((TypeChar::Int, 8)) => |c, big| from_bytes!(i64, c, big),
+        _ => return Err(header.dtype.unsupported(name, "int32 or int64", "int64")),
     };
-    let big = dtype.big_endian(name)?;
-    let data = header.data(bytes, name)?;
-    let values = data
-        .chunks_exact(dtype.size())
-        .map(|c| convert(c, big))
-        .collect();
+    let values = elements(&header, bytes, name, convert)?;
     Ok((header.shape, values))
+}
+
+/// One element of type `$t` from the first bytes of `$c`, big-endian when `$big`.
+macro_rules! from_bytes {
+    ($t:ty, $c:expr, $big:expr) => {{
+        const N: usize = std::mem::size_of::<$t>();
+        let mut b = [0u8; N];
+        b.copy_from_slice(&$c[..N]);
+        if $big {
+            <$t>::from_be_bytes(b)
+        } else {
+            <$t>::from_le_bytes(b)
+        }
+    }};
+}
+use from_bytes;
+
+/// The elements of `header`'s data (checked to be exactly as long as the header says), each
+/// read by `convert` from its bytes and the byte order.
+fn elements<T>(
+    header: &Header,
+    bytes: &[u8],
+    name: &str,
+    convert: fn(&[u8], bool) -> T,
+) -> Result<Vec<T>> {
+    let big = header.dtype.big_endian(name)?;
+    let data = header.data(bytes, name)?;
+    Ok(data
+        .chunks_exact(header.dtype.size())
+        .map(|c| convert(c, big))
+        .collect())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -262,6 +233,19 @@ impl Dtype {
     /// the data).
     fn size(&self) -> usize {
         self.kind_size().map_or(0, |(_, size)| size)
+    }
+
+    /// The error for a dtype a reader does not take: what it expected, what came, and the
+    /// NumPy conversion (`a.astype(np.{astype})`).
+    fn unsupported(&self, name: &str, expected: &str, astype: &str) -> GruError {
+        npy_err(
+            name,
+            format!(
+                "expected {expected}, got '{}' ({}); convert with a.astype(np.{astype})",
+                self.descr,
+                self.numpy_name()
+            ),
+        )
     }
 
     /// Whether the data is big-endian; an error when the byte order is `|`.
