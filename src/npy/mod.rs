@@ -422,12 +422,13 @@ fn parse_header(bytes: &[u8], name: &str) -> Result<Header> {
 /// uses) recurses per level, and a hostile header must not overflow the stack.
 const MAX_DEPTH: usize = 32;
 
-/// How deeply `text` nests `(`, `[` and `{` (outside string literals), stopping at
-/// `MAX_DEPTH + 1`.
-fn nesting_depth(text: &str) -> usize {
-    let (mut depth, mut deepest, mut quote, mut escaped) = (0usize, 0usize, None, false);
-    for c in text.chars() {
-        match quote {
+/// Which characters of a header's text lie outside string literals (`'…'` or `"…"`, with
+/// backslash escapes): `outside[k]` for the `k`-th character. Quotes count as inside.
+fn outside_strings(chars: &[char]) -> Vec<bool> {
+    let (mut quote, mut escaped) = (None, false);
+    chars
+        .iter()
+        .map(|&c| match quote {
             Some(q) => {
                 if escaped {
                     escaped = false;
@@ -436,19 +437,34 @@ fn nesting_depth(text: &str) -> usize {
                 } else if c == q {
                     quote = None;
                 }
+                false
             }
-            None => match c {
-                '\'' | '"' => quote = Some(c),
-                '(' | '[' | '{' => {
-                    depth += 1;
-                    deepest = deepest.max(depth);
-                    if deepest > MAX_DEPTH {
-                        break;
-                    }
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                false
+            }
+            None => true,
+        })
+        .collect()
+}
+
+/// How deeply `text` nests `(`, `[` and `{` (outside string literals), stopping at
+/// `MAX_DEPTH + 1`.
+fn nesting_depth(text: &str) -> usize {
+    let chars: Vec<char> = text.chars().collect();
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for (&c, outside) in chars.iter().zip(outside_strings(&chars)) {
+        match c {
+            _ if !outside => {}
+            '(' | '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > MAX_DEPTH {
+                    break;
                 }
-                ')' | ']' | '}' => depth = depth.saturating_sub(1),
-                _ => {}
-            },
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
         }
     }
     deepest
@@ -458,31 +474,19 @@ fn nesting_depth(text: &str) -> usize {
 /// string literals: NumPy's own reader filters them the same way.
 fn without_long_suffixes(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
-    let (mut out, mut quote, mut escaped) = (String::with_capacity(text.len()), None, false);
-    for (k, &c) in chars.iter().enumerate() {
-        match quote {
-            Some(q) => {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' {
-                    escaped = true;
-                } else if c == q {
-                    quote = None;
-                }
-            }
-            None if c == '\'' || c == '"' => quote = Some(c),
-            None if (c == 'L' || c == 'l')
-                && k > 0
-                && chars[k - 1].is_ascii_digit()
-                && !chars.get(k + 1).is_some_and(|n| n.is_alphanumeric()) =>
-            {
-                continue;
-            }
-            None => {}
-        }
-        out.push(c);
-    }
-    out
+    let outside = outside_strings(&chars);
+    let long_suffix = |k: usize| {
+        let c = chars[k];
+        outside[k]
+            && (c == 'L' || c == 'l')
+            && k > 0
+            && chars[k - 1].is_ascii_digit()
+            && !chars.get(k + 1).is_some_and(|n| n.is_alphanumeric())
+    };
+    (0..chars.len())
+        .filter(|&k| !long_suffix(k))
+        .map(|k| chars[k])
+        .collect()
 }
 
 /// The kind of a header value, for messages.

@@ -10,94 +10,7 @@ use crate::weights::Convention;
 const I: usize = 2;
 const H: usize = 3;
 
-fn tensor(name: &str, dims: &[usize], seed: f32) -> TensorProto {
-    let n: usize = dims.iter().product();
-    let data: Vec<u8> = (0..n)
-        .flat_map(|k| ((k as f32 * 0.37 + seed).sin() * 0.5).to_le_bytes())
-        .collect();
-    TensorProto {
-        name: name.into(),
-        dims: dims.iter().map(|&d| d as i64).collect(),
-        data_type: DataType::Float as i32,
-        raw_data: data,
-        ..Default::default()
-    }
-}
-
-fn value_info(name: &str) -> ValueInfoProto {
-    ValueInfoProto {
-        name: name.into(),
-        r#type: Some(TypeProto::default()),
-        ..Default::default()
-    }
-}
-
-fn attr_int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Int.into(),
-        i: v,
-        ..Default::default()
-    }
-}
-
-fn attr_float(name: &str, v: f32) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Float.into(),
-        f: v,
-        ..Default::default()
-    }
-}
-
-fn attr_str(name: &str, v: &str) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::String.into(),
-        s: v.as_bytes().to_vec(),
-        ..Default::default()
-    }
-}
-
-fn attr_strs(name: &str, v: &[&str]) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Strings.into(),
-        strings: v.iter().map(|s| s.as_bytes().to_vec()).collect(),
-        ..Default::default()
-    }
-}
-
-/// A one-GRU model with `d` directions, bias, and the given attributes.
-fn model(d: usize, attributes: Vec<AttributeProto>) -> ModelProto {
-    let node = NodeProto {
-        name: "gru".into(),
-        op_type: "GRU".into(),
-        input: ["X", "W", "R", "B", "", "h0"].map(String::from).to_vec(),
-        output: vec!["Y".into(), "Y_h".into()],
-        attribute: attributes,
-        ..Default::default()
-    };
-    ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 14,
-        }],
-        graph: Some(GraphProto {
-            node: vec![node],
-            initializer: vec![
-                tensor("W", &[d, 3 * H, I], 1.0),
-                tensor("R", &[d, 3 * H, H], 2.0),
-                tensor("B", &[d, 6 * H], 3.0),
-            ],
-            input: vec![value_info("X"), value_info("h0")],
-            output: vec![value_info("Y"), value_info("Y_h")],
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
+include!("../../../tests/common/onnx_builders.rs");
 
 fn parse_model(m: &ModelProto) -> Result<OnnxGru> {
     parse(&m.encode_to_vec(), "test.onnx")
@@ -112,7 +25,7 @@ fn error_of(m: &ModelProto) -> String {
 
 #[test]
 fn every_attribute_is_honoured() {
-    let g = parse_model(&model(
+    let g = parse_model(&onnx_model(
         2,
         vec![
             attr_int("hidden_size", H as i64),
@@ -139,7 +52,7 @@ fn every_attribute_is_honoured() {
     assert_eq!(g.sequence_lens, None);
     assert_eq!(g.attributes.len(), 7);
     // Direction 1's weights are the second half of W.
-    let w = tensor("W", &[2, 3 * H, I], 1.0);
+    let w = onnx_tensor("W", &[2, 3 * H, I], 1.0);
     let raw = w.raw_data;
     let second = f32::from_le_bytes(raw[4 * 3 * H * I..][..4].try_into().unwrap());
     assert_eq!(g.model.layer(0)[1].w()[0], second);
@@ -147,7 +60,7 @@ fn every_attribute_is_honoured() {
 
 #[test]
 fn defaults_are_forward_reset_before_layout_0() {
-    let g = parse_model(&model(1, vec![])).unwrap();
+    let g = parse_model(&onnx_model(1, vec![])).unwrap();
     assert_eq!(g.model.direction(), Direction::Forward);
     assert_eq!(g.model.convention(), Convention::ResetBefore);
     assert_eq!(g.layout, Layout::SequenceMajor);
@@ -159,42 +72,45 @@ fn defaults_are_forward_reset_before_layout_0() {
 fn refusals_name_what_is_wrong() {
     let cases: Vec<(ModelProto, &[&str])> = vec![
         (
-            model(1, vec![attr_int("hidden_size", 4)]),
+            onnx_model(1, vec![attr_int("hidden_size", 4)]),
             &["hidden_size is 4", "hidden_size 3"],
         ),
         (
-            model(1, vec![attr_str("direction", "bidirectional")]),
+            onnx_model(1, vec![attr_str("direction", "bidirectional")]),
             &["num_directions 1", "bidirectional", "needs 2"],
         ),
         (
-            model(1, vec![attr_str("direction", "sideways")]),
+            onnx_model(1, vec![attr_str("direction", "sideways")]),
             &["direction is \"sideways\""],
         ),
         (
-            model(1, vec![attr_int("linear_before_reset", 2)]),
+            onnx_model(1, vec![attr_int("linear_before_reset", 2)]),
             &["linear_before_reset is 2"],
         ),
-        (model(1, vec![attr_int("layout", 2)]), &["layout is 2"]),
-        (model(1, vec![attr_float("clip", 0.0)]), &["clip is 0"]),
-        (model(1, vec![attr_float("clip", -1.0)]), &["clip is -1"]),
+        (onnx_model(1, vec![attr_int("layout", 2)]), &["layout is 2"]),
+        (onnx_model(1, vec![attr_float("clip", 0.0)]), &["clip is 0"]),
         (
-            model(1, vec![attr_strs("activations", &["Sigmoid", "Relu"])]),
+            onnx_model(1, vec![attr_float("clip", -1.0)]),
+            &["clip is -1"],
+        ),
+        (
+            onnx_model(1, vec![attr_strs("activations", &["Sigmoid", "Relu"])]),
             &["'Relu'", "activations[1]"],
         ),
         (
-            model(1, vec![attr_strs("activations", &["Sigmoid"])]),
+            onnx_model(1, vec![attr_strs("activations", &["Sigmoid"])]),
             &["activations has 1 entries, expected 2"],
         ),
         (
-            model(1, vec![attr_int("output_sequence", 1)]),
+            onnx_model(1, vec![attr_int("output_sequence", 1)]),
             &["unsupported GRU attribute 'output_sequence'"],
         ),
         (
-            model(1, vec![attr_float("hidden_size", 3.0)]),
+            onnx_model(1, vec![attr_float("hidden_size", 3.0)]),
             &["'hidden_size' has FLOAT, expected INT"],
         ),
         (
-            model(1, vec![attr_int("layout", 0), attr_int("layout", 1)]),
+            onnx_model(1, vec![attr_int("layout", 0), attr_int("layout", 1)]),
             &["'layout' is given twice"],
         ),
     ];
@@ -209,15 +125,15 @@ fn refusals_name_what_is_wrong() {
 
 #[test]
 fn refusals_of_inputs_and_tensors() {
-    let mut m = model(1, vec![]);
+    let mut m = onnx_model(1, vec![]);
     m.graph.as_mut().unwrap().initializer[0].data_location = DataLocation::External as i32;
     assert!(error_of(&m).contains("W ('W') is stored in an external data file"));
 
-    let mut m = model(1, vec![]);
+    let mut m = onnx_model(1, vec![]);
     m.graph.as_mut().unwrap().initializer[1].data_type = DataType::Int64 as i32;
     assert!(error_of(&m).contains("R ('R') has element type INT64"));
 
-    let mut m = model(1, vec![]);
+    let mut m = onnx_model(1, vec![]);
     let raw = &mut m.graph.as_mut().unwrap().initializer[2].raw_data;
     raw.truncate(raw.len() - 2);
     let e = error_of(&m);
@@ -226,37 +142,37 @@ fn refusals_of_inputs_and_tensors() {
         "{e}"
     );
 
-    let mut m = model(1, vec![]);
+    let mut m = onnx_model(1, vec![]);
     m.graph.as_mut().unwrap().initializer[1].dims = vec![1, 9, 2];
     m.graph.as_mut().unwrap().initializer[1].raw_data = vec![0; 4 * 18];
     let e = error_of(&m);
     assert!(e.contains("R ('R') has shape [1, 9, 2]"), "{e}");
 
-    let mut m = model(1, vec![]);
+    let mut m = onnx_model(1, vec![]);
     m.graph.as_mut().unwrap().initializer[0].dims = vec![1, 8, 2];
     m.graph.as_mut().unwrap().initializer[0].raw_data = vec![0; 4 * 16];
     let e = error_of(&m);
     assert!(e.contains("W ('W') has shape [1, 8, 2], expected [num_directions, 3*hidden_size, input_size] = [1, 9, input_size]"), "{e}");
 
     // W fed at run time, initial_h a constant.
-    let mut m = model(1, vec![]);
+    let mut m = onnx_model(1, vec![]);
     let g = m.graph.as_mut().unwrap();
     let w = g.initializer.remove(0);
     g.input.push(value_info(&w.name));
     assert!(error_of(&m).contains("W ('W') is a graph input"));
 
-    let mut m = model(1, vec![]);
+    let mut m = onnx_model(1, vec![]);
     let g = m.graph.as_mut().unwrap();
     g.input.retain(|v| v.name != "h0");
-    g.initializer.push(tensor("h0", &[1, 1, H], 0.0));
+    g.initializer.push(onnx_tensor("h0", &[1, 1, H], 0.0));
     assert!(error_of(&m).contains("initial_h ('h0') is a constant initializer"));
 
-    let mut m = model(1, vec![]);
+    let mut m = onnx_model(1, vec![]);
     m.graph.as_mut().unwrap().node[0].input[1] = "nowhere".into();
     assert!(error_of(&m).contains("W ('nowhere') is neither"));
 
     // Float16 and double initializers are converted.
-    let mut m = model(1, vec![]);
+    let mut m = onnx_model(1, vec![]);
     let g = m.graph.as_mut().unwrap();
     g.initializer[2] = TensorProto {
         name: "B".into(),
@@ -279,7 +195,7 @@ fn refusals_of_inputs_and_tensors() {
 
 #[test]
 fn graphs_that_are_not_one_gru_are_refused() {
-    let mut m = model(1, vec![]);
+    let mut m = onnx_model(1, vec![]);
     m.graph.as_mut().unwrap().node.push(NodeProto {
         op_type: "Squeeze".into(),
         ..Default::default()
@@ -287,7 +203,7 @@ fn graphs_that_are_not_one_gru_are_refused() {
     let e = error_of(&m);
     assert!(e.contains("1 other node(s) (Squeeze)"), "{e}");
 
-    let mut m = model(1, vec![]);
+    let mut m = onnx_model(1, vec![]);
     m.graph.as_mut().unwrap().node.clear();
     assert!(error_of(&m).contains("0 GRU nodes (the graph has no node at all)"));
 
@@ -336,7 +252,7 @@ fn nested_groups(depth: usize, closed: bool) -> Vec<u8> {
 
 /// The bytes of [`model`]`(d, ..)` with `extra` appended to its graph's, the graph last.
 fn with_graph_extra(d: usize, attributes: Vec<AttributeProto>, extra: &[u8]) -> Vec<u8> {
-    let mut m = model(d, attributes);
+    let mut m = onnx_model(d, attributes);
     let mut graph = m.graph.take().unwrap().encode_to_vec();
     graph.extend_from_slice(extra);
     [m.encode_to_vec(), len_field(7, &graph)].concat()
@@ -352,7 +268,7 @@ fn deeply_nested_groups_are_an_error_not_a_stack_overflow() {
     let groups = nested_groups(1 << 20, false);
     let in_attribute = len_field(1, &len_field(5, &groups)); // node.attribute
     let cases = [
-        [model(1, vec![]).encode_to_vec(), groups.clone()].concat(),
+        [onnx_model(1, vec![]).encode_to_vec(), groups.clone()].concat(),
         with_graph_extra(1, vec![], &groups),
         with_graph_extra(1, vec![], &in_attribute),
     ];
