@@ -110,7 +110,7 @@ fn malformed_headers_are_errors() {
 fn deep_nesting_is_refused_before_parsing() {
     let deep = format!("{}{}", "[".repeat(1_000_000), "]".repeat(1_000_000));
     let err = parse_f32(&file(2, &deep, &[]), "d.npy").unwrap_err();
-    assert!(err.to_string().contains("nested deeper than 32"), "{err}");
+    assert!(err.to_string().contains("nested deeper than 4"), "{err}");
     let dict = format!(
         "{{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'note': '{}'}}",
         "((((".repeat(100)
@@ -157,4 +157,12 @@ fn int_reads() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("astype(np.int64)"), "{err}");
+}
+
+/// A repeated key: the last one counts, as in Python's dict literals (what NumPy reads).
+#[test]
+fn repeated_keys_take_the_last() {
+    let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'shape': (2,)}";
+    let a = parse_f32(&file(1, dict, &le_f32(&[1.0, 2.0])), "r.npy").unwrap();
+    assert_eq!(a.shape, vec![2]);
 }

@@ -155,6 +155,16 @@ fn seeds_and_regressions_never_panic() {
     );
 }
 
+/// The `npy` target's first finding (2026-12-04, after the switch to py_literal): a header
+/// of ten nested `{` that py_literal's backtracking parser took over 10 s to refuse. It is now
+/// refused before parsing, by the nesting limit.
+#[test]
+fn deeply_nested_npy_header_is_refused_before_parsing() {
+    let path = root().join("tests/data/fuzz/npy/timeout-nested-braces");
+    let err = gru_wgpu::npy::parse_f32(&read(&path), "timeout.npy").unwrap_err();
+    assert!(err.to_string().contains("nested deeper than 4"), "{err}");
+}
+
 /// The valid seeds are accepted: the targets reach the importers' and the CLI's deep paths.
 #[test]
 fn valid_seeds_are_accepted() {
