@@ -221,25 +221,21 @@ impl GruSession {
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("gru streaming feed"),
             });
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("gather stream state"),
-                    timestamp_writes: None,
-                });
-                pass.set_pipeline(&self.gather);
-                pass.set_bind_group(0, &packing.gather, &[]);
-                pass.dispatch_workgroups(groups, 1, 1);
-            }
+            dispatch(
+                &mut encoder,
+                "gather stream state",
+                &self.gather,
+                &packing.gather,
+                groups,
+            );
             self.model.encode_layers(s, &mut encoder);
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("scatter stream state"),
-                    timestamp_writes: None,
-                });
-                pass.set_pipeline(&self.scatter);
-                pass.set_bind_group(0, &packing.scatter, &[]);
-                pass.dispatch_workgroups(groups, 1, 1);
-            }
+            dispatch(
+                &mut encoder,
+                "scatter stream state",
+                &self.scatter,
+                &packing.scatter,
+                groups,
+            );
             if let Some(src) = read_from {
                 encoder.copy_buffer_to_buffer(src, read_offset, &packing.readback, 0, read_bytes);
             }
@@ -340,4 +336,21 @@ impl GruSession {
         });
         Ok(self.packings.len() - 1)
     }
+}
+
+/// Records one compute pass of `groups` workgroups of `pipeline` over `bind_group`.
+fn dispatch(
+    encoder: &mut wgpu::CommandEncoder,
+    label: &str,
+    pipeline: &wgpu::ComputePipeline,
+    bind_group: &wgpu::BindGroup,
+    groups: u32,
+) {
+    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some(label),
+        timestamp_writes: None,
+    });
+    pass.set_pipeline(pipeline);
+    pass.set_bind_group(0, bind_group, &[]);
+    pass.dispatch_workgroups(groups, 1, 1);
 }

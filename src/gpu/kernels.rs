@@ -315,4 +315,102 @@ mod tests {
         );
         assert!(ctx.check_lost().is_ok());
     }
+
+    /// A context of its own for a test (so that other tests' models do not count), or `None`
+    /// where `GRU_REQUIRE_GPU=0` allows skipping.
+    fn own_context(test: &str) -> Option<GpuContext> {
+        match GpuContext::new() {
+            Ok(ctx) => Some(ctx),
+            Err(e) if std::env::var("GRU_REQUIRE_GPU").as_deref() == Ok("0") => {
+                eprintln!("SKIPPED {test}: {e}");
+                None
+            }
+            Err(e) => panic!("no GPU adapter ({e}); set GRU_REQUIRE_GPU=0 to skip"),
+        }
+    }
+
+    /// Reset-after weights with `I = 3`, `H = 8`, a value pattern and no bias.
+    fn weights() -> crate::weights::GruWeights {
+        let (i, h) = (3, 8);
+        let value = |n: usize| ((n * 7919) % 13) as f32 / 13.0 - 0.5;
+        crate::weights::GruWeights::new(
+            crate::weights::Convention::ResetAfter,
+            i,
+            h,
+            (0..3 * h * i).map(value).collect(),
+            (0..3 * h * h).map(value).collect(),
+            None,
+        )
+        .expect("valid weights")
+    }
+
+    /// Eight threads build the same model on one fresh context at once: the kernel files are
+    /// compiled once (the five modules of an f32 model with `H = 8`), every pipeline is
+    /// created once (by whichever model asked first), the models' `pipelines_created` add up
+    /// to the context's misses and every other request was a hit.
+    #[test]
+    fn concurrent_models_compile_each_kernel_once() {
+        let Some(ctx) = own_context("concurrent_models_compile_each_kernel_once") else {
+            return;
+        };
+        let weights = weights();
+        let created: Vec<usize> = std::thread::scope(|scope| {
+            let builds: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| crate::gpu::GpuGru::new(&ctx, &weights)))
+                .collect();
+            builds
+                .into_iter()
+                .map(|b| {
+                    let model = b.join().expect("no panic").expect("model");
+                    model.stats().pipelines_created
+                })
+                .collect()
+        });
+        let stats = ctx.kernel_stats();
+        assert_eq!(stats.modules_compiled, 5, "{stats:?}");
+        assert_eq!(created.iter().sum::<usize>(), stats.pipelines_created);
+        assert_eq!(
+            stats.pipeline_hits,
+            7 * stats.pipelines_created,
+            "{stats:?}"
+        );
+    }
+
+    /// `gru_step.wgsl` and the other kernel files are compiled once per storage type: an f16
+    /// model after an f32 one compiles the same files again for f16, a second f16 model
+    /// compiles nothing. Skipped on devices without `SHADER_F16`.
+    #[test]
+    fn each_kernel_is_compiled_once_per_storage_type() {
+        let Some(ctx) = own_context("each_kernel_is_compiled_once_per_storage_type") else {
+            return;
+        };
+        if !ctx.device().features().contains(wgpu::Features::SHADER_F16) {
+            eprintln!("SKIPPED each_kernel_is_compiled_once_per_storage_type: no SHADER_F16");
+            return;
+        }
+        let model = crate::model::GruModel::from(weights());
+        let build = |dtype| {
+            let options = crate::gpu::ModelOptions {
+                dtype,
+                allow_f32_fallback: false,
+            };
+            crate::gpu::GpuGru::from_model_with(&ctx, &model, &options).expect("model")
+        };
+        let f32_model = build(Dtype::F32);
+        let after_f32 = ctx.kernel_stats();
+        let f16_model = build(Dtype::F16);
+        let after_f16 = ctx.kernel_stats();
+        assert_eq!(f16_model.dtype(), Dtype::F16);
+        assert_eq!(after_f16.modules_compiled, 2 * after_f32.modules_compiled);
+        assert_eq!(
+            f16_model.stats().pipelines_created,
+            f32_model.stats().pipelines_created
+        );
+        let again = build(Dtype::F16);
+        assert_eq!(again.stats().pipelines_created, 0);
+        assert_eq!(
+            ctx.kernel_stats().modules_compiled,
+            after_f16.modules_compiled
+        );
+    }
 }

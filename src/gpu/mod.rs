@@ -16,6 +16,7 @@ mod scratch;
 mod session;
 mod split;
 mod timestamps;
+mod weights;
 
 pub use context::{
     describe_adapter, enumerate_adapters, AdapterReport, ContextOptions, Fault, GpuContext,

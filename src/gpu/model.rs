@@ -1,8 +1,6 @@
 //! A GRU network resident on the GPU: weights uploaded once, pipelines built once, scratch
 //! buffers and bind groups kept between forwards of the same shape.
 
-use wgpu::util::DeviceExt;
-
 use crate::dtype::Dtype;
 use crate::error::{GruError, Result};
 use crate::gpu::context::GpuContext;
@@ -11,8 +9,8 @@ use crate::gpu::kernels::{
     GEMM_TILE, MAX_HIDDEN, PERSISTENT_LOOP_BUDGET, PERSISTENT_MAX_HIDDEN,
     PERSISTENT_WORKGROUP_BYTES, STEP_STORAGE_BUFFERS, STEP_WG,
 };
-use crate::gpu::limits::{self, check_binding, check_limit};
-use crate::gpu::params::{bytes_of, PARAMS_SLOT};
+use crate::gpu::limits::{self, check_limit};
+use crate::gpu::params::PARAMS_SLOT;
 use crate::gpu::path::{
     auto_gemm_kernel, auto_kernel_path, auto_step_kernel, GemmKernel, KernelPath, StepKernel,
 };
@@ -20,21 +18,10 @@ use crate::gpu::pipelines::ModelPipelines;
 use crate::gpu::readback::read_bytes;
 use crate::gpu::scratch::{Scratch, ShapeKey};
 use crate::gpu::timestamps::ForwardTiming;
+use crate::gpu::weights::{check_weights, upload_layers, LayerWeights};
 use crate::input::{Dims, GruInput, GruOutput};
 use crate::model::{Direction, GruModel, ModelView};
 use crate::weights::{Convention, GruWeights};
-
-/// A layer's weights on the device.
-pub(super) struct LayerWeights {
-    /// `[K, D·3H]`: every direction's `Wᵀ`, side by side.
-    pub(super) wt: wgpu::Buffer,
-    /// `[D·3H]`: every direction's `Wb`.
-    pub(super) wb: wgpu::Buffer,
-    /// Every direction's `Rᵀ [H, 3H]`, then every direction's `Rb [3H]`.
-    pub(super) rec: wgpu::Buffer,
-    /// `K`: `I` for layer 0, `D·H` after.
-    pub(super) input_size: usize,
-}
 
 /// Counters that show what a model has built (tests use them to prove reuse).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -106,32 +93,6 @@ impl std::fmt::Debug for GpuGru {
     }
 }
 
-/// A layer's weights laid out for the kernels (see [`LayerWeights`]).
-fn layer_arrays(layer: &[&GruWeights]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let h = layer[0].hidden_size();
-    let k = layer[0].input_size();
-    let (h3, width) = (3 * h, 3 * h * layer.len());
-    let n_stride = width.next_multiple_of(4);
-    let mut wt = vec![0.0f32; k * n_stride];
-    let mut wb = Vec::with_capacity(width);
-    let mut rec = vec![0.0f32; layer.len() * h * h3];
-    let mut rb = Vec::with_capacity(width);
-    for (d, w) in layer.iter().enumerate() {
-        for n in 0..h3 {
-            for kk in 0..k {
-                wt[kk * n_stride + d * h3 + n] = w.w()[n * k + kk];
-            }
-            for kk in 0..h {
-                rec[d * h * h3 + kk * h3 + n] = w.r()[n * h + kk];
-            }
-        }
-        wb.extend_from_slice(&w.b()[..h3]);
-        rb.extend_from_slice(&w.b()[h3..]);
-    }
-    rec.extend(rb);
-    (wt, wb, rec)
-}
-
 impl GpuGru {
     /// Uploads one forward layer to the device of `ctx` and builds the pipelines.
     ///
@@ -187,23 +148,7 @@ impl GpuGru {
             ));
         }
         let limits = ctx.limits();
-        for (l, layer) in model.layers.iter().enumerate() {
-            let k = layer[0].input_size();
-            check_binding(
-                limits,
-                format!("layer {l} weights Wᵀ [K={k}, D·3H={}]", n_dir * 3 * h),
-                bytes_of("W", n_dir * 3 * h * k, dtype)?,
-            )?;
-            check_binding(
-                limits,
-                format!(
-                    "layer {l} weights Rᵀ and Rb [D={n_dir}, H+1={}, 3H={}]",
-                    h + 1,
-                    3 * h
-                ),
-                bytes_of("R", n_dir * 3 * h * (h + 1), dtype)?,
-            )?;
-        }
+        check_weights(limits, model, dtype)?;
         let max_groups = limits.max_compute_workgroups_per_dimension as u64;
         check_limit(
             format!("hidden size {h} (step kernel)"),
@@ -232,27 +177,7 @@ impl GpuGru {
 
         let device = ctx.device();
         scoped(ctx, "uploading weights and building pipelines", || {
-            let upload = |label: &str, data: &[f32]| {
-                device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(label),
-                    contents: &dtype.encode(data),
-                    usage: wgpu::BufferUsages::STORAGE,
-                })
-            };
-            let layers = model
-                .layers
-                .iter()
-                .map(|layer| {
-                    let (wt, wb, rec) = layer_arrays(layer);
-                    LayerWeights {
-                        wt: upload("Wt [K, D·3H]", &wt),
-                        wb: upload("Wb [D·3H]", &wb),
-                        rec: upload("Rt [D, H, 3H] + Rb [D, 3H]", &rec),
-                        input_size: layer[0].input_size(),
-                    }
-                })
-                .collect();
-
+            let layers = upload_layers(device, model, dtype);
             let pipelines = ModelPipelines::build(ctx, dtype, h, first.convention())?;
             let pipelines_created = pipelines.created;
             Ok(GpuGru {
