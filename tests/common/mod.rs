@@ -141,6 +141,21 @@ pub fn gpu() -> Option<&'static GpuContext> {
     }
 }
 
+/// A device of its own on the shared context's adapter, made with `options` (their
+/// `adapter_name` is set here): for tests about one device (lowered limits, injected faults,
+/// device loss, its kernel cache) that must not touch the shared context.
+pub fn own_device(
+    shared: &GpuContext,
+    options: gru_wgpu::gpu::ContextOptions,
+    what: &str,
+) -> GpuContext {
+    GpuContext::with_options(&gru_wgpu::gpu::ContextOptions {
+        adapter_name: Some(shared.adapter_info().name.clone()),
+        ..options
+    })
+    .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
 /// Asserts `got` matches `expected` within `tol`, printing the context on failure.
 pub fn assert_close(context: &str, got: &[f32], expected: &[f32], tol: Tolerance) {
     let c = tol.compare(got, expected);

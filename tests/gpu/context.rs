@@ -3,7 +3,9 @@
 
 use crate::common;
 
-use common::{assert_close, gpu, random_weights, round_model, round_vec, tolerance, variants, Rng};
+use common::{
+    assert_close, gpu, own_device, random_weights, round_model, round_vec, tolerance, variants, Rng,
+};
 use gru_wgpu::gpu::{ContextOptions, Feed, GpuContext, GpuGru, GruSession, ModelOptions};
 use gru_wgpu::{
     cpu, Convention, Direction, GruError, GruInput, GruModel, Layout, OutputStyle, Tolerance,
@@ -59,12 +61,14 @@ fn beyond_device_limits_is_a_typed_error() {
         max_buffer_size: 1 << 20,
         ..wgpu::Limits::default()
     };
-    let small = GpuContext::with_options(&ContextOptions {
-        adapter_name: Some(ctx.adapter_info().name.clone()),
-        limits: Some(limits),
-        ..ContextOptions::default()
-    })
-    .expect("device with lowered limits");
+    let small = own_device(
+        ctx,
+        ContextOptions {
+            limits: Some(limits),
+            ..ContextOptions::default()
+        },
+        "device with lowered limits",
+    );
     let mut rng = Rng::new(32);
     // Rᵀ and Rb are 3·40·(40 + 1)·4 = 19680 bytes > 4096.
     let big = random_weights(&mut rng, Convention::ResetAfter, 2, 40, 1.0, true);
@@ -76,12 +80,14 @@ fn beyond_device_limits_is_a_typed_error() {
         other => panic!("expected DeviceLimit, got {other:?}"),
     }
     // A device with too few storage bindings per stage is refused by name.
-    let downlevel = GpuContext::with_options(&ContextOptions {
-        adapter_name: Some(ctx.adapter_info().name.clone()),
-        limits: Some(wgpu::Limits::downlevel_defaults()),
-        ..ContextOptions::default()
-    })
-    .expect("downlevel device");
+    let downlevel = own_device(
+        ctx,
+        ContextOptions {
+            limits: Some(wgpu::Limits::downlevel_defaults()),
+            ..ContextOptions::default()
+        },
+        "downlevel device",
+    );
     let small_weights = random_weights(&mut rng, Convention::ResetAfter, 2, 2, 1.0, true);
     let err = GpuGru::new(&downlevel, &small_weights).unwrap_err();
     assert!(
@@ -114,12 +120,14 @@ fn beyond_one_binding_the_work_is_split() {
         max_compute_workgroups_per_dimension: 2,
         ..wgpu::Limits::default()
     };
-    let small = GpuContext::with_options(&ContextOptions {
-        adapter_name: Some(ctx.adapter_info().name.clone()),
-        limits: Some(limits),
-        ..ContextOptions::default()
-    })
-    .expect("device with lowered limits");
+    let small = own_device(
+        ctx,
+        ContextOptions {
+            limits: Some(limits),
+            ..ContextOptions::default()
+        },
+        "device with lowered limits",
+    );
     let dtypes = common::dtypes(&small);
     let mut rng = Rng::new(36);
     struct Case {
@@ -279,11 +287,7 @@ fn largest_promised_sizes() {
 #[test]
 fn device_loss_is_a_typed_error_and_a_new_context_recovers() {
     let Some(shared) = gpu() else { return };
-    let options = ContextOptions {
-        adapter_name: Some(shared.adapter_info().name.clone()),
-        ..ContextOptions::default()
-    };
-    let ctx = GpuContext::with_options(&options).expect("own device");
+    let ctx = own_device(shared, ContextOptions::default(), "own device");
     let mut rng = Rng::new(36);
     let weights = random_weights(&mut rng, Convention::ResetAfter, 3, 8, 1.0, true);
     let x = rng.vec(4 * 2 * 3, 1.0);
@@ -317,7 +321,7 @@ fn device_loss_is_a_typed_error_and_a_new_context_recovers() {
         Err(GruError::DeviceLost { .. })
     ));
 
-    let fresh = GpuContext::with_options(&options).expect("a new context");
+    let fresh = own_device(shared, ContextOptions::default(), "a new context");
     let after = GpuGru::new(&fresh, &weights)
         .expect("model on the new context")
         .forward(&input)
@@ -334,11 +338,7 @@ fn device_loss_is_a_typed_error_and_a_new_context_recovers() {
 #[test]
 fn kernel_cache_compiles_each_kernel_once_per_context() {
     let Some(shared) = gpu() else { return };
-    let options = ContextOptions {
-        adapter_name: Some(shared.adapter_info().name.clone()),
-        ..ContextOptions::default()
-    };
-    let ctx = GpuContext::with_options(&options).expect("own device");
+    let ctx = own_device(shared, ContextOptions::default(), "own device");
     assert_eq!(
         ctx.kernel_stats(),
         Default::default(),

@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use common::{assert_close, gpu, random_weights, Rng};
+use common::{assert_close, gpu, own_device, random_weights, Rng};
 use gru_wgpu::gpu::{ContextOptions, Fault, Feed, GpuContext, GpuGru, GruSession};
 use gru_wgpu::{cpu, Convention, Direction, GruError, GruInput, GruModel, GruWeights, Tolerance};
 
@@ -141,11 +141,7 @@ fn check(what: &str, got: &Outputs, expected: &Outputs, whole: bool) {
 fn injected_faults_are_typed_errors_and_later_calls_recover() {
     let Some(shared) = gpu() else { return };
     // A context of its own: injected faults must not reach the other tests' operations.
-    let ctx = GpuContext::with_options(&ContextOptions {
-        adapter_name: Some(shared.adapter_info().name.clone()),
-        ..ContextOptions::from_env()
-    })
-    .expect("context");
+    let ctx = own_device(shared, ContextOptions::from_env(), "context");
     let mut rng = Rng::new(40);
     let w = random_weights(&mut rng, Convention::ResetBefore, I, H, 1.0, true);
     let model = GruModel::new(Direction::Forward, vec![vec![w.clone()]], None).expect("model");
