@@ -4,12 +4,13 @@
 # Needs only: prebuilt binaries in target/release (carried from the build machine) and PyTorch
 # with CUDA on the GPU machine. A machine without its own Vulkan loader (libvulkan.so.1) also
 # needs the Vulkan/EGL loader .deb packages in .gl/ (a person copies the project's shared gl
-# folder there); they are unpacked only when no loader is installed. Writes everything under $OUT (default ./gpu-compare-out): gru-bench.json,
-# torch.json, compare.txt (the ratio table), gru-bench-f16.{json,txt} (f16 against f32),
+# folder there); they are unpacked only when no loader is installed. Writes everything under $OUT (default ./gpu-compare-out):
+# gru-bench-split.{json,txt} and compare-split.txt (the step kernels at small batch, with their
+# step structure, against cuDNN), gru-bench.json, torch.json, compare.txt (the ratio table), gru-bench-f16.{json,txt} (f16 against f32),
 # streaming.{json,txt} and torch-streaming.json (a session of 1…1024 streams against nn.GRU),
 # the logs, and nvidia-smi / vulkan adapter facts.
 # Budget: the whole script finishes in under 8 minutes (each step has its own timeout; they
-# add up to 470 s).
+# add up to 480 s).
 #
 #   bash benches/gpu_compare.sh            # default grid
 #   QUICK=1 bash benches/gpu_compare.sh    # a 1-minute smoke run
@@ -51,8 +52,16 @@ else
     GRID=(--hidden 128,256,512,1024 --batch 1,4,16,64 --seq-len 100,1000)
 fi
 
+# The small-batch step kernels side by side (issue 13): staged, direct, split (subgroups) and
+# split-workgroup on the step-fused path, I=H=256/512/1024, B = 1 and 16, T = 1000, both
+# conventions; each row carries its step structure (dispatches, workgroups, lanes, loop trips).
+WGPU_BACKEND=vulkan timeout 80 "$BENCH" --hidden 256,512,1024 --batch 1,16 --seq-len 1000 \
+    --convention both --path step --step-kernel all --repeats 5 --warmup 2 --no-cpu \
+    --json "$OUT/gru-bench-split.json" > "$OUT/gru-bench-split.txt" 2> "$OUT/gru-bench-split.log"
+echo "gru-bench split exit $?" >> "$OUT/gru-bench-split.log"
+
 # gru-bench: every path, both conventions, no CPU reference (too slow for this grid).
-WGPU_BACKEND=vulkan timeout 220 "$BENCH" "${GRID[@]}" --convention both --path all --step-kernel both \
+WGPU_BACKEND=vulkan timeout 150 "$BENCH" "${GRID[@]}" --convention both --path all --step-kernel all \
     --repeats 5 --warmup 2 --no-cpu --json "$OUT/gru-bench.json" \
     > "$OUT/gru-bench.txt" 2> "$OUT/gru-bench.log"
 echo "gru-bench exit $?" >> "$OUT/gru-bench.log"
@@ -63,6 +72,7 @@ timeout 90 python3 benches/torch_gru.py --device "$TORCH_DEVICE" "${GRID[@]}" --
 echo "torch_gru exit $?" >> "$OUT/torch.log"
 
 "$BENCH" --compare "$OUT/gru-bench.json" "$OUT/torch.json" > "$OUT/compare.txt" 2>&1
+"$BENCH" --compare "$OUT/gru-bench-split.json" "$OUT/torch.json" > "$OUT/compare-split.txt" 2>&1
 
 # f16 storage against f32 on a smaller grid (the f16/f32 speed ratio).
 WGPU_BACKEND=vulkan timeout 50 "$BENCH" --hidden 256,1024 --batch 1,64 --seq-len 1000 \
@@ -79,5 +89,6 @@ timeout 40 python3 benches/torch_gru.py --streaming --device "$TORCH_DEVICE" --f
     --json "$OUT/torch-streaming.json" > "$OUT/torch-streaming.log" 2>&1
 echo "torch_gru streaming exit $?" >> "$OUT/torch-streaming.log"
 
-cat "$OUT/nvidia-smi.txt" "$OUT/gru-bench.txt" "$OUT/compare.txt" "$OUT/gru-bench-f16.txt" \
+cat "$OUT/nvidia-smi.txt" "$OUT/gru-bench-split.txt" "$OUT/compare-split.txt" \
+    "$OUT/gru-bench.txt" "$OUT/compare.txt" "$OUT/gru-bench-f16.txt" \
     "$OUT/streaming.txt" "$OUT/torch-streaming.log"

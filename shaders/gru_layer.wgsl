@@ -6,12 +6,14 @@
 // activations; loads convert to f32, all arithmetic is f32. Bindings (one bind group per layer):
 //   xp[rows, D·3H]  the layer's input projection X·Wᵀ + Wb for every step and direction
 //                   (input_projection.wgsl); row(t, b) = t·B + b, or b·T + t when batch-major
-//   rec             Rᵀ of every direction, rec[d·H·3H + k·3H + g·H + j] = R_d[g·H + j, k],
-//                   followed (at rb_offset) by the recurrent biases Rb[D, 3H]
+//   rec             Rᵀ of every direction, rec[d·H·3H + k·3H + g·H + j] = R_d[g·H + j, k]
+//                   (gru_step.wgsl, gru_persistent.wgsl), or R row-major,
+//                   rec[d·3H·H + (g·H + j)·H + k] = R_d[g·H + j, k] (gru_split.wgsl);
+//                   followed in both (at rb_offset = D·H·3H) by the recurrent biases Rb[D, 3H]
 //   h0              the initial state, state layout (base + d·st_ld + b·st_b + k)
 //   y               the layer's output, y[t·y_t + d·y_d + b·y_b + j]: a step reads the state
 //                   the previous step wrote there, and writes h_t
-//   scratch[D, 2, B, H]  step-fused reset-before only: z, then r ⊙ h_prev (always f32)
+//   scratch[D, 2, B, H]  step-fused reset-before only (gru_step, gru_split): z, then r ⊙ h_prev (always f32)
 //   lens[B]         per-entry sequence lengths (all T when the user gave none)
 //   yh              the state after each entry's last valid step (state layout)
 //   sp              the steps of this dispatch: [s, s_end) (the step-fused kernels do step s)
@@ -143,4 +145,31 @@ fn write_padding(d: u32, b: u32, j: u32, s: u32) {
             yh[state_index(d, b, j)] = S(0.0);
         }
     }
+}
+
+// The operand of a step's recurrent products: the previous state, or (reset-before's
+// candidate) r ⊙ h_prev from scratch.
+const SRC_STATE: u32 = 0u;
+const SRC_RESET_H: u32 = 1u;
+
+// scratch[d, which, b, j]: which = 0 holds z, 1 holds r ⊙ h_prev (reset-before).
+fn scratch_index(d: u32, which: u32, b: u32, j: u32) -> u32 {
+    return ((d * 2u + which) * lp.batch + b) * HIDDEN + j;
+}
+
+// Where entry b's operand row starts (unit 0), when it has step sp.s: in h0 or y (the state),
+// or in scratch (r ⊙ h).
+fn operand_base(src: u32, d: u32, b: u32) -> u32 {
+    if (src == SRC_RESET_H) {
+        return scratch_index(d, 1u, b, 0u);
+    }
+    if (sp.s == 0u) {
+        return state_index(d, b, 0u);
+    }
+    let t = time_of(b, d, sp.s);
+    var t_prev = t - 1u;
+    if (is_reverse(d)) {
+        t_prev = t + 1u;
+    }
+    return y_index(t_prev, d, b, 0u);
 }

@@ -24,14 +24,7 @@ override DIRECT: bool = false;
 override VEC_H: bool = false;
 const KC: u32 = 64u;  // state units staged per chunk
 
-const SRC_STATE: u32 = 0u;     // stage h_prev
-const SRC_RESET_H: u32 = 1u;   // stage r ⊙ h_prev from scratch
-
 var<workgroup> h_tile: array<vec4<f32>, KC>;
-
-fn scratch_index(d: u32, which: u32, b: u32, j: u32) -> u32 {
-    return ((d * 2u + which) * lp.batch + b) * HIDDEN + j;
-}
 
 // The staged operand for entry b, unit k: zero where the entry has no step or k ≥ H.
 fn operand(src: u32, d: u32, b: u32, k: u32) -> f32 {
@@ -53,23 +46,6 @@ struct Products {
     z: vec4<f32>,
     r: vec4<f32>,
     h: vec4<f32>,
-}
-
-// Where entry b's operand row starts (unit 0), when it has step sp.s: in h0 or y (the state),
-// or in scratch (r ⊙ h).
-fn operand_base(src: u32, d: u32, b: u32) -> u32 {
-    if (src == SRC_RESET_H) {
-        return scratch_index(d, 1u, b, 0u);
-    }
-    if (sp.s == 0u) {
-        return state_index(d, b, 0u);
-    }
-    let t = time_of(b, d, sp.s);
-    var t_prev = t - 1u;
-    if (is_reverse(d)) {
-        t_prev = t + 1u;
-    }
-    return y_index(t_prev, d, b, 0u);
 }
 
 // The operand of unit k for the four entries: row starts `base`, zero where `live` is false

@@ -5,7 +5,8 @@
 //! `shaders/common.wgsl` (stable activations) in every kernel but `stream_state.wgsl`, then
 //! `shaders/gemm_common.wgsl` in the input-projection kernels, and `shaders/gru_state.wgsl`
 //! (or `gru_state_vec4.wgsl`: the state bindings) then `shaders/gru_layer.wgsl` (the other
-//! bindings and index helpers of a layer) in the recurrent ones, at compile time of the
+//! bindings and index helpers of a layer) in the recurrent ones, and `gru_split.wgsl` (the split
+//! step kernel's body) before the split kernel's entry-point files, at compile time of the
 //! crate: one fixed source per kernel and storage type. Kernels are specialised with
 //! WGSL `override` constants when their pipelines are created, never by editing source text.
 
@@ -41,6 +42,11 @@ pub const GRU_STATE: &str = include_str!("../shaders/gru_state.wgsl");
 /// direct step kernel's module when H is a multiple of 4).
 pub const GRU_STATE_VEC4: &str = include_str!("../shaders/gru_state_vec4.wgsl");
 
+/// `shaders/gru_split.wgsl`: the split step kernel's body, placed after [`GRU_LAYER`] and
+/// before the file with its entry points and reduction (`gru_split_workgroup.wgsl` or
+/// `gru_split_subgroup.wgsl`).
+pub const GRU_SPLIT: &str = include_str!("../shaders/gru_split.wgsl");
+
 /// `shaders/gru_layer.wgsl`: bindings, parameters and index helpers of the recurrent kernels,
 /// placed between [`COMMON`] and the kernel's own file.
 pub const GRU_LAYER: &str = include_str!("../shaders/gru_layer.wgsl");
@@ -62,6 +68,13 @@ pub enum Kernel {
     GruStepVec4,
     /// `gru_persistent.wgsl`: many timesteps in one dispatch, the state in workgroup memory.
     GruPersistent,
+    /// `gru_split.wgsl` with `gru_split_workgroup.wgsl`: one timestep with each hidden unit's
+    /// dot products split over a workgroup of 64 lanes (R row-major), the lanes' partial
+    /// sums added in workgroup memory. GPUs at small batch; any device.
+    GruSplit,
+    /// `gru_split.wgsl` with `gru_split_subgroup.wgsl`: the same kernel, the partial sums
+    /// added with `subgroupAdd` (devices with `Features::SUBGROUP`).
+    GruSplitSubgroup,
     /// `stream_state.wgsl`: gathers and scatters the resident state of a streaming session's
     /// streams.
     StreamState,
@@ -119,17 +132,23 @@ kernel_files! {
     GruStep => ["common.wgsl", "gru_state.wgsl", "gru_layer.wgsl"] "gru_step.wgsl";
     GruStepVec4 => ["common.wgsl", "gru_state_vec4.wgsl", "gru_layer.wgsl"] "gru_step.wgsl";
     GruPersistent => ["common.wgsl", "gru_state.wgsl", "gru_layer.wgsl"] "gru_persistent.wgsl";
+    GruSplit => ["common.wgsl", "gru_state.wgsl", "gru_layer.wgsl", "gru_split.wgsl"]
+        "gru_split_workgroup.wgsl";
+    GruSplitSubgroup => ["common.wgsl", "gru_state.wgsl", "gru_layer.wgsl", "gru_split.wgsl"]
+        "gru_split_subgroup.wgsl";
     StreamState => [] "stream_state.wgsl";
 }
 
 impl Kernel {
     /// Every kernel family.
-    pub const ALL: [Kernel; 6] = [
+    pub const ALL: [Kernel; 8] = [
         Kernel::InputProjection,
         Kernel::InputProjectionDirect,
         Kernel::GruStep,
         Kernel::GruStepVec4,
         Kernel::GruPersistent,
+        Kernel::GruSplit,
+        Kernel::GruSplitSubgroup,
         Kernel::StreamState,
     ];
 
@@ -138,11 +157,13 @@ impl Kernel {
         match self {
             Kernel::InputProjection => &["input_projection"],
             Kernel::InputProjectionDirect => &["input_projection_direct"],
-            Kernel::GruStep | Kernel::GruStepVec4 => &[
-                "step_reset_after",
-                "gates_reset_before",
-                "candidate_reset_before",
-            ],
+            Kernel::GruStep | Kernel::GruStepVec4 | Kernel::GruSplit | Kernel::GruSplitSubgroup => {
+                &[
+                    "step_reset_after",
+                    "gates_reset_before",
+                    "candidate_reset_before",
+                ]
+            }
             Kernel::GruPersistent => &["persistent_reset_after", "persistent_reset_before"],
             Kernel::StreamState => &["gather_state", "scatter_state"],
         }
@@ -155,6 +176,12 @@ impl Kernel {
             Kernel::InputProjectionDirect => &["VEC_K"],
             Kernel::GruStep | Kernel::GruStepVec4 => &["HIDDEN", "WG", "DIRECT", "VEC_H"],
             Kernel::GruPersistent => &["HIDDEN", "WG"],
+            Kernel::GruSplit | Kernel::GruSplitSubgroup => &["HIDDEN"],
         }
+    }
+
+    /// Whether the kernel needs `Features::SUBGROUP` (subgroup builtins and operations).
+    pub fn needs_subgroups(self) -> bool {
+        self == Kernel::GruSplitSubgroup
     }
 }

@@ -18,8 +18,10 @@ pub struct ContextOptions {
     /// Limits to ask for instead of the adapter's own (tests use this to lower limits).
     pub limits: Option<wgpu::Limits>,
     /// Features requested when the adapter has them (none is required): by default
-    /// [`ContextOptions::OPTIONAL_FEATURES`], timestamps for profiling and `SHADER_F16` for
-    /// f16 storage.
+    /// [`ContextOptions::OPTIONAL_FEATURES`], timestamps for profiling, `SHADER_F16` for
+    /// f16 storage and `SUBGROUP` for the split step kernel's reduction. Leaving `SUBGROUP`
+    /// out makes that kernel add its lanes' sums in workgroup memory, as on devices without
+    /// subgroups.
     pub optional_features: wgpu::Features,
 }
 
@@ -37,9 +39,11 @@ impl Default for ContextOptions {
 
 impl ContextOptions {
     /// The features a context asks for where the adapter has them: `TIMESTAMP_QUERY`
-    /// ([`crate::gpu::GpuGru::set_profiling`]) and `SHADER_F16` ([`crate::Dtype::F16`]).
-    pub const OPTIONAL_FEATURES: wgpu::Features =
-        wgpu::Features::TIMESTAMP_QUERY.union(wgpu::Features::SHADER_F16);
+    /// ([`crate::gpu::GpuGru::set_profiling`]), `SHADER_F16` ([`crate::Dtype::F16`]) and
+    /// `SUBGROUP` ([`crate::gpu::StepKernel::Split`]'s reduction).
+    pub const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
+        .union(wgpu::Features::SHADER_F16)
+        .union(wgpu::Features::SUBGROUP);
 
     /// Options from `WGPU_BACKEND`, `WGPU_ADAPTER_NAME` and `WGPU_POWER_PREF`.
     pub fn from_env() -> Self {

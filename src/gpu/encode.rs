@@ -1,7 +1,6 @@
 //! Recording a forward's dispatches: per layer the input-projection GEMM pieces, then the
 //! recurrence (one or two step dispatches per timestep, or persistent chunks).
 
-use crate::gpu::kernels::{STEP_NB, STEP_WG};
 use crate::gpu::model::GpuGru;
 use crate::gpu::path::KernelPath;
 use crate::gpu::scratch::Scratch;
@@ -30,9 +29,9 @@ impl GpuGru {
                 queue.write_buffer(buf, 0, bytemuck::cast_slice(&fill));
             }
         }
-        let groups_j = (self.hidden_size as u32).div_ceil(STEP_WG);
-        let groups_b = (dims.batch as u32).div_ceil(STEP_NB);
-        let groups_d = dims.num_directions as u32;
+        let [groups_x, groups_y, groups_z] =
+            self.recurrence(dims.batch)
+                .grid(self.hidden_size, dims.batch, dims.num_directions);
         let step_pipelines = self.pipelines.steps.get(self.step_kernel());
         let single = step_pipelines.len() == 1;
         let persistent = match (s.key.path, &self.pipelines.persistent) {
@@ -65,7 +64,7 @@ impl GpuGru {
                 pass.set_pipeline(p);
                 for &offset in &s.chunk_offsets {
                     pass.set_bind_group(0, &s.step_binds[l], &[offset]);
-                    pass.dispatch_workgroups(groups_b, groups_d, 1);
+                    pass.dispatch_workgroups(groups_x, groups_y, groups_z);
                 }
                 continue;
             }
@@ -78,7 +77,7 @@ impl GpuGru {
                     if !single {
                         pass.set_pipeline(p);
                     }
-                    pass.dispatch_workgroups(groups_j, groups_b, groups_d);
+                    pass.dispatch_workgroups(groups_x, groups_y, groups_z);
                 }
             }
         }

@@ -19,8 +19,16 @@ use crate::shaders::Kernel;
 
 /// Invocations per workgroup of the step kernels (`WG` override of `gru_step.wgsl`).
 pub(super) const STEP_WG: u32 = 64;
-/// Batch entries per step invocation (`NB` in `gru_step.wgsl`).
+/// Batch entries per step invocation (`NB` in `gru_step.wgsl`), and per workgroup of the
+/// split kernel (`SPLIT_NB` in `gru_split.wgsl`).
 pub(super) const STEP_NB: u32 = 4;
+/// Lanes per workgroup of the split step kernel, all on one hidden unit (`SPLIT_WG` in
+/// `gru_split.wgsl`).
+pub(super) const SPLIT_WG: u32 = 64;
+/// State units each lane of the split kernel reads per loop trip (`SPLIT_UNROLL`).
+pub(super) const SPLIT_UNROLL: u32 = 4;
+/// Workgroup memory the split kernel declares (`red` in `gru_split.wgsl`).
+pub(super) const SPLIT_WORKGROUP_BYTES: u32 = 3 * SPLIT_WG * 16;
 /// Output tile of the input-projection GEMM (`TILE` in `input_projection.wgsl`).
 pub(super) const GEMM_TILE: u32 = 64;
 /// Most K columns one GEMM dispatch walks: keeps every invocation's loop trips below
@@ -55,7 +63,11 @@ impl LayoutFamily {
     fn of(kernel: Kernel) -> Self {
         match kernel {
             Kernel::InputProjection | Kernel::InputProjectionDirect => LayoutFamily::Gemm,
-            Kernel::GruStep | Kernel::GruStepVec4 | Kernel::GruPersistent => LayoutFamily::Step,
+            Kernel::GruStep
+            | Kernel::GruStepVec4
+            | Kernel::GruPersistent
+            | Kernel::GruSplit
+            | Kernel::GruSplitSubgroup => LayoutFamily::Step,
             Kernel::StreamState => LayoutFamily::StreamState,
         }
     }
@@ -345,7 +357,7 @@ mod tests {
     }
 
     /// Eight threads build the same model on one fresh context at once: the kernel files are
-    /// compiled once (the five modules of an f32 model with `H = 8`), every pipeline is
+    /// compiled once (the six or seven modules of an f32 model with `H = 8`), every pipeline is
     /// created once (by whichever model asked first), the models' `pipelines_created` add up
     /// to the context's misses and every other request was a hit.
     #[test]
@@ -367,7 +379,8 @@ mod tests {
                 .collect()
         });
         let stats = ctx.kernel_stats();
-        assert_eq!(stats.modules_compiled, 5, "{stats:?}");
+        let subgroups = ctx.device().features().contains(wgpu::Features::SUBGROUP);
+        assert_eq!(stats.modules_compiled, 6 + subgroups as usize, "{stats:?}");
         assert_eq!(created.iter().sum::<usize>(), stats.pipelines_created);
         assert_eq!(
             stats.pipeline_hits,

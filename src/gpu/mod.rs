@@ -26,6 +26,7 @@ pub use kernels::{KernelStats, MAX_HIDDEN, PERSISTENT_MAX_HIDDEN};
 pub use model::{GpuGru, ModelOptions, ModelStats};
 pub use path::{
     auto_gemm_kernel, auto_kernel_path, auto_step_kernel, GemmKernel, KernelPath, StepKernel,
+    StepStructure,
 };
 pub use session::{GruSession, StreamId};
 pub use timestamps::ForwardTiming;

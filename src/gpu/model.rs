@@ -7,12 +7,13 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::errors::scoped;
 use crate::gpu::kernels::{
     GEMM_TILE, MAX_HIDDEN, PERSISTENT_LOOP_BUDGET, PERSISTENT_MAX_HIDDEN,
-    PERSISTENT_WORKGROUP_BYTES, STEP_STORAGE_BUFFERS, STEP_WG,
+    PERSISTENT_WORKGROUP_BYTES, SPLIT_WORKGROUP_BYTES, STEP_STORAGE_BUFFERS, STEP_WG,
 };
 use crate::gpu::limits::{self, check_limit};
 use crate::gpu::params::PARAMS_SLOT;
 use crate::gpu::path::{
-    auto_gemm_kernel, auto_kernel_path, auto_step_kernel, GemmKernel, KernelPath, StepKernel,
+    auto_gemm_kernel, auto_kernel_path, auto_step_kernel, GemmKernel, KernelPath, Recurrence,
+    StepKernel, StepStructure,
 };
 use crate::gpu::pipelines::ModelPipelines;
 use crate::gpu::readback::read_bytes;
@@ -155,6 +156,12 @@ impl GpuGru {
             "max_compute_workgroups_per_dimension",
             (h as u64).div_ceil(STEP_WG as u64),
             max_groups,
+        )?;
+        check_limit(
+            "the split step kernel",
+            "max_compute_workgroup_storage_size",
+            SPLIT_WORKGROUP_BYTES as u64,
+            limits.max_compute_workgroup_storage_size as u64,
         )?;
         check_limit(
             format!("D·3H = {} (input projection)", n_dir * 3 * h),
@@ -313,10 +320,66 @@ impl GpuGru {
             .unwrap_or_else(|| auto_step_kernel(self.ctx.adapter_info()))
     }
 
-    /// Chooses the step-fused kernel variant (`None`: automatic). Both are built with the
+    /// Chooses the step-fused kernel variant (`None`: automatic). All are built with the
     /// model, so this creates no pipeline.
     pub fn set_step_kernel(&mut self, kernel: Option<StepKernel>) {
         self.step_choice = kernel;
+    }
+
+    /// Whether [`StepKernel::Split`] adds its lanes' sums with subgroup operations (the
+    /// device has `Features::SUBGROUP`) rather than in workgroup memory.
+    pub fn split_uses_subgroups(&self) -> bool {
+        self.pipelines.steps.split_subgroups
+    }
+
+    /// The recurrent kernel a forward of `batch` entries runs with the current choices.
+    pub(crate) fn recurrence(&self, batch: usize) -> Recurrence {
+        match (self.kernel_path(batch), &self.pipelines.persistent) {
+            (KernelPath::Persistent, Some((_, wg))) => Recurrence::Persistent {
+                wg: *wg,
+                steps: self.persistent_chunk(*wg),
+            },
+            _ => match self.step_kernel() {
+                StepKernel::Staged => Recurrence::Staged,
+                StepKernel::Direct => Recurrence::Direct {
+                    vec_h: self.hidden_size.is_multiple_of(4),
+                },
+                StepKernel::Split => Recurrence::Split {
+                    subgroups: self.pipelines.steps.split_subgroups,
+                    subgroup_min: self.ctx.adapter_info().subgroup_min_size,
+                    groups_x: self.split_groups_x(),
+                },
+                StepKernel::SplitWorkgroup => Recurrence::Split {
+                    subgroups: false,
+                    subgroup_min: 0,
+                    groups_x: self.split_groups_x(),
+                },
+            },
+        }
+    }
+
+    /// Workgroups in x of a split-kernel dispatch: one per hidden unit, or the device's
+    /// most (each workgroup then takes several units).
+    fn split_groups_x(&self) -> u32 {
+        let most = self
+            .ctx
+            .limits()
+            .max_compute_workgroups_per_dimension
+            .max(1);
+        (self.hidden_size as u32).min(most)
+    }
+
+    /// The parallel structure of one timestep of one layer in a forward of `batch` entries
+    /// with the current choices: dispatches per step, workgroups and invocations per
+    /// dispatch, and the longest serial loop an invocation runs (what a GPU's step time
+    /// follows; gru-bench prints it).
+    pub fn step_structure(&self, batch: usize) -> StepStructure {
+        self.recurrence(batch).structure(
+            self.convention,
+            self.hidden_size,
+            batch,
+            self.direction.num_directions(),
+        )
     }
 
     /// The pipeline of `kernel` for layer `l`: the direct kernel reads X four columns at a
@@ -431,6 +494,7 @@ impl GpuGru {
             dims: *dims,
             path: self.kernel_path(dims.batch),
             gemm: self.gemm_kernel(),
+            row_major_r: matches!(self.recurrence(dims.batch), Recurrence::Split { .. }),
             profiling: self.profiling,
         }
     }

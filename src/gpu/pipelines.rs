@@ -1,5 +1,5 @@
 //! The pipelines one model dispatches, taken from its context's kernel cache: every
-//! input-projection variant, both step-fused variants of its convention, and the persistent
+//! input-projection variant, every step-fused kernel of its convention, and the persistent
 //! kernel where the hidden size and the device allow it.
 
 use crate::dtype::Dtype;
@@ -28,6 +28,12 @@ pub(super) struct GemmPipelines {
 pub(super) struct StepPipelines {
     pub(super) staged: Vec<wgpu::ComputePipeline>,
     pub(super) direct: Vec<wgpu::ComputePipeline>,
+    /// [`StepKernel::Split`]: `gru_split_subgroup.wgsl` where the device has
+    /// `Features::SUBGROUP` (`split_subgroups`), else the same pipelines as
+    /// `split_workgroup`.
+    pub(super) split: Vec<wgpu::ComputePipeline>,
+    pub(super) split_workgroup: Vec<wgpu::ComputePipeline>,
+    pub(super) split_subgroups: bool,
 }
 
 impl StepPipelines {
@@ -36,6 +42,8 @@ impl StepPipelines {
         match kernel {
             StepKernel::Staged => &self.staged,
             StepKernel::Direct => &self.direct,
+            StepKernel::Split => &self.split,
+            StepKernel::SplitWorkgroup => &self.split_workgroup,
         }
     }
 }
@@ -113,9 +121,30 @@ impl ModelPipelines {
                 .map(|e| pipeline(kernel, e, &step_constants(direct)))
                 .collect::<Result<Vec<_>>>()
         };
+        let staged = step_variant(false)?;
+        let direct = step_variant(true)?;
+        // The split kernel: R row-major, one workgroup per hidden unit; its lanes' sums added
+        // by subgroup operations where the device has them.
+        let split_constants = [("HIDDEN", h as f64)];
+        let mut split_variant = |kernel: Kernel| {
+            entries
+                .iter()
+                .map(|e| pipeline(kernel, e, &split_constants))
+                .collect::<Result<Vec<_>>>()
+        };
+        let split_workgroup = split_variant(Kernel::GruSplit)?;
+        let split_subgroups = device.features().contains(wgpu::Features::SUBGROUP);
+        let split = if split_subgroups {
+            split_variant(Kernel::GruSplitSubgroup)?
+        } else {
+            split_workgroup.clone()
+        };
         let steps = StepPipelines {
-            staged: step_variant(false)?,
-            direct: step_variant(true)?,
+            staged,
+            direct,
+            split,
+            split_workgroup,
+            split_subgroups,
         };
         let persistent = if h <= PERSISTENT_MAX_HIDDEN
             && ctx.limits().max_compute_workgroup_storage_size >= PERSISTENT_WORKGROUP_BYTES

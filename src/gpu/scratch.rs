@@ -29,6 +29,8 @@ pub(super) struct ShapeKey {
     pub(super) dims: Dims,
     pub(super) path: KernelPath,
     pub(super) gemm: GemmKernel,
+    /// Whether the step bind groups hold `R` row-major (the split kernel) instead of `Rᵀ`.
+    pub(super) row_major_r: bool,
     pub(super) profiling: bool,
 }
 
@@ -244,7 +246,14 @@ impl GpuGru {
                     layout: &self.pipelines.step_layout,
                     entries: &[
                         entry(0, xp.as_entire_binding()),
-                        entry(1, layer.rec.as_entire_binding()),
+                        entry(
+                            1,
+                            if key.row_major_r {
+                                layer.rows.as_entire_binding()
+                            } else {
+                                layer.rec.as_entire_binding()
+                            },
+                        ),
                         entry(2, h0.as_entire_binding()),
                         entry(3, layer_out.as_entire_binding()),
                         entry(4, gates.as_entire_binding()),

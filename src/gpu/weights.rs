@@ -16,8 +16,14 @@ pub(super) struct LayerWeights {
     pub(super) wt: wgpu::Buffer,
     /// `[D·3H]`: every direction's `Wb`.
     pub(super) wb: wgpu::Buffer,
-    /// Every direction's `Rᵀ [H, 3H]`, then every direction's `Rb [3H]`.
+    /// Every direction's `Rᵀ [H, 3H]`, then every direction's `Rb [3H]`: the staged, direct
+    /// and persistent kernels, where consecutive invocations own consecutive hidden units.
     pub(super) rec: wgpu::Buffer,
+    /// Every direction's `R [3H, H]` row-major, then every direction's `Rb [3H]` (the same
+    /// size and bias offset as `rec`): the split kernel, whose lanes walk one row along K.
+    /// Both layouts are uploaded once, with the model, so any step kernel can be chosen
+    /// later without touching the weights again; this doubles `R`'s device memory.
+    pub(super) rows: wgpu::Buffer,
     /// `K`: `I` for layer 0, `D·H` after.
     pub(super) input_size: usize,
 }
@@ -67,11 +73,12 @@ pub(super) fn upload_layers(
         .layers
         .iter()
         .map(|layer| {
-            let (wt, wb, rec) = layer_arrays(layer);
+            let (wt, wb, rec, rows) = layer_arrays(layer);
             LayerWeights {
                 wt: upload("Wt [K, D·3H]", &wt),
                 wb: upload("Wb [D·3H]", &wb),
                 rec: upload("Rt [D, H, 3H] + Rb [D, 3H]", &rec),
+                rows: upload("R [D, 3H, H] + Rb [D, 3H]", &rows),
                 input_size: layer[0].input_size(),
             }
         })
@@ -79,7 +86,7 @@ pub(super) fn upload_layers(
 }
 
 /// A layer's weights laid out for the kernels (see [`LayerWeights`]).
-fn layer_arrays(layer: &[&GruWeights]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+fn layer_arrays(layer: &[&GruWeights]) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let h = layer[0].hidden_size();
     let k = layer[0].input_size();
     let (h3, width) = (3 * h, 3 * h * layer.len());
@@ -100,6 +107,9 @@ fn layer_arrays(layer: &[&GruWeights]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         wb.extend_from_slice(&w.b()[..h3]);
         rb.extend_from_slice(&w.b()[h3..]);
     }
+    // R as given ([3H, H] row-major per direction), directions one after the other.
+    let mut rows: Vec<f32> = layer.iter().flat_map(|w| w.r().iter().copied()).collect();
+    rows.extend_from_slice(&rb);
     rec.extend(rb);
-    (wt, wb, rec)
+    (wt, wb, rec, rows)
 }

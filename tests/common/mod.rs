@@ -123,7 +123,19 @@ pub fn dtypes(ctx: &GpuContext) -> Vec<gru_wgpu::Dtype> {
 /// let a machine without any adapter skip explicitly (the skip is printed).
 pub fn gpu() -> Option<&'static GpuContext> {
     static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
-    let ctx = CTX.get_or_init(|| GpuContext::new().map_err(|e| e.to_string()));
+    let ctx = CTX.get_or_init(|| {
+        // lavapipe runs each dispatch's workgroups on LP_NUM_THREADS worker threads (one per
+        // core by default) and the harness runs tests on as many threads again: on a 2-core
+        // machine a worker preempted by a test computing its CPU reference holds up every
+        // dispatch, and a kernel of many small workgroups (the split step kernel: H per step)
+        // then runs ~7× slower (parity:: 192 s against 27 s with one worker). One worker per
+        // test process unless the caller chose; no other driver reads this variable. Set
+        // before the first adapter is enumerated, which is when llvmpipe reads it.
+        if std::env::var_os("LP_NUM_THREADS").is_none() {
+            std::env::set_var("LP_NUM_THREADS", "1");
+        }
+        GpuContext::new().map_err(|e| e.to_string())
+    });
     match ctx {
         Ok(c) => Some(c),
         Err(e) => {
@@ -193,11 +205,13 @@ impl std::fmt::Display for Variant {
 }
 
 /// Every kernel variant the tests run, each step kernel and each GEMM at least once: the
-/// step-fused path with the staged and the direct step kernel (each with the other GEMM), and
-/// the persistent path with both GEMMs. **A new kernel variant is added here, and only here**:
+/// step-fused path with the staged and the direct step kernel (each with the other GEMM), the
+/// split kernel with its subgroup reduction (where the device has subgroups; lavapipe's
+/// Vulkan adapter does) and with its workgroup-memory reduction, and the persistent path with
+/// both GEMMs. **A new kernel variant is added here, and only here**:
 /// every test that runs a model in every configuration gets it through [`variants`],
 /// [`configs`] or [`each_gpu_config`].
-pub const VARIANTS: [Variant; 4] = {
+pub const VARIANTS: [Variant; 6] = {
     use gru_wgpu::gpu::{GemmKernel, KernelPath, StepKernel};
     const fn v(path: KernelPath, step: StepKernel, gemm: GemmKernel) -> Variant {
         Variant { path, step, gemm }
@@ -207,6 +221,12 @@ pub const VARIANTS: [Variant; 4] = {
         v(
             KernelPath::StepFused,
             StepKernel::Direct,
+            GemmKernel::Direct,
+        ),
+        v(KernelPath::StepFused, StepKernel::Split, GemmKernel::Tiled),
+        v(
+            KernelPath::StepFused,
+            StepKernel::SplitWorkgroup,
             GemmKernel::Direct,
         ),
         v(

@@ -12,16 +12,54 @@ use gru_wgpu::Dtype;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
 fn parse_and_validate(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    validate_with(name, source, false)
+}
+
+/// Parses and validates `source` with SHADER_FLOAT16 (the f16 storage variants; wgpu grants
+/// it with SHADER_F16) and, with `subgroups`, SUBGROUP (wgpu grants it with
+/// `Features::SUBGROUP`). Every kernel that does not need subgroups is validated without
+/// them, as a device without subgroups will.
+fn validate_with(
+    name: &str,
+    source: &str,
+    subgroups: bool,
+) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("{name} does not parse:\n{}", e.emit_to_string(source)));
-    // SHADER_FLOAT16 for the f16 storage variants (wgpu grants it with SHADER_F16).
-    let info = Validator::new(
-        ValidationFlags::all(),
-        Capabilities::default() | Capabilities::SHADER_FLOAT16,
-    )
-    .validate(&module)
-    .unwrap_or_else(|e| panic!("{name} does not validate:\n{}", e.emit_to_string(source)));
+    let mut capabilities = Capabilities::default() | Capabilities::SHADER_FLOAT16;
+    if subgroups {
+        capabilities |= Capabilities::SUBGROUP;
+    }
+    let info = Validator::new(ValidationFlags::all(), capabilities)
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name} does not validate:\n{}", e.emit_to_string(source)));
     (module, info)
+}
+
+/// A kernel's module, validated with the capabilities it needs and no more.
+fn kernel_module(k: Kernel, dtype: Dtype) -> (naga::Module, naga::valid::ModuleInfo) {
+    validate_with(k.file_name(), k.source(dtype), k.needs_subgroups())
+}
+
+/// The subgroup kernel needs SUBGROUP (a device without it refuses the module, so the crate
+/// must not build it there), and nothing else does.
+#[test]
+fn only_the_subgroup_kernel_needs_subgroups() {
+    for k in Kernel::ALL {
+        let source = k.source(Dtype::F32);
+        let module = naga::front::wgsl::parse_str(source).expect("parses");
+        let without = Validator::new(
+            ValidationFlags::all(),
+            Capabilities::default() | Capabilities::SHADER_FLOAT16,
+        )
+        .validate(&module);
+        assert_eq!(
+            without.is_err(),
+            k.needs_subgroups(),
+            "{}: validation without SUBGROUP gave {without:?}",
+            k.file_name()
+        );
+    }
 }
 
 /// Every `.wgsl` file in `shaders/` is either `common.wgsl` or a kernel the crate loads, and
@@ -46,6 +84,7 @@ fn every_shader_file_is_a_known_kernel() {
     known.insert("gru_state.wgsl".to_string());
     known.insert("gru_state_vec4.wgsl".to_string());
     known.insert("gemm_common.wgsl".to_string());
+    known.insert("gru_split.wgsl".to_string());
     assert_eq!(
         on_disk, known,
         "shaders/ and gru_wgpu::shaders::Kernel disagree"
@@ -99,7 +138,7 @@ fn kernels_validate_with_their_entry_points_and_overrides() {
         .into_iter()
         .flat_map(|k| [(k, Dtype::F32), (k, Dtype::F16)])
     {
-        let (module, _) = parse_and_validate(k.file_name(), k.source(dtype));
+        let (module, _) = kernel_module(k, dtype);
         for entry in k.entry_points() {
             assert!(
                 module.entry_points.iter().any(|e| e.name == *entry),
@@ -130,7 +169,7 @@ fn kernels_specialise_and_translate_to_spirv() {
         .into_iter()
         .flat_map(|k| [(k, Dtype::F32), (k, Dtype::F16)])
     {
-        let (module, info) = parse_and_validate(k.file_name(), k.source(dtype));
+        let (module, info) = kernel_module(k, dtype);
         let hidden_sizes: &[f64] = if k.overrides().contains(&"HIDDEN") {
             if k == Kernel::GruPersistent {
                 &[1.0, 64.0, 256.0]

@@ -58,8 +58,27 @@ pub enum StepKernelArg {
     Staged,
     /// The direct kernel.
     Direct,
-    /// Both kernels.
+    /// The split kernel (subgroup reduction where the adapter has subgroups).
+    Split,
+    /// The split kernel with its reduction in workgroup memory.
+    SplitWorkgroup,
+    /// The staged and the direct kernel.
     Both,
+    /// Every kernel: staged, direct, split, split-workgroup.
+    All,
+}
+
+/// `--choose-as`: which kind of adapter the automatic choices (path, step kernel, GEMM)
+/// are made for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ChooseAsArg {
+    /// The adapter the run uses.
+    Adapter,
+    /// A discrete GPU, whatever the adapter is (e.g. to report on lavapipe the structure of
+    /// what a GPU would run).
+    Gpu,
+    /// A CPU adapter.
+    Cpu,
 }
 
 /// gru-bench: times gru-wgpu's GPU forward against its CPU reference over a grid of shapes
@@ -95,6 +114,9 @@ pub struct Cli {
     /// The step-fused path's kernel(s).
     #[arg(long, value_enum, default_value = "auto")]
     step_kernel: StepKernelArg,
+    /// Make the automatic choices (path, step kernel, GEMM) as for this kind of adapter.
+    #[arg(long, value_enum, default_value = "adapter")]
+    choose_as: ChooseAsArg,
     /// Timed forwards per row [default: 5; 3 with --quick].
     #[arg(long, value_parser = positive, value_name = "N")]
     repeats: Option<usize>,
@@ -146,6 +168,8 @@ pub struct Options {
     pub dtypes: Vec<Dtype>,
     /// `None`: the automatic choice.
     pub step_kernels: Vec<Option<StepKernel>>,
+    /// Make the automatic choices for this adapter type instead of the adapter's own.
+    pub choose_as: Option<wgpu::DeviceType>,
     pub streaming: bool,
     pub streams: Vec<usize>,
     pub layers: usize,
@@ -219,7 +243,20 @@ impl Cli {
                 StepKernelArg::Auto => vec![None],
                 StepKernelArg::Staged => vec![Some(StepKernel::Staged)],
                 StepKernelArg::Direct => vec![Some(StepKernel::Direct)],
+                StepKernelArg::Split => vec![Some(StepKernel::Split)],
+                StepKernelArg::SplitWorkgroup => vec![Some(StepKernel::SplitWorkgroup)],
                 StepKernelArg::Both => vec![Some(StepKernel::Staged), Some(StepKernel::Direct)],
+                StepKernelArg::All => vec![
+                    Some(StepKernel::Staged),
+                    Some(StepKernel::Direct),
+                    Some(StepKernel::Split),
+                    Some(StepKernel::SplitWorkgroup),
+                ],
+            },
+            choose_as: match self.choose_as {
+                ChooseAsArg::Adapter => None,
+                ChooseAsArg::Gpu => Some(wgpu::DeviceType::DiscreteGpu),
+                ChooseAsArg::Cpu => Some(wgpu::DeviceType::Cpu),
             },
             streaming: self.streaming,
             streams: self.streams,

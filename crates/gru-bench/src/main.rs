@@ -48,9 +48,12 @@ use std::time::{Duration, Instant};
 
 use args::{Cli, Command, Options};
 use clap::Parser;
-use gru_wgpu::gpu::{Feed, GpuContext, GpuGru, GruSession, KernelPath, ModelOptions, StepKernel};
+use gru_wgpu::gpu::{
+    auto_gemm_kernel, auto_kernel_path, auto_step_kernel, Feed, GpuContext, GpuGru, GruSession,
+    KernelPath, ModelOptions, StepKernel, StepStructure,
+};
 use gru_wgpu::seeded::uniform;
-use rows::{finite, read_rows, CheckFields, GridRow, StreamingRow};
+use rows::{finite, read_rows, CheckFields, GridRow, StreamingRow, StructureFields};
 use serde::Serialize;
 
 use gru_wgpu::{
@@ -73,9 +76,11 @@ struct Row {
     gpu_ns: Option<(f64, f64)>,
     /// Median host time to record one forward's commands, µs.
     encode_us: Option<f64>,
+    /// The parallel structure of one step of the kernel that ran (GPU rows).
+    structure: Option<StepStructure>,
 }
 
-const TABLE_HEADER: &str = "convention   type     I     H    B     T  path               µs/step        min        max  µs/sequence  GFLOP/s  gpu proj µs   gpu µs/step enc µs/step   max err";
+const TABLE_HEADER: &str = "convention   type     I     H    B     T  path                 µs/step        min        max  µs/sequence  GFLOP/s  gpu proj µs   gpu µs/step enc µs/step   max err  disp      wgs      lanes   loop";
 
 impl Row {
     fn stats_us_per_step(&self) -> (f64, f64, f64) {
@@ -112,6 +117,7 @@ impl Row {
             gpu_input_projection_us: self.gpu_ns.and_then(|(p, _)| finite(p / 1e3)),
             gpu_recurrence_us_per_step: self.gpu_ns.and_then(|(_, r)| finite(r / 1e3 / t)),
             host_encode_us_per_step: self.encode_us.and_then(|e| finite(e / t)),
+            structure: StructureFields::of(self.structure.as_ref()),
             check: CheckFields::of(self.check.as_ref()),
         }
     }
@@ -127,7 +133,7 @@ impl Row {
             None => ("-".into(), "-".into()),
         };
         format!(
-            "{:<12} {:>4} {:>5} {:>5} {:>4} {:>5}  {:<15} {:>10.1} {:>10.1} {:>10.1} {:>12.0} {:>8.2} {:>12} {:>13} {:>11} {:>9}",
+            "{:<12} {:>4} {:>5} {:>5} {:>4} {:>5}  {:<17} {:>10.1} {:>10.1} {:>10.1} {:>12.0} {:>8.2} {:>12} {:>13} {:>11} {:>9} {}",
             format!("{:?}", self.convention),
             self.dtype.name(),
             self.i,
@@ -145,7 +151,20 @@ impl Row {
             self.encode_us
                 .map(|e| format!("{:.3}", e / self.t as f64))
                 .unwrap_or_else(|| "-".into()),
-            self.max_err.map(|e| format!("{e:.2e}")).unwrap_or_else(|| "-".into())
+            self.max_err.map(|e| format!("{e:.2e}")).unwrap_or_else(|| "-".into()),
+            self.structure
+                .map(|st| format!(
+                    "{:>5} {:>8} {:>10} {:>6}",
+                    if st.dispatches_per_step >= 1.0 {
+                        format!("{}", st.dispatches_per_step)
+                    } else {
+                        format!("1/{:.0}", 1.0 / st.dispatches_per_step)
+                    },
+                    st.workgroups,
+                    st.invocations,
+                    st.longest_loop
+                ))
+                .unwrap_or_default()
         )
     }
 }
@@ -199,6 +218,30 @@ fn time_n<F: FnMut() -> gru_wgpu::Result<()>>(
             f().map(|_| s.elapsed())
         })
         .collect()
+}
+
+/// Makes the choices the command line left automatic (`path`, `step`: `None`; the GEMM
+/// always) as [`gru_wgpu::gpu`]'s `auto_*` functions make them on an adapter of type `kind`,
+/// for a forward of `batch` entries.
+fn choose_as(
+    model: &mut GpuGru,
+    kind: wgpu::DeviceType,
+    batch: usize,
+    path: Option<KernelPath>,
+    step: Option<StepKernel>,
+) {
+    let info = wgpu::AdapterInfo::new(kind, model.context().adapter_info().backend);
+    if path.is_none() {
+        // A model without the persistent kernel (H > 256) stays step-fused.
+        let auto = auto_kernel_path(&info, model.hidden_size(), batch);
+        if model.set_kernel_path(Some(auto)).is_err() {
+            let _ = model.set_kernel_path(Some(KernelPath::StepFused));
+        }
+    }
+    if step.is_none() {
+        model.set_step_kernel(Some(auto_step_kernel(&info)));
+    }
+    model.set_gemm_kernel(Some(auto_gemm_kernel(&info)));
 }
 
 /// Runs the grid; rows go to `sink` as they finish (and are returned for the plot).
@@ -272,6 +315,7 @@ fn run(o: &Options, sink: &mut Sink) -> Result<Vec<Row>, String> {
                                     check: None,
                                     gpu_ns: None,
                                     encode_us: None,
+                                    structure: None,
                                 };
                                 sink.push(&row.table_line(), &row.json())?;
                                 rows.push(row);
@@ -315,9 +359,16 @@ fn run(o: &Options, sink: &mut Sink) -> Result<Vec<Row>, String> {
                                 continue;
                             }
                             model.set_step_kernel(step);
+                            if let Some(kind) = o.choose_as {
+                                choose_as(model, kind, b, choice, step);
+                            }
                             let path = match (model.kernel_path(b), model.step_kernel()) {
                                 (KernelPath::StepFused, StepKernel::Staged) => "gpu-step-fused",
                                 (KernelPath::StepFused, StepKernel::Direct) => "gpu-step-direct",
+                                (KernelPath::StepFused, StepKernel::Split) => "gpu-step-split",
+                                (KernelPath::StepFused, StepKernel::SplitWorkgroup) => {
+                                    "gpu-step-split-wg"
+                                }
                                 (KernelPath::Persistent, _)
                                     if step.is_some() && o.step_kernels.len() > 1 =>
                                 {
@@ -392,6 +443,7 @@ fn run(o: &Options, sink: &mut Sink) -> Result<Vec<Row>, String> {
                                 check,
                                 gpu_ns,
                                 encode_us,
+                                structure: Some(model.step_structure(b)),
                             };
                             sink.push(&row.table_line(), &row.json())?;
                             rows.push(row);

@@ -56,6 +56,39 @@ impl CheckFields {
     }
 }
 
+/// The parallel structure of one step of the kernel a GPU row ran
+/// ([`gru_wgpu::gpu::StepStructure`]; all null on the CPU reference's rows): what a GPU's
+/// step time follows, whatever adapter measured the row.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StructureFields {
+    /// `staged`, `direct`, `split-subgroup`, `split-workgroup` or `persistent`.
+    pub step_kernel: Option<String>,
+    /// Dispatches per timestep (a fraction on the persistent path).
+    pub step_dispatches: Option<f64>,
+    /// Workgroups of one step dispatch.
+    pub step_workgroups: Option<u64>,
+    /// Invocations of one step dispatch.
+    pub step_invocations: Option<u64>,
+    /// Trips of the longest serial loop one invocation runs per step.
+    pub step_longest_loop: Option<u64>,
+}
+
+impl StructureFields {
+    /// The fields of `structure`; all null without one.
+    pub fn of(structure: Option<&gru_wgpu::gpu::StepStructure>) -> Self {
+        let Some(s) = structure else {
+            return StructureFields::default();
+        };
+        StructureFields {
+            step_kernel: Some(s.kernel.into()),
+            step_dispatches: finite(s.dispatches_per_step),
+            step_workgroups: Some(s.workgroups),
+            step_invocations: Some(s.invocations),
+            step_longest_loop: Some(s.longest_loop),
+        }
+    }
+}
+
 /// One row of the grid: a shape, a path, its times, and its check against the reference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GridRow {
@@ -67,7 +100,8 @@ pub struct GridRow {
     pub hidden_size: usize,
     pub batch: usize,
     pub seq_len: usize,
-    /// `cpu-reference`, `gpu-step-fused`, `gpu-step-direct` or `gpu-persistent`.
+    /// `cpu-reference`, `gpu-step-fused` (staged), `gpu-step-direct`, `gpu-step-split`,
+    /// `gpu-step-split-wg` or `gpu-persistent`.
     pub path: String,
     pub us_per_step_median: Option<f64>,
     pub us_per_step_min: Option<f64>,
@@ -82,6 +116,8 @@ pub struct GridRow {
     pub gpu_recurrence_us_per_step: Option<f64>,
     /// Host time to record one forward's commands, µs per step.
     pub host_encode_us_per_step: Option<f64>,
+    #[serde(flatten)]
+    pub structure: StructureFields,
     #[serde(flatten)]
     pub check: CheckFields,
 }
