@@ -6,7 +6,9 @@ use crate::common;
 use common::{
     assert_close, gpu, own_device, random_weights, round_model, round_vec, tolerance, variants, Rng,
 };
-use gru_wgpu::gpu::{ContextOptions, Feed, GpuContext, GpuGru, GruSession, ModelOptions};
+use gru_wgpu::gpu::{
+    ContextOptions, Feed, GpuContext, GpuGru, GruSession, KernelPath, ModelOptions, StepKernel,
+};
 use gru_wgpu::{
     cpu, Convention, Direction, GruError, GruInput, GruModel, Layout, OutputStyle, Tolerance,
 };
@@ -407,4 +409,78 @@ fn kernel_cache_compiles_each_kernel_once_per_context() {
     assert_eq!(after_two.modules_compiled, after_one.modules_compiled);
     assert_eq!(after_two.pipelines_created, after_one.pipelines_created);
     drop((one, two));
+}
+
+/// The split step kernel's reduction follows the device: `subgroupAdd` where the device has
+/// `Features::SUBGROUP` (lavapipe's Vulkan adapter does), workgroup memory on a device made
+/// without it (as a GL adapter or a driver without subgroups would be), where
+/// `StepKernel::Split` falls back to the workgroup-memory kernel and compiles no subgroup
+/// module. Both give the reference's numbers, and the step structure they report is the grid
+/// they dispatch: H workgroups of 64 lanes per group of four entries, the loop trips of
+/// `⌈H/256⌉` plus the reduction's.
+#[test]
+fn split_kernel_reduces_with_subgroups_where_the_device_has_them() {
+    let Some(shared) = gpu() else { return };
+    let adapter_has = shared
+        .device()
+        .features()
+        .contains(wgpu::Features::SUBGROUP);
+    let without = ContextOptions {
+        optional_features: ContextOptions::OPTIONAL_FEATURES - wgpu::Features::SUBGROUP,
+        ..ContextOptions::default()
+    };
+    let no_subgroups = own_device(shared, without, "device without SUBGROUP");
+    assert!(!no_subgroups
+        .device()
+        .features()
+        .contains(wgpu::Features::SUBGROUP));
+    let mut rng = Rng::new(57);
+    let (i, h, t, b) = (5, 300, 6, 5);
+    for convention in [Convention::ResetAfter, Convention::ResetBefore] {
+        let weights = random_weights(&mut rng, convention, i, h, 1.0, true);
+        let x = rng.vec(t * b * i, 1.0);
+        let input = GruInput::new(&x, t, b);
+        let expected = cpu::forward(&weights, &input).expect("cpu");
+        for (ctx, subgroups) in [(shared, adapter_has), (&no_subgroups, false)] {
+            let mut g = GpuGru::new(ctx, &weights).expect("gpu");
+            g.set_kernel_path(Some(KernelPath::StepFused))
+                .expect("step-fused");
+            g.set_step_kernel(Some(StepKernel::Split));
+            assert_eq!(g.split_uses_subgroups(), subgroups, "{convention:?}");
+            let st = g.step_structure(b);
+            let name = if subgroups {
+                "split-subgroup"
+            } else {
+                "split-workgroup"
+            };
+            assert_eq!(st.kernel, name);
+            assert_eq!((st.workgroups, st.invocations), (300 * 2, 300 * 2 * 64));
+            let dispatches = match convention {
+                Convention::ResetAfter => 1.0,
+                Convention::ResetBefore => 2.0,
+            };
+            assert_eq!(st.dispatches_per_step, dispatches);
+            let got = g.forward(&input).expect("forward");
+            let what = format!("{convention:?} {name} H={h} B={b} T={t}");
+            assert_close(&format!("{what} Y"), &got.y, &expected.y, Tolerance::F32);
+            assert_close(
+                &format!("{what} Y_h"),
+                &got.y_h,
+                &expected.y_h,
+                Tolerance::F32,
+            );
+        }
+    }
+    let subgroup_modules = no_subgroups.kernel_stats().modules_compiled;
+    let reference = own_device(shared, ContextOptions::default(), "device with SUBGROUP");
+    let _ = GpuGru::new(
+        &reference,
+        &random_weights(&mut rng, Convention::ResetAfter, i, h, 1.0, true),
+    )
+    .expect("gpu");
+    assert_eq!(
+        reference.kernel_stats().modules_compiled,
+        subgroup_modules + adapter_has as usize,
+        "the subgroup module is compiled only where the device has SUBGROUP"
+    );
 }

@@ -90,7 +90,7 @@ fn grid_rows_have_every_path_and_match_the_reference() {
         "--path",
         "all",
         "--step-kernel",
-        "both",
+        "all",
         "--repeats",
         "2",
         "--warmup",
@@ -100,8 +100,9 @@ fn grid_rows_have_every_path_and_match_the_reference() {
     ]);
     assert_eq!(code, Some(0), "gru-bench failed: {stderr}");
     let rows = rows(&json);
-    // Per convention and H: the reference, step-fused staged and direct, persistent.
-    let per_shape = if has_gpu { 4 } else { 1 };
+    // Per convention and H: the reference, step-fused staged, direct, split and
+    // split-workgroup, persistent.
+    let per_shape = if has_gpu { 6 } else { 1 };
     assert_eq!(rows.len(), 2 * 2 * per_shape, "rows: {rows:#?}");
     assert_eq!(
         stdout.lines().count(),
@@ -134,6 +135,11 @@ fn grid_rows_have_every_path_and_match_the_reference() {
             "worst_got",
             "worst_expected",
             "worst_ratio",
+            "step_kernel",
+            "step_dispatches",
+            "step_workgroups",
+            "step_invocations",
+            "step_longest_loop",
         ] {
             assert!(r.get(field).is_some(), "no {field:?} in {r}");
         }
@@ -147,8 +153,23 @@ fn grid_rows_have_every_path_and_match_the_reference() {
                 r["within_tolerance"].is_null(),
                 "the reference's own row: {r}"
             );
+            assert!(r["step_kernel"].is_null(), "no structure on the CPU: {r}");
             continue;
         }
+        let kernel = r["step_kernel"].as_str().unwrap();
+        let expected = match path {
+            "gpu-step-fused" => &["staged"][..],
+            "gpu-step-direct" => &["direct"],
+            "gpu-step-split" => &["split-subgroup", "split-workgroup"],
+            "gpu-step-split-wg" => &["split-workgroup"],
+            _ => &["persistent"],
+        };
+        assert!(expected.contains(&kernel), "{path} ran {kernel}: {r}");
+        let (workgroups, lanes) = (
+            r["step_workgroups"].as_u64().unwrap(),
+            r["step_invocations"].as_u64().unwrap(),
+        );
+        assert!(workgroups >= 1 && lanes >= workgroups, "structure of {r}");
         assert!(
             r["max_abs_err"].as_f64().is_some(),
             "a GPU row without its error: {r}"
@@ -158,12 +179,76 @@ fn grid_rows_have_every_path_and_match_the_reference() {
     }
     if has_gpu {
         let paths: Vec<&str> = rows.iter().map(|r| r["path"].as_str().unwrap()).collect();
-        for p in ["gpu-step-fused", "gpu-step-direct", "gpu-persistent"] {
+        for p in [
+            "gpu-step-fused",
+            "gpu-step-direct",
+            "gpu-step-split",
+            "gpu-step-split-wg",
+            "gpu-persistent",
+        ] {
             assert_eq!(
                 paths.iter().filter(|&&q| q == p).count(),
                 4,
                 "{p}: {paths:?}"
             );
+        }
+    }
+}
+
+/// `--choose-as gpu` makes the automatic choices as on a discrete GPU, whatever the adapter:
+/// the split step kernel at H = 256 with the structure issue 13 asks of it at B = 1 (at least
+/// 16 · 3H lanes per step, a longest loop of at most H/16 + 16 trips) and at B = 16 (at least
+/// 128 workgroups), and the persistent path at H = 32.
+#[test]
+fn choose_as_gpu_reports_the_split_kernel_structure() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = TempDir::new("choose-as");
+    let json = dir.join("gpu.json");
+    let (code, _, stderr) = run(&[
+        "--hidden",
+        "32,256",
+        "--batch",
+        "1,16",
+        "--seq-len",
+        "2",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--no-cpu",
+        "--choose-as",
+        "gpu",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "gru-bench failed: {stderr}");
+    let rows = rows(&json);
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    for r in &rows {
+        let (h, b) = (
+            r["hidden_size"].as_u64().unwrap(),
+            r["batch"].as_u64().unwrap(),
+        );
+        let path = r["path"].as_str().unwrap();
+        if h == 32 {
+            assert_eq!(path, "gpu-persistent", "{r}");
+            continue;
+        }
+        assert_eq!(path, "gpu-step-split", "{r}");
+        assert!(
+            r["step_kernel"].as_str().unwrap().starts_with("split-"),
+            "{r}"
+        );
+        if b == 1 {
+            assert!(r["step_invocations"].as_u64().unwrap() >= 16 * 3 * h, "{r}");
+            assert!(
+                r["step_longest_loop"].as_u64().unwrap() <= h / 16 + 16,
+                "{r}"
+            );
+        } else {
+            assert!(r["step_workgroups"].as_u64().unwrap() >= 128, "{r}");
         }
     }
 }
