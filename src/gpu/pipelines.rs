@@ -133,12 +133,16 @@ impl ModelPipelines {
                 .collect::<Result<Vec<_>>>()
         };
         let split_workgroup = split_variant(Kernel::GruSplit)?;
-        let split_subgroups = device.features().contains(wgpu::Features::SUBGROUP);
-        let split = if split_subgroups {
-            split_variant(Kernel::GruSplitSubgroup)?
-        } else {
-            split_workgroup.clone()
-        };
+        // A device with SUBGROUP whose compiler still refuses the subgroup kernel (a browser
+        // without the `subgroup_id` builtin, say) gets the workgroup-memory kernel, which
+        // computes the same sums; the refusal is not cached, nor is it an error of the model.
+        let subgroup_kernel = device
+            .features()
+            .contains(wgpu::Features::SUBGROUP)
+            .then(|| split_variant(Kernel::GruSplitSubgroup).ok())
+            .flatten();
+        let split_subgroups = subgroup_kernel.is_some();
+        let split = subgroup_kernel.unwrap_or_else(|| split_workgroup.clone());
         let steps = StepPipelines {
             staged,
             direct,

@@ -247,8 +247,8 @@ fn reverse_three_layers_sequence_major() {
     }
 }
 
-/// A large hidden size, beyond the persistent path (the step-fused path with both step
-/// kernels and both GEMMs), over T = 64 steps, B = 2, with an initial state: the step
+/// A large hidden size, beyond the persistent path (the step-fused path with every step
+/// kernel and both GEMMs), over T = 64 steps, B = 2, with an initial state: the step
 /// kernels' loops over H and the state reads at sizes where an accumulation or indexing error
 /// would show.
 fn large_hidden(seed: u64, h: usize, convention: Convention) {
@@ -279,8 +279,8 @@ fn hidden_1024() {
 }
 
 /// H = 2048, T = 64, in one convention only (reset-before: two dispatches per step, the
-/// r ⊙ h kernel too). One forward takes ~10 s on lavapipe (2 cores), ~40 s for the four
-/// variant × dtype runs: a second convention would cost this binary another 40 s.
+/// r ⊙ h kernel too). The whole test takes ~60 s on lavapipe (2 cores) for the eight variant
+/// × dtype runs: a second convention would cost this binary another minute.
 #[test]
 fn hidden_2048() {
     large_hidden(323, 2048, Convention::ResetBefore);
