@@ -467,6 +467,8 @@ struct StreamRow {
     max_err: f64,
     /// Stream 0's outputs against the reference on the dtype-rounded weights and inputs.
     check: Option<Comparison>,
+    /// The parallel structure of one step of a feed of all the streams.
+    structure: StepStructure,
 }
 
 /// The reference of `network` on `x` (`[T, B, I]`) as a model stored in `dtype` computes it:
@@ -566,6 +568,10 @@ fn stream_row(
     };
     let mut model = GpuGru::from_model_with(ctx, network, &options).map_err(|e| e.to_string())?;
     let profiled = model.set_profiling(true).is_ok();
+    if let Some(kind) = o.choose_as {
+        choose_as(&mut model, kind, n, None, None);
+    }
+    let structure = model.step_structure(n);
     let mut session = GruSession::new(model, n).map_err(|e| e.to_string())?;
     let ids = (0..n)
         .map(|_| session.open())
@@ -579,6 +585,7 @@ fn stream_row(
         gpu_ns: Vec::new(),
         max_err: 0.0,
         check: None,
+        structure,
     };
     let mut stream0_x = Vec::new();
     let mut stream0_y = Vec::new();
@@ -662,6 +669,7 @@ impl StreamRow {
             gpu_us_per_frame: gpu.and_then(finite),
             gpu_us_per_stream_step: gpu.and_then(|g| finite(g / self.streams as f64)),
             max_abs_err: finite(self.max_err),
+            structure: StructureFields::of(Some(&self.structure)),
             check: CheckFields::of(self.check.as_ref()),
         };
         (line, json)

@@ -56,9 +56,10 @@ impl CheckFields {
     }
 }
 
-/// The parallel structure of one step of the kernel a GPU row ran
-/// ([`gru_wgpu::gpu::StepStructure`]; all null on the CPU reference's rows): what a GPU's
-/// step time follows, whatever adapter measured the row.
+/// The parallel structure of one step of the kernel a GPU row ran (a grid row, or a
+/// `--streaming` row's feed of every stream; [`gru_wgpu::gpu::StepStructure`]; all null on
+/// the CPU reference's rows): what a GPU's step time follows, whatever adapter measured the
+/// row.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StructureFields {
     /// `staged`, `direct`, `split-subgroup`, `split-workgroup` or `persistent`.
@@ -145,6 +146,8 @@ pub struct StreamingRow {
     pub gpu_us_per_stream_step: Option<f64>,
     /// Largest error of stream 0's outputs against the CPU reference.
     pub max_abs_err: Option<f64>,
+    #[serde(flatten)]
+    pub structure: StructureFields,
     #[serde(flatten)]
     pub check: CheckFields,
 }

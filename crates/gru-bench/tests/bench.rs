@@ -288,6 +288,8 @@ fn streaming_rows_match_the_reference() {
         assert_eq!(r["layers"].as_u64(), Some(2), "{r}");
         assert_eq!(r["frames"].as_u64(), Some(3), "{r}");
         assert!(r["max_abs_err"].as_f64().is_some(), "{r}");
+        assert!(r["step_kernel"].as_str().is_some(), "{r}");
+        assert!(r["step_workgroups"].as_u64().unwrap() >= 1, "{r}");
         assert_within_f32_tolerance(&format!("stream 0 of {n} (L=2, I=6, H=12, 4 frames)"), r);
     }
 }
