@@ -193,3 +193,6 @@ fn run(model: &ModelView<'_>, input: &GruInput<'_>) -> Result<GruOutput> {
     }
     Ok(GruOutput { y, y_h, dims })
 }
+
+mod backward;
+pub use backward::{backward, backward_model, GruGradients, LayerGradients};
