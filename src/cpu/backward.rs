@@ -469,5 +469,8 @@ pub fn backward_model(
     backward_view(&model.view(), input, dy, dy_h)
 }
 
+mod layouts;
+pub use layouts::{KerasLayerGradients, PyTorchLayerGradients};
+
 #[cfg(test)]
 mod tests;

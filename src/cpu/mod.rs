@@ -195,4 +195,7 @@ fn run(model: &ModelView<'_>, input: &GruInput<'_>) -> Result<GruOutput> {
 }
 
 mod backward;
-pub use backward::{backward, backward_model, GruGradients, LayerGradients};
+pub use backward::{
+    backward, backward_model, GruGradients, KerasLayerGradients, LayerGradients,
+    PyTorchLayerGradients,
+};
