@@ -237,3 +237,27 @@ fn wrong_gradient_lengths_are_typed_errors() {
     let err = backward_model(&s.model, &inp, &s.dy, Some(&s.dy_h[1..])).unwrap_err();
     assert!(err.to_string().contains("dY_h"), "{err}");
 }
+
+/// An empty batch has empty input and state gradients and zero weight gradients; a NaN in
+/// `dY` reaches the gradients of its own entry's input and of the weights, and no other
+/// entry's input.
+#[test]
+fn empty_batch_and_nan_in_the_output_gradient() {
+    let case = cases()[0];
+    let s = setup(&case, 5);
+    let empty = GruInput::new(&[], T, 0);
+    let g = backward_model(&s.model, &empty, &[], None).expect("B = 0");
+    assert!(g.dx.is_empty() && g.dh0.is_empty());
+    assert!(g.layers[0][0].dw.iter().all(|&v| v == 0.0));
+
+    let inp = input(&case, &s);
+    let mut dy = s.dy.clone();
+    // Entry 1 at the last step (sequence-major ONNX: Y[T, D, B, H]).
+    dy[((T - 1) * B + 1) * H] = f32::NAN;
+    let g = backward_model(&s.model, &inp, &dy, None).expect("backward");
+    let row = |t: usize, b: usize| &g.dx[(t * B + b) * I..][..I];
+    assert!(row(T - 1, 1).iter().any(|v| v.is_nan()), "entry 1's dX");
+    assert!(row(0, 0).iter().all(|v| v.is_finite()), "entry 0's dX");
+    assert!(row(0, 2).iter().all(|v| v.is_finite()), "entry 2's dX");
+    assert!(g.layers[0][0].dw.iter().any(|v| v.is_nan()), "dW");
+}
