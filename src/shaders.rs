@@ -78,6 +78,12 @@ pub enum Kernel {
     /// `stream_state.wgsl`: gathers and scatters the resident state of a streaming session's
     /// streams.
     StreamState,
+    /// `train_gemm.wgsl`: the strided f32 GEMM of training (input projection, `dX`, `dW`,
+    /// `dR`, bias gradients), deterministic.
+    TrainGemm,
+    /// `gru_train.wgsl`: the training forward's steps (keeping the reserve space) and the
+    /// backward's steps in reverse time.
+    GruTrain,
 }
 
 /// The one table of kernel files: each [`Kernel`], its preludes (after the storage-type file)
@@ -137,11 +143,13 @@ kernel_files! {
     GruSplitSubgroup => ["common.wgsl", "gru_state.wgsl", "gru_layer.wgsl", "gru_split.wgsl"]
         "gru_split_subgroup.wgsl";
     StreamState => [] "stream_state.wgsl";
+    TrainGemm => [] "train_gemm.wgsl";
+    GruTrain => ["common.wgsl"] "gru_train.wgsl";
 }
 
 impl Kernel {
     /// Every kernel family.
-    pub const ALL: [Kernel; 8] = [
+    pub const ALL: [Kernel; 10] = [
         Kernel::InputProjection,
         Kernel::InputProjectionDirect,
         Kernel::GruStep,
@@ -150,6 +158,8 @@ impl Kernel {
         Kernel::GruSplit,
         Kernel::GruSplitSubgroup,
         Kernel::StreamState,
+        Kernel::TrainGemm,
+        Kernel::GruTrain,
     ];
 
     /// The compute entry points the crate uses from this file.
@@ -166,17 +176,26 @@ impl Kernel {
             }
             Kernel::GruPersistent => &["persistent_reset_after", "persistent_reset_before"],
             Kernel::StreamState => &["gather_state", "scatter_state"],
+            Kernel::TrainGemm => &["train_gemm"],
+            Kernel::GruTrain => &[
+                "train_step_reset_after",
+                "train_gates_reset_before",
+                "train_candidate_reset_before",
+                "grad_step_reset_after",
+                "grad_gates_reset_before",
+                "grad_candidate_reset_before",
+            ],
         }
     }
 
     /// The `override` constants the crate sets on this file's pipelines.
     pub fn overrides(self) -> &'static [&'static str] {
         match self {
-            Kernel::InputProjection | Kernel::StreamState => &[],
+            Kernel::InputProjection | Kernel::StreamState | Kernel::TrainGemm => &[],
             Kernel::InputProjectionDirect => &["VEC_K"],
             Kernel::GruStep | Kernel::GruStepVec4 => &["HIDDEN", "WG", "DIRECT", "VEC_H"],
             Kernel::GruPersistent => &["HIDDEN", "WG"],
-            Kernel::GruSplit | Kernel::GruSplitSubgroup => &["HIDDEN"],
+            Kernel::GruSplit | Kernel::GruSplitSubgroup | Kernel::GruTrain => &["HIDDEN"],
         }
     }
 

@@ -14,7 +14,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::dtype::Dtype;
 use crate::error::Result;
 use crate::gpu::errors::{caught, gpu_error};
-use crate::gpu::params::{step_entry, storage_entry, uniform_entry, GEMM_PARAMS, LAYER_PARAMS};
+use crate::gpu::params::{
+    step_entry, storage_entry, uniform_entry, GEMM_PARAMS, LAYER_PARAMS, TRAIN_GEMM_PARAMS,
+    TRAIN_LAYER_PARAMS,
+};
 use crate::shaders::Kernel;
 
 /// Invocations per workgroup of the step kernels (`WG` override of `gru_step.wgsl`).
@@ -56,6 +59,11 @@ pub(super) enum LayoutFamily {
     Step,
     /// `stream_state.wgsl`: session state, layer state, slots, params.
     StreamState,
+    /// `train_gemm.wgsl`: A, B, bias, C, GEMM params (dynamic offset).
+    TrainGemm,
+    /// `gru_train.wgsl`: src, R, hs, reserve, outs, lengths, carry, step params (dynamic
+    /// offset), layer params.
+    TrainStep,
 }
 
 impl LayoutFamily {
@@ -69,6 +77,8 @@ impl LayoutFamily {
             | Kernel::GruSplit
             | Kernel::GruSplitSubgroup => LayoutFamily::Step,
             Kernel::StreamState => LayoutFamily::StreamState,
+            Kernel::TrainGemm => LayoutFamily::TrainGemm,
+            Kernel::GruTrain => LayoutFamily::TrainStep,
         }
     }
 
@@ -77,6 +87,8 @@ impl LayoutFamily {
             LayoutFamily::Gemm => "input_projection layout",
             LayoutFamily::Step => "gru_step layout",
             LayoutFamily::StreamState => "stream_state layout",
+            LayoutFamily::TrainGemm => "train_gemm layout",
+            LayoutFamily::TrainStep => "gru_train layout",
         }
     }
 
@@ -105,6 +117,24 @@ impl LayoutFamily {
                 storage_entry(1, false),
                 storage_entry(2, true),
                 storage_entry(3, true),
+            ],
+            LayoutFamily::TrainGemm => vec![
+                storage_entry(0, true),
+                storage_entry(1, true),
+                storage_entry(2, true),
+                storage_entry(3, false),
+                uniform_entry(4, TRAIN_GEMM_PARAMS as u64, true),
+            ],
+            LayoutFamily::TrainStep => vec![
+                storage_entry(0, true),
+                storage_entry(1, true),
+                storage_entry(2, false),
+                storage_entry(3, false),
+                storage_entry(4, false),
+                storage_entry(5, true),
+                storage_entry(6, false),
+                step_entry(7),
+                uniform_entry(8, TRAIN_LAYER_PARAMS as u64, false),
             ],
         }
     }

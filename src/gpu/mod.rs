@@ -16,6 +16,7 @@ mod scratch;
 mod session;
 mod split;
 mod timestamps;
+mod train;
 mod weights;
 
 pub use context::{
@@ -30,3 +31,4 @@ pub use path::{
 };
 pub use session::{GruSession, StreamId};
 pub use timestamps::ForwardTiming;
+pub use train::Saved;

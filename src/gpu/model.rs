@@ -77,6 +77,10 @@ pub struct GpuGru {
     pub(super) timing: Option<ForwardTiming>,
     pub(super) encode: std::time::Duration,
     pub(super) stats: ModelStats,
+    /// The training pipelines, built by the first training call.
+    pub(super) train: Option<crate::gpu::train::TrainPipelines>,
+    /// This model's identity (a training forward's [`crate::gpu::Saved`] names it).
+    pub(super) model_id: u64,
 }
 
 impl std::fmt::Debug for GpuGru {
@@ -214,6 +218,8 @@ impl GpuGru {
                     pipelines_created,
                     ..ModelStats::default()
                 },
+                train: None,
+                model_id: crate::gpu::train::next_model_id(),
             })
         })?
     }
@@ -467,7 +473,7 @@ impl GpuGru {
     }
 
     /// Checks a shape against the model and the device; returns the validated sizes.
-    fn validate(&self, input: &GruInput<'_>) -> Result<Dims> {
+    pub(super) fn validate(&self, input: &GruInput<'_>) -> Result<Dims> {
         input.validate_for(
             self.input_size,
             self.hidden_size,

@@ -46,6 +46,50 @@ pub(super) struct LayerParams {
     pub(super) _pad: [u32; 2],
 }
 
+/// `TrainGemmParams` of `train_gemm.wgsl`: `C[m, n] (+)= Σ_k A(m, k) · B(k, n) + bias[n]`
+/// with every operand addressed by an offset and two strides.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(super) struct TrainGemmParams {
+    pub(super) m: u32,
+    pub(super) n: u32,
+    pub(super) k_begin: u32,
+    pub(super) k_end: u32,
+    pub(super) a_off: u32,
+    pub(super) a_sm: u32,
+    pub(super) a_sk: u32,
+    pub(super) b_off: u32,
+    pub(super) b_sk: u32,
+    pub(super) b_sn: u32,
+    pub(super) c_off: u32,
+    pub(super) c_sm: u32,
+    pub(super) c_sn: u32,
+    pub(super) has_bias: u32,
+    pub(super) accumulate: u32,
+    pub(super) _pad: u32,
+}
+
+/// `TrainLayerParams` of `gru_train.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(super) struct TrainLayerParams {
+    pub(super) batch: u32,
+    pub(super) seq_len: u32,
+    pub(super) reverse_mask: u32,
+    pub(super) has_clip: u32,
+    pub(super) clip: f32,
+    pub(super) n_dir: u32,
+    pub(super) rb_offset: u32,
+    pub(super) gh_base: u32,
+    pub(super) carry_base: u32,
+    pub(super) _pad: [u32; 3],
+}
+
+/// Bytes of [`TrainGemmParams`].
+pub(super) const TRAIN_GEMM_PARAMS: usize = std::mem::size_of::<TrainGemmParams>();
+/// Bytes of [`TrainLayerParams`].
+pub(super) const TRAIN_LAYER_PARAMS: usize = std::mem::size_of::<TrainLayerParams>();
+
 /// Bytes of [`GemmParams`] (`Params` of the input-projection kernels).
 pub(super) const GEMM_PARAMS: usize = std::mem::size_of::<GemmParams>();
 /// Bytes of [`StepParams`].
@@ -54,16 +98,22 @@ pub(super) const STEP_PARAMS: usize = std::mem::size_of::<StepParams>();
 pub(super) const LAYER_PARAMS: usize = std::mem::size_of::<LayerParams>();
 /// Bytes of the largest parameter struct: the least stride of one parameter slot.
 pub(super) const PARAMS_SLOT: usize = {
-    let most = if GEMM_PARAMS > STEP_PARAMS {
-        GEMM_PARAMS
-    } else {
-        STEP_PARAMS
-    };
-    if most > LAYER_PARAMS {
-        most
-    } else {
-        LAYER_PARAMS
+    let sizes = [
+        GEMM_PARAMS,
+        STEP_PARAMS,
+        LAYER_PARAMS,
+        TRAIN_GEMM_PARAMS,
+        TRAIN_LAYER_PARAMS,
+    ];
+    let mut most = 0;
+    let mut i = 0;
+    while i < sizes.len() {
+        if sizes[i] > most {
+            most = sizes[i];
+        }
+        i += 1;
     }
+    most
 };
 
 pub(super) fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {

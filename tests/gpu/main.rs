@@ -13,6 +13,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod backward;
 mod classifier;
 mod conformance;
 mod context;

@@ -193,6 +193,8 @@ fn kernels_specialise_and_translate_to_spirv() {
             let mut constants = naga::back::PipelineConstants::default();
             if k.overrides().contains(&"HIDDEN") {
                 constants.insert("HIDDEN".to_string(), h);
+            }
+            if k.overrides().contains(&"WG") {
                 constants.insert("WG".to_string(), 64.0);
             }
             for (bit, flag) in flags.iter().enumerate() {

@@ -1,0 +1,384 @@
+// gru_train.wgsl: the per-step kernels of training (src/gpu/train/): the training forward,
+// which keeps a reserve space, and the backward through time. f32 throughout. Gate order z, r,
+// h. Clip c(·) as ONNX: every pre-activation clamped to [−clip, clip]; its derivative c' is 0
+// where it clamped, 1 elsewhere (and for NaN, which passes through).
+//
+// Layouts (D directions, T steps, B entries, H units; s is the step, t the time it handles:
+// t = s forward, len_b − 1 − s reverse; a row of the layer's input, output and XP is t·B + b):
+//   hs[D, T+1, B, H]        the state before step s (hs[d, 0] = initial_h); a step past an
+//                           entry's length carries the state unchanged
+//   reserve[D, T, B, 4H]    per step: the pre-activations a_z, a_r, a_n (before the clip), then
+//                           q = R_h h + Rb_h (reset-after) or u = r ⊙ h_prev (reset-before)
+//   y[T, B, D, H]           the layer's output (zero past an entry's length)
+//   G_x[T, B, D, 3H]        ∂L/∂(XP): the gate gradients by time (dX, dW, dWb GEMMs)
+//   G_h[D, T, B, 3H]        ∂L/∂(R·h + Rb) by step (dR, dRb GEMMs), at lp.gh_base in `outs`
+//   carry[L, D, B, H]       the part of ∂L/∂h_prev that is not a product with R (g ⊙ z, plus
+//                           ∂u ⊙ r for reset-before); starts as dY_h, ends as d initial_h
+//
+// Bindings: the forward binds (xp, R row-major + Rb, hs, reserve, y, lens, ·, sp, lp), the
+// backward (dY, Rᵀ + Rb, hs, reserve, G, lens, carry, sp, lp).
+//
+// Each workgroup owns one hidden unit (j, or k in the backward) of one entry b and direction d:
+// workgroup (x, b, d), units x, x + num_workgroups.x, … Its 64 lanes split the dot product
+// of the step over the reduced axis (K = H, 2H or 3H), reading consecutive addresses of R's
+// row-major layout (forward: R_g[j, ·]) or of Rᵀ (backward: column k of every R_g), then add
+// their partial sums in a fixed tree in workgroup memory (bitwise reproducible), and lane 0
+// finishes the unit. Loop trips per lane: ⌈K / 64⌉ ≤ 1536 (H ≤ 32768), plus 6 rounds.
+
+struct TrainStepParams {
+    s: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+struct TrainLayerParams {
+    batch: u32,
+    seq_len: u32,
+    reverse_mask: u32,
+    has_clip: u32,
+    clip: f32,
+    n_dir: u32,
+    rb_offset: u32,   // D · 3H · H: where Rb starts in R's buffer
+    gh_base: u32,     // where G_h starts in the backward's gradient buffer
+    carry_base: u32,  // (layer · D) · B · H
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<storage, read> src: array<f32>;           // xp | dY
+@group(0) @binding(1) var<storage, read> rmat: array<f32>;          // R rows | Rᵀ, then Rb
+@group(0) @binding(2) var<storage, read_write> hs: array<f32>;
+@group(0) @binding(3) var<storage, read_write> reserve: array<f32>;
+@group(0) @binding(4) var<storage, read_write> outs: array<f32>;    // y | G_x and G_h
+@group(0) @binding(5) var<storage, read> lens: array<u32>;
+@group(0) @binding(6) var<storage, read_write> carry: array<f32>;
+@group(0) @binding(7) var<storage, read> sp: TrainStepParams;
+@group(0) @binding(8) var<uniform> lp: TrainLayerParams;
+
+override HIDDEN: u32 = 1u;
+const LANES: u32 = 64u;
+
+var<workgroup> red: array<f32, 192>;
+
+fn has_step(b: u32, s: u32) -> bool {
+    return b < lp.batch && s < lp.seq_len && s < lens[b];
+}
+
+fn time_of(b: u32, d: u32, s: u32) -> u32 {
+    if (((lp.reverse_mask >> d) & 1u) != 0u) {
+        return lens[b] - 1u - s;
+    }
+    return s;
+}
+
+fn clip(x: f32) -> f32 {
+    if (lp.has_clip != 0u) {
+        if (x > lp.clip) {
+            return lp.clip;
+        }
+        if (x < -lp.clip) {
+            return -lp.clip;
+        }
+    }
+    return x;
+}
+
+// c'(x): 0 where the clip clamped x, else 1.
+fn clip_grad(x: f32) -> f32 {
+    if (lp.has_clip != 0u && (x > lp.clip || x < -lp.clip)) {
+        return 0.0;
+    }
+    return 1.0;
+}
+
+fn hs_index(d: u32, s: u32, b: u32, k: u32) -> u32 {
+    return ((d * (lp.seq_len + 1u) + s) * lp.batch + b) * HIDDEN + k;
+}
+
+fn reserve_index(d: u32, s: u32, b: u32, slot: u32, j: u32) -> u32 {
+    return ((d * lp.seq_len + s) * lp.batch + b) * 4u * HIDDEN + slot * HIDDEN + j;
+}
+
+// Row t·B + b of a [T, B, D, ·] tensor, direction d's block of `width` units.
+fn by_time(t: u32, b: u32, d: u32, width: u32) -> u32 {
+    return ((t * lp.batch + b) * lp.n_dir + d) * width;
+}
+
+fn gh_index(d: u32, s: u32, b: u32) -> u32 {
+    return lp.gh_base + ((d * lp.seq_len + s) * lp.batch + b) * 3u * HIDDEN;
+}
+
+fn rb_at(d: u32, gate: u32, j: u32) -> f32 {
+    return rmat[lp.rb_offset + d * 3u * HIDDEN + gate * HIDDEN + j];
+}
+
+// Adds the lanes' values of each of the three columns of red; the totals end in red[0],
+// red[64], red[128]. Called from uniform control flow.
+fn reduce3(lid: u32, v0: f32, v1: f32, v2: f32) {
+    red[lid] = v0;
+    red[LANES + lid] = v1;
+    red[2u * LANES + lid] = v2;
+    workgroupBarrier();
+    for (var half = LANES / 2u; half > 0u; half = half / 2u) {
+        if (lid < half) {
+            red[lid] += red[lid + half];
+            red[LANES + lid] += red[LANES + lid + half];
+            red[2u * LANES + lid] += red[2u * LANES + lid + half];
+        }
+        workgroupBarrier();
+    }
+}
+
+// ---- training forward ----------------------------------------------------------------------
+
+const FWD_RESET_AFTER: u32 = 0u;
+const FWD_GATES: u32 = 1u;       // reset-before, first dispatch: z, r, u = r ⊙ h_prev
+const FWD_CANDIDATE: u32 = 2u;   // reset-before, second dispatch: R_h u, n and the blend
+
+fn xp_at(t: u32, b: u32, d: u32, gate: u32, j: u32) -> f32 {
+    return src[by_time(t, b, d, 3u * HIDDEN) + gate * HIDDEN + j];
+}
+
+fn forward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
+    let b = wid.y;
+    let d = wid.z;
+    let s = sp.s;
+    let live = has_step(b, s);
+    let plane = HIDDEN * HIDDEN;
+    for (var j = wid.x; j < HIDDEN; j += units) {
+        var pz = 0.0;
+        var pr = 0.0;
+        var ph = 0.0;
+        if (live) {
+            let row_z = 3u * d * plane + j * HIDDEN;
+            if (mode == FWD_CANDIDATE) {
+                let row_h = row_z + 2u * plane;
+                let u0 = reserve_index(d, s, b, 3u, 0u);
+                for (var k = lid; k < HIDDEN; k += LANES) {
+                    ph += rmat[row_h + k] * reserve[u0 + k];
+                }
+            } else {
+                let h0 = hs_index(d, s, b, 0u);
+                for (var k = lid; k < HIDDEN; k += LANES) {
+                    let h = hs[h0 + k];
+                    pz += rmat[row_z + k] * h;
+                    pr += rmat[row_z + plane + k] * h;
+                    if (mode == FWD_RESET_AFTER) {
+                        ph += rmat[row_z + 2u * plane + k] * h;
+                    }
+                }
+            }
+        }
+        reduce3(lid, pz, pr, ph);
+        if (lid == 0u && b < lp.batch) {
+            if (live) {
+                forward_finish(mode, d, b, j, red[0], red[LANES], red[2u * LANES]);
+            } else if (mode != FWD_GATES) {
+                // No step for this entry: the state carries over unchanged.
+                hs[hs_index(d, s + 1u, b, j)] = hs[hs_index(d, s, b, j)];
+            }
+        }
+        workgroupBarrier();
+    }
+}
+
+fn forward_finish(mode: u32, d: u32, b: u32, j: u32, pz: f32, pr: f32, ph: f32) {
+    let s = sp.s;
+    let t = time_of(b, d, s);
+    let h = hs[hs_index(d, s, b, j)];
+    if (mode == FWD_GATES) {
+        let a_z = xp_at(t, b, d, 0u, j) + pz + rb_at(d, 0u, j);
+        let a_r = xp_at(t, b, d, 1u, j) + pr + rb_at(d, 1u, j);
+        let r = sigmoid_stable(clip(a_r));
+        reserve[reserve_index(d, s, b, 0u, j)] = a_z;
+        reserve[reserve_index(d, s, b, 1u, j)] = a_r;
+        reserve[reserve_index(d, s, b, 3u, j)] = r * h;
+        return;
+    }
+    var a_z: f32;
+    var a_n: f32;
+    if (mode == FWD_RESET_AFTER) {
+        a_z = xp_at(t, b, d, 0u, j) + pz + rb_at(d, 0u, j);
+        let a_r = xp_at(t, b, d, 1u, j) + pr + rb_at(d, 1u, j);
+        let q = ph + rb_at(d, 2u, j);
+        let r = sigmoid_stable(clip(a_r));
+        a_n = xp_at(t, b, d, 2u, j) + r * q;
+        reserve[reserve_index(d, s, b, 0u, j)] = a_z;
+        reserve[reserve_index(d, s, b, 1u, j)] = a_r;
+        reserve[reserve_index(d, s, b, 3u, j)] = q;
+    } else {
+        a_z = reserve[reserve_index(d, s, b, 0u, j)];
+        a_n = xp_at(t, b, d, 2u, j) + ph + rb_at(d, 2u, j);
+    }
+    reserve[reserve_index(d, s, b, 2u, j)] = a_n;
+    let z = sigmoid_stable(clip(a_z));
+    let n = tanh_stable(clip(a_n));
+    let next = (1.0 - z) * n + z * h;
+    hs[hs_index(d, s + 1u, b, j)] = next;
+    outs[by_time(t, b, d, HIDDEN) + j] = next;
+}
+
+@compute @workgroup_size(64)
+fn train_step_reset_after(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    forward_step(FWD_RESET_AFTER, lid, wid, groups.x);
+}
+
+@compute @workgroup_size(64)
+fn train_gates_reset_before(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    forward_step(FWD_GATES, lid, wid, groups.x);
+}
+
+@compute @workgroup_size(64)
+fn train_candidate_reset_before(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    forward_step(FWD_CANDIDATE, lid, wid, groups.x);
+}
+
+// ---- backward through time -----------------------------------------------------------------
+//
+// Dispatch n (n = T, T−1, …, 0) of the reset-after backward, for unit k of entry b:
+//   ∂h_prev of step n = carry[k] + Σ_{g, j} R_g[j, k] · G_h[n][g, j]      (no product at n = T
+//                       or where step n was past the entry's length)
+//   n = 0: that is d initial_h (zero for an entry of length 0); done.
+//   step s = n − 1, with g = ∂h_prev + dY[t] (past the length: carry = ∂h_prev, nothing else):
+//     g_n = g (1 − z)(1 − n²) c'(a_n),  g_z = g (h_prev − n) z(1 − z) c'(a_z)
+//     ∂q = g_n r,  g_r = g_n q r(1 − r) c'(a_r)
+//     G_x[t] = (g_z, g_r, g_n),  G_h[s] = (g_z, g_r, ∂q),  carry = g z
+// Reset-before takes two dispatches per step: BWD_GATES(n) (the product over G_h[n]'s z and
+// r rows, then g_z, g_n; G_h[s]'s h row = g_n) and BWD_CANDIDATE(n) for step s = n − 1
+// (∂u = R_hᵀ g_n, g_r = ∂u h_prev r(1 − r) c'(a_r), carry += ∂u r).
+
+const BWD_RESET_AFTER: u32 = 0u;
+const BWD_GATES: u32 = 1u;
+const BWD_CANDIDATE: u32 = 2u;
+
+fn backward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
+    let b = wid.y;
+    let d = wid.z;
+    let n = sp.s;
+    // The G_h rows reduced: step n's (BWD_RESET_AFTER, BWD_GATES) or step n − 1's h row
+    // (BWD_CANDIDATE).
+    var rs = n;
+    var first = 0u;
+    var count = 3u * HIDDEN;
+    if (mode == BWD_GATES) {
+        count = 2u * HIDDEN;
+    }
+    if (mode == BWD_CANDIDATE) {
+        rs = n - 1u;
+        first = 2u * HIDDEN;
+        count = HIDDEN;
+    }
+    let live = n > 0u || mode != BWD_CANDIDATE;
+    let reduce = live && has_step(b, rs);
+    for (var k = wid.x; k < HIDDEN; k += units) {
+        var p = 0.0;
+        if (reduce) {
+            let col = 3u * d * HIDDEN * HIDDEN + k * 3u * HIDDEN + first;
+            let row = gh_index(d, rs, b) + first;
+            for (var i = lid; i < count; i += LANES) {
+                p += rmat[col + i] * outs[row + i];
+            }
+        }
+        reduce3(lid, p, 0.0, 0.0);
+        if (lid == 0u && b < lp.batch && live) {
+            backward_finish(mode, d, b, k, red[0]);
+        }
+        workgroupBarrier();
+    }
+}
+
+fn backward_finish(mode: u32, d: u32, b: u32, k: u32, product: f32) {
+    let n = sp.s;
+    let ci = lp.carry_base + (d * lp.batch + b) * HIDDEN + k;
+    if (mode == BWD_CANDIDATE) {
+        let s = n - 1u;
+        if (has_step(b, s)) {
+            let t = time_of(b, d, s);
+            let a_r = reserve[reserve_index(d, s, b, 1u, k)];
+            let r = sigmoid_stable(clip(a_r));
+            let h = hs[hs_index(d, s, b, k)];
+            let g_r = product * h * r * (1.0 - r) * clip_grad(a_r);
+            outs[by_time(t, b, d, 3u * HIDDEN) + HIDDEN + k] = g_r;
+            outs[gh_index(d, s, b) + HIDDEN + k] = g_r;
+            carry[ci] = carry[ci] + product * r;
+        }
+        return;
+    }
+    let dprev = carry[ci] + product;
+    if (n == 0u) {
+        carry[ci] = select(dprev, 0.0, lens[b] == 0u);
+        return;
+    }
+    let s = n - 1u;
+    if (!has_step(b, s)) {
+        carry[ci] = dprev;
+        return;
+    }
+    let t = time_of(b, d, s);
+    let g = dprev + src[by_time(t, b, d, HIDDEN) + k];
+    let a_z = reserve[reserve_index(d, s, b, 0u, k)];
+    let a_n = reserve[reserve_index(d, s, b, 2u, k)];
+    let z = sigmoid_stable(clip(a_z));
+    let c = tanh_stable(clip(a_n));
+    let h = hs[hs_index(d, s, b, k)];
+    let g_n = g * (1.0 - z) * (1.0 - c * c) * clip_grad(a_n);
+    let g_z = g * (h - c) * z * (1.0 - z) * clip_grad(a_z);
+    let gx = by_time(t, b, d, 3u * HIDDEN);
+    let gh = gh_index(d, s, b);
+    outs[gx + k] = g_z;
+    outs[gx + 2u * HIDDEN + k] = g_n;
+    outs[gh + k] = g_z;
+    carry[ci] = g * z;
+    if (mode == BWD_RESET_AFTER) {
+        let a_r = reserve[reserve_index(d, s, b, 1u, k)];
+        let r = sigmoid_stable(clip(a_r));
+        let q = reserve[reserve_index(d, s, b, 3u, k)];
+        let g_r = g_n * q * r * (1.0 - r) * clip_grad(a_r);
+        outs[gx + HIDDEN + k] = g_r;
+        outs[gh + HIDDEN + k] = g_r;
+        outs[gh + 2u * HIDDEN + k] = g_n * r;
+    } else {
+        outs[gh + 2u * HIDDEN + k] = g_n;
+    }
+}
+
+@compute @workgroup_size(64)
+fn grad_step_reset_after(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    backward_step(BWD_RESET_AFTER, lid, wid, groups.x);
+}
+
+@compute @workgroup_size(64)
+fn grad_gates_reset_before(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    backward_step(BWD_GATES, lid, wid, groups.x);
+}
+
+@compute @workgroup_size(64)
+fn grad_candidate_reset_before(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    backward_step(BWD_CANDIDATE, lid, wid, groups.x);
+}

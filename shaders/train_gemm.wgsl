@@ -1,0 +1,112 @@
+// train_gemm.wgsl: the strided f32 GEMM of training (src/gpu/train/): the training forward's
+// input projection and, after the backward's time loop, dX = G_x · W, dW = G_xᵀ · X,
+// dR = G_hᵀ · H_prev and the bias gradients (column sums: a GEMM with a ones operand of stride
+// 0), each over all T·B rows at once.
+//
+//   C[m, n] = (accumulate ? C[m, n] : 0) + Σ_{k_begin ≤ k < k_end} A(m, k) · B(k, n) + bias[n]
+//   A(m, k) = a[a_off + m·a_sm + k·a_sk],  B(k, n) = b[b_off + k·b_sk + n·b_sn],
+//   C at c[c_off + m·c_sm + n·c_sn]
+//
+// Strides express every transpose the backward needs without copying. Each workgroup owns a
+// 16×16 tile of C (several, walking the grid, where the device dispatches fewer workgroups than
+// tiles) and walks K in 16-wide slices through workgroup memory; each invocation sums its one
+// element in a fixed order (k ascending), so results are bitwise the same on every run (no
+// atomics). A slice is loaded with consecutive invocations on the operand's contiguous axis
+// (m or k for A, k or n for B), so the loads coalesce whichever way the operand is strided.
+// Loop trips per invocation: (k_end − k_begin) / 16; the host splits K into ranges of at most
+// TRAIN_GEMM_MAX_K (accumulate = 1 after the first) to stay under lavapipe's 65535-trip cap
+// (REFERENCES.md §6).
+
+struct TrainGemmParams {
+    m: u32,
+    n: u32,
+    k_begin: u32,
+    k_end: u32,
+    a_off: u32,
+    a_sm: u32,
+    a_sk: u32,
+    b_off: u32,
+    b_sk: u32,
+    b_sn: u32,
+    c_off: u32,
+    c_sm: u32,
+    c_sn: u32,
+    has_bias: u32,
+    accumulate: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<uniform> gp: TrainGemmParams;
+
+const TILE: u32 = 16u;
+
+var<workgroup> tile_a: array<f32, 256>;   // [m_local · 16 + k_local]
+var<workgroup> tile_b: array<f32, 256>;   // [k_local · 16 + n_local]
+
+fn load_a(m: u32, k: u32) -> f32 {
+    if (m < gp.m && k < gp.k_end) {
+        return a[gp.a_off + m * gp.a_sm + k * gp.a_sk];
+    }
+    return 0.0;
+}
+
+fn load_b(k: u32, n: u32) -> f32 {
+    if (k < gp.k_end && n < gp.n) {
+        return b[gp.b_off + k * gp.b_sk + n * gp.b_sn];
+    }
+    return 0.0;
+}
+
+@compute @workgroup_size(16, 16)
+fn train_gemm(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let tiles_m = (gp.m + TILE - 1u) / TILE;
+    let tiles_n = (gp.n + TILE - 1u) / TILE;
+    // Which axis of each operand is contiguous (uniform: the same for every invocation).
+    let a_m_fast = gp.a_sm < gp.a_sk;
+    let b_k_fast = gp.b_sk < gp.b_sn;
+    for (var tm = wid.y; tm < tiles_m; tm += groups.y) {
+        for (var tn = wid.x; tn < tiles_n; tn += groups.x) {
+            let m0 = tm * TILE;
+            let n0 = tn * TILE;
+            var acc = 0.0;
+            for (var k0 = gp.k_begin; k0 < gp.k_end; k0 += TILE) {
+                if (a_m_fast) {
+                    tile_a[lid.x * TILE + lid.y] = load_a(m0 + lid.x, k0 + lid.y);
+                } else {
+                    tile_a[lid.y * TILE + lid.x] = load_a(m0 + lid.y, k0 + lid.x);
+                }
+                if (b_k_fast) {
+                    tile_b[lid.x * TILE + lid.y] = load_b(k0 + lid.x, n0 + lid.y);
+                } else {
+                    tile_b[lid.y * TILE + lid.x] = load_b(k0 + lid.y, n0 + lid.x);
+                }
+                workgroupBarrier();
+                for (var kk = 0u; kk < TILE; kk++) {
+                    acc += tile_a[lid.y * TILE + kk] * tile_b[kk * TILE + lid.x];
+                }
+                workgroupBarrier();
+            }
+            let m = m0 + lid.y;
+            let n = n0 + lid.x;
+            if (m < gp.m && n < gp.n) {
+                let at = gp.c_off + m * gp.c_sm + n * gp.c_sn;
+                var v = acc;
+                if (gp.has_bias != 0u) {
+                    v += bias[n];
+                }
+                if (gp.accumulate != 0u) {
+                    v = c[at] + v;
+                }
+                c[at] = v;
+            }
+        }
+    }
+}

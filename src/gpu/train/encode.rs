@@ -1,0 +1,675 @@
+//! Recording training's work (buffers, GEMMs, step dispatches, copies) and encoding it as one
+//! command encoder and one submit.
+
+use wgpu::util::DeviceExt;
+
+use crate::error::Result;
+use crate::gpu::limits::{check_binding, check_limit};
+use crate::gpu::model::GpuGru;
+use crate::gpu::params::{
+    entry, uniform_binding, StepParams, TrainGemmParams, TrainLayerParams, STEP_PARAMS,
+    TRAIN_GEMM_PARAMS, TRAIN_LAYER_PARAMS,
+};
+use crate::gpu::weights::LayerWeights;
+use crate::input::Dims;
+
+use super::{f32_bytes, TrainPipelines};
+
+/// Rows of K one GEMM dispatch sums: 16 per loop trip, so at most 32768 trips per invocation
+/// (half of lavapipe's 65535-trip cap, REFERENCES.md §6); longer sums are split into several
+/// dispatches that accumulate, in a fixed order.
+pub(super) const TRAIN_GEMM_MAX_K: usize = 16 * 32768;
+
+/// Workgroup edge of `train_gemm.wgsl`.
+const GEMM_TILE: usize = 16;
+
+/// What encoding needs of the device's limits.
+#[derive(Clone, Copy, Debug)]
+pub(in crate::gpu) struct PlanLimits {
+    max_groups: u32,
+    stride: u32,
+}
+
+/// Checks every buffer of a training forward and backward over `dims` against the device's
+/// binding limits, and the batch and directions against the dispatch limit.
+pub(super) fn check_train(limits: &wgpu::Limits, dims: &Dims, stride: u32) -> Result<PlanLimits> {
+    let (t, b, h) = (dims.seq_len, dims.batch, dims.hidden_size);
+    let nd = dims.num_directions;
+    let k_max = dims.input_size.max(nd * h);
+    let sizes = [
+        (
+            format!("training X [T={t}, B={b}, K={k_max}]"),
+            t * b * k_max,
+        ),
+        (
+            format!("training XP [T·B={}, D·3H={}]", t * b, nd * 3 * h),
+            t * b * nd * 3 * h,
+        ),
+        (
+            format!("state sequence [D={nd}, T+1={}, B={b}, H={h}]", t + 1),
+            nd * (t + 1) * b * h,
+        ),
+        (
+            format!("reserve space [D={nd}, T={t}, B={b}, 4H={}]", 4 * h),
+            nd * t * b * 4 * h,
+        ),
+        (
+            format!(
+                "gate gradients G_x and G_h [2, T·B={}, D·3H={}]",
+                t * b,
+                nd * 3 * h
+            ),
+            2 * t * b * nd * 3 * h,
+        ),
+        (
+            format!("weight gradients of {} layers", dims.num_layers),
+            dims.num_layers * nd * (3 * h * k_max + 3 * h * h + 6 * h),
+        ),
+    ];
+    for (what, n) in sizes {
+        check_binding(limits, what, f32_bytes(n))?;
+    }
+    let max_groups = limits.max_compute_workgroups_per_dimension;
+    check_limit(
+        format!("batch {b} (training step kernels: one workgroup row per entry)"),
+        "max_compute_workgroups_per_dimension",
+        b as u64,
+        max_groups as u64,
+    )?;
+    check_limit(
+        format!("{} step-parameter slots of {stride} bytes", t + 1),
+        "max_buffer_size",
+        (t as u64 + 1) * stride as u64,
+        limits.max_buffer_size,
+    )?;
+    Ok(PlanLimits {
+        max_groups: max_groups.max(1),
+        stride,
+    })
+}
+
+/// The resources of one layer's step dispatches: binding 0 to 6 of `gru_train.wgsl` (see
+/// there) and the layer's parameters.
+pub(super) struct StepBinding {
+    pub(super) buffers: [wgpu::Buffer; 7],
+    pub(super) layer: TrainLayerParams,
+}
+
+enum Op {
+    Clear(wgpu::Buffer),
+    Copy {
+        from: wgpu::Buffer,
+        from_offset: u64,
+        to: wgpu::Buffer,
+        to_offset: u64,
+        bytes: u64,
+    },
+    Gemm {
+        a: wgpu::Buffer,
+        b: wgpu::Buffer,
+        bias: wgpu::Buffer,
+        c: wgpu::Buffer,
+        slot: u32,
+        groups: (u32, u32),
+    },
+    Step {
+        binding: usize,
+        forward: bool,
+        pipeline: usize,
+        s: usize,
+    },
+}
+
+/// A training forward's or backward's work, recorded in order, then encoded by
+/// [`Plan::submit`].
+pub(super) struct Plan<'m> {
+    model: &'m GpuGru,
+    pipelines: &'m TrainPipelines,
+    limits: PlanLimits,
+    ops: Vec<Op>,
+    gemm_params: Vec<TrainGemmParams>,
+    bindings: Vec<StepBinding>,
+    steps: usize,
+    ones: wgpu::Buffer,
+}
+
+/// One direction's weight gradients: what [`Plan::weight_gradients`] reads and where it
+/// writes.
+pub(super) struct WeightGrads<'a> {
+    pub(super) grads: &'a wgpu::Buffer,
+    pub(super) gh_base: usize,
+    pub(super) input: &'a wgpu::Buffer,
+    pub(super) hs: &'a wgpu::Buffer,
+    pub(super) reserve: &'a wgpu::Buffer,
+    pub(super) out: &'a wgpu::Buffer,
+    pub(super) d: usize,
+    pub(super) k: usize,
+    pub(super) base: usize,
+    pub(super) dims: &'a Dims,
+    pub(super) reset_before: bool,
+}
+
+fn u(v: usize) -> u32 {
+    // Every element offset and stride is below a binding's size in floats, which
+    // check_train bounded by the device's binding limit (< 2^32 bytes).
+    v as u32
+}
+
+impl<'m> Plan<'m> {
+    /// An empty plan for `model`, dispatching `pipelines`.
+    pub(super) fn new(
+        model: &'m GpuGru,
+        pipelines: &'m TrainPipelines,
+        limits: &PlanLimits,
+    ) -> Self {
+        let ones = model
+            .ctx
+            .device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("ones"),
+                contents: bytemuck::cast_slice(&[1.0f32; 4]),
+                usage: wgpu::BufferUsages::STORAGE,
+            });
+        Plan {
+            model,
+            pipelines,
+            limits: *limits,
+            ops: Vec::new(),
+            gemm_params: Vec::new(),
+            bindings: Vec::new(),
+            steps: 0,
+            ones,
+        }
+    }
+
+    fn device(&self) -> &wgpu::Device {
+        self.model.ctx.device()
+    }
+
+    /// A storage buffer holding `data`.
+    pub(super) fn upload(&self, label: &str, data: &[u8]) -> wgpu::Buffer {
+        // Storage bindings must not be empty: pad to at least 16 bytes.
+        let mut bytes = data.to_vec();
+        bytes.resize(bytes.len().max(16).next_multiple_of(4), 0);
+        self.device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: &bytes,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    /// A zeroed storage buffer of `bytes` (at least 16).
+    pub(super) fn storage(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).next_multiple_of(4),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A buffer the host maps to read `bytes`.
+    pub(super) fn readback(&self, bytes: u64) -> wgpu::Buffer {
+        self.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("training readback"),
+            size: bytes.max(16).next_multiple_of(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    pub(super) fn clear(&mut self, buffer: &wgpu::Buffer) {
+        self.ops.push(Op::Clear(buffer.clone()));
+    }
+
+    pub(super) fn copy(
+        &mut self,
+        from: &wgpu::Buffer,
+        from_offset: u64,
+        to: &wgpu::Buffer,
+        to_offset: u64,
+        bytes: u64,
+    ) {
+        if bytes > 0 {
+            self.ops.push(Op::Copy {
+                from: from.clone(),
+                from_offset,
+                to: to.clone(),
+                to_offset,
+                bytes,
+            });
+        }
+    }
+
+    /// The layer parameters of `gru_train.wgsl` for `dims`.
+    pub(super) fn layer_params(
+        &self,
+        dims: &Dims,
+        gh_base: usize,
+        carry_base: usize,
+    ) -> TrainLayerParams {
+        let m = self.model;
+        let h = dims.hidden_size;
+        let reverse_mask = (0..dims.num_directions)
+            .filter(|&d| m.direction.is_reverse(d))
+            .fold(0u32, |acc, d| acc | (1 << d));
+        TrainLayerParams {
+            batch: u(dims.batch),
+            seq_len: u(dims.seq_len),
+            reverse_mask,
+            has_clip: m.clip.is_some() as u32,
+            clip: m.clip.unwrap_or(0.0),
+            n_dir: u(dims.num_directions),
+            rb_offset: u(dims.num_directions * 3 * h * h),
+            gh_base: u(gh_base),
+            carry_base: u(carry_base),
+            _pad: [0; 3],
+        }
+    }
+
+    /// Registers a layer's step resources; returns its index for [`Plan::step`].
+    pub(super) fn step_binding(&mut self, binding: StepBinding) -> usize {
+        self.bindings.push(binding);
+        self.bindings.len() - 1
+    }
+
+    /// Dispatches per step of the training forward.
+    pub(super) fn forward_dispatches(&self) -> usize {
+        self.pipelines.forward.len()
+    }
+
+    /// Dispatches per step of the backward.
+    pub(super) fn backward_dispatches(&self) -> usize {
+        self.pipelines.backward.len()
+    }
+
+    /// Dispatch `pipeline` of a forward (or backward) step with parameter `s`, over the
+    /// resources of `binding`.
+    pub(super) fn step(&mut self, binding: usize, forward: bool, pipeline: usize, s: usize) {
+        self.steps = self.steps.max(s + 1);
+        self.ops.push(Op::Step {
+            binding,
+            forward,
+            pipeline,
+            s,
+        });
+    }
+
+    /// `C = A·B (+ bias)` as described by `p` (with `k_begin = 0`, `k_end = K`), split into
+    /// dispatches of at most [`TRAIN_GEMM_MAX_K`] rows of K.
+    fn gemm(
+        &mut self,
+        a: &wgpu::Buffer,
+        b: &wgpu::Buffer,
+        bias: Option<&wgpu::Buffer>,
+        c: &wgpu::Buffer,
+        p: TrainGemmParams,
+    ) {
+        if p.m == 0 || p.n == 0 {
+            return;
+        }
+        let most = self.limits.max_groups;
+        let groups = (
+            (p.n as usize).div_ceil(GEMM_TILE).min(most as usize) as u32,
+            (p.m as usize).div_ceil(GEMM_TILE).min(most as usize) as u32,
+        );
+        let k = p.k_end as usize;
+        let mut begin = 0;
+        loop {
+            let end = (begin + TRAIN_GEMM_MAX_K).min(k);
+            let chunk = TrainGemmParams {
+                k_begin: u(begin),
+                k_end: u(end),
+                has_bias: (bias.is_some() && begin == 0) as u32,
+                accumulate: (p.accumulate != 0 || begin > 0) as u32,
+                ..p
+            };
+            self.gemm_params.push(chunk);
+            self.ops.push(Op::Gemm {
+                a: a.clone(),
+                b: b.clone(),
+                bias: bias.unwrap_or(&self.ones).clone(),
+                c: c.clone(),
+                slot: u(self.gemm_params.len() - 1),
+                groups,
+            });
+            begin = end;
+            if begin >= k {
+                break;
+            }
+        }
+    }
+
+    /// `XP[rows, D·3H] = X[rows, K] · Wᵀ + Wb` with the layer's uploaded `Wᵀ [K, D·3H]`.
+    pub(super) fn input_projection(
+        &mut self,
+        x: &wgpu::Buffer,
+        k: usize,
+        w: &LayerWeights,
+        xp: &wgpu::Buffer,
+        rows: usize,
+        width: usize,
+    ) {
+        let n_stride = width.next_multiple_of(4);
+        self.gemm(
+            x,
+            &w.wt,
+            Some(&w.wb),
+            xp,
+            TrainGemmParams {
+                m: u(rows),
+                n: u(width),
+                k_end: u(k),
+                a_sm: u(k),
+                a_sk: 1,
+                b_sk: u(n_stride),
+                b_sn: 1,
+                c_sm: u(width),
+                c_sn: 1,
+                ..Default::default()
+            },
+        );
+    }
+
+    /// `dX[rows, K] = G_x[rows, D·3H] · W[D·3H, K]`, W read from the uploaded `Wᵀ`.
+    pub(super) fn input_gradient(
+        &mut self,
+        grads: &wgpu::Buffer,
+        w: &LayerWeights,
+        dx: &wgpu::Buffer,
+        rows: usize,
+        width: usize,
+        k: usize,
+    ) {
+        let n_stride = width.next_multiple_of(4);
+        self.gemm(
+            grads,
+            &w.wt,
+            None,
+            dx,
+            TrainGemmParams {
+                m: u(rows),
+                n: u(k),
+                k_end: u(width),
+                a_sm: u(width),
+                a_sk: 1,
+                b_sk: 1,
+                b_sn: u(n_stride),
+                c_sm: u(k),
+                c_sn: 1,
+                ..Default::default()
+            },
+        );
+    }
+
+    /// One direction's `dW [3H, K]`, `dR [3H, H]` and `dB [6H]`, written at `g.base` of
+    /// `g.out` in that order.
+    pub(super) fn weight_gradients(&mut self, g: &WeightGrads<'_>) {
+        let dims = g.dims;
+        let (t, b, h, nd) = (
+            dims.seq_len,
+            dims.batch,
+            dims.hidden_size,
+            dims.num_directions,
+        );
+        let rows = t * b;
+        let (width, h3) = (nd * 3 * h, 3 * h);
+        let d = g.d;
+        let dw = g.base;
+        let dr = dw + h3 * g.k;
+        let db = dr + h3 * h;
+        // dW = G_xᵀ X: A(m, row) = G_x[row, d·3H + m], B(row, n) = X[row, n].
+        self.gemm(
+            g.grads,
+            g.input,
+            None,
+            g.out,
+            TrainGemmParams {
+                m: u(h3),
+                n: u(g.k),
+                k_end: u(rows),
+                a_off: u(d * h3),
+                a_sm: 1,
+                a_sk: u(width),
+                b_sk: u(g.k),
+                b_sn: 1,
+                c_off: u(dw),
+                c_sm: u(g.k),
+                c_sn: 1,
+                ..Default::default()
+            },
+        );
+        // dR = G_hᵀ H_prev (step-ordered rows), reset-before's candidate rows against U.
+        let gh = g.gh_base + d * rows * h3;
+        let hs = d * (t + 1) * b * h;
+        let state_rows = if g.reset_before { 2 * h } else { h3 };
+        self.gemm(
+            g.grads,
+            g.hs,
+            None,
+            g.out,
+            TrainGemmParams {
+                m: u(state_rows),
+                n: u(h),
+                k_end: u(rows),
+                a_off: u(gh),
+                a_sm: 1,
+                a_sk: u(h3),
+                b_off: u(hs),
+                b_sk: u(h),
+                b_sn: 1,
+                c_off: u(dr),
+                c_sm: u(h),
+                c_sn: 1,
+                ..Default::default()
+            },
+        );
+        if g.reset_before {
+            self.gemm(
+                g.grads,
+                g.reserve,
+                None,
+                g.out,
+                TrainGemmParams {
+                    m: u(h),
+                    n: u(h),
+                    k_end: u(rows),
+                    a_off: u(gh + 2 * h),
+                    a_sm: 1,
+                    a_sk: u(h3),
+                    b_off: u(d * rows * 4 * h + 3 * h),
+                    b_sk: u(4 * h),
+                    b_sn: 1,
+                    c_off: u(dr + 2 * h * h),
+                    c_sm: u(h),
+                    c_sn: 1,
+                    ..Default::default()
+                },
+            );
+        }
+        // dWb and dRb: column sums, 1ᵀ G (A = a ones vector, strides 0).
+        for (off, sk, c_off) in [(d * h3, width, db), (gh, h3, db + h3)] {
+            let ones = self.ones.clone();
+            self.gemm(
+                &ones,
+                g.grads,
+                None,
+                g.out,
+                TrainGemmParams {
+                    m: 1,
+                    n: u(h3),
+                    k_end: u(rows),
+                    a_sm: 0,
+                    a_sk: 0,
+                    b_off: u(off),
+                    b_sk: u(sk),
+                    b_sn: 1,
+                    c_off: u(c_off),
+                    c_sm: 0,
+                    c_sn: 1,
+                    ..Default::default()
+                },
+            );
+        }
+    }
+
+    /// Encodes every recorded operation in order into one command encoder and submits it.
+    pub(super) fn submit(
+        self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        label: &str,
+    ) -> wgpu::SubmissionIndex {
+        let stride = self.limits.stride as usize;
+        let slots = |n: usize, size: usize, fill: &dyn Fn(usize, &mut [u8])| {
+            let mut bytes = vec![0u8; (n.max(1) * stride).max(size)];
+            for i in 0..n {
+                fill(i, &mut bytes[i * stride..i * stride + size]);
+            }
+            bytes
+        };
+        let gemm_bytes = slots(self.gemm_params.len(), TRAIN_GEMM_PARAMS, &|i, dst| {
+            dst.copy_from_slice(bytemuck::bytes_of(&self.gemm_params[i]))
+        });
+        let gemm_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("training GEMM params"),
+            contents: &gemm_bytes,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let step_bytes = slots(self.steps, STEP_PARAMS, &|i, dst| {
+            let p = StepParams {
+                s: i as u32,
+                s_end: i as u32 + 1,
+                _pad: [0; 2],
+            };
+            dst.copy_from_slice(bytemuck::bytes_of(&p))
+        });
+        let step_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("training step params"),
+            contents: &step_bytes,
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let layer_bytes = slots(self.bindings.len(), TRAIN_LAYER_PARAMS, &|i, dst| {
+            dst.copy_from_slice(bytemuck::bytes_of(&self.bindings[i].layer))
+        });
+        let layer_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("training layer params"),
+            contents: &layer_bytes,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let step_groups: Vec<wgpu::BindGroup> = self
+            .bindings
+            .iter()
+            .enumerate()
+            .map(|(i, binding)| {
+                let mut entries: Vec<wgpu::BindGroupEntry<'_>> = binding
+                    .buffers
+                    .iter()
+                    .enumerate()
+                    .map(|(n, b)| entry(n as u32, b.as_entire_binding()))
+                    .collect();
+                entries.push(entry(7, uniform_binding(&step_buf, 0, STEP_PARAMS as u64)));
+                entries.push(entry(
+                    8,
+                    uniform_binding(&layer_buf, (i * stride) as u64, TRAIN_LAYER_PARAMS as u64),
+                ));
+                device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("gru_train bind group"),
+                    layout: &self.pipelines.step_layout,
+                    entries: &entries,
+                })
+            })
+            .collect();
+        let (h, nd) = (
+            self.model.hidden_size,
+            self.model.direction.num_directions(),
+        );
+        let units = (h as u32).min(self.limits.max_groups);
+        let mut encoder =
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+        let mut i = 0;
+        while i < self.ops.len() {
+            match &self.ops[i] {
+                Op::Clear(buffer) => {
+                    encoder.clear_buffer(buffer, 0, None);
+                    i += 1;
+                }
+                Op::Copy {
+                    from,
+                    from_offset,
+                    to,
+                    to_offset,
+                    bytes,
+                } => {
+                    encoder.copy_buffer_to_buffer(from, *from_offset, to, *to_offset, *bytes);
+                    i += 1;
+                }
+                _ => {
+                    // A run of dispatches shares one compute pass.
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(label),
+                        timestamp_writes: None,
+                    });
+                    while let Some(op) = self.ops.get(i) {
+                        match op {
+                            Op::Gemm {
+                                a,
+                                b,
+                                bias,
+                                c,
+                                slot,
+                                groups,
+                            } => {
+                                let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                                    label: Some("train_gemm bind group"),
+                                    layout: &self.pipelines.gemm_layout,
+                                    entries: &[
+                                        entry(0, a.as_entire_binding()),
+                                        entry(1, b.as_entire_binding()),
+                                        entry(2, bias.as_entire_binding()),
+                                        entry(3, c.as_entire_binding()),
+                                        entry(
+                                            4,
+                                            uniform_binding(&gemm_buf, 0, TRAIN_GEMM_PARAMS as u64),
+                                        ),
+                                    ],
+                                });
+                                pass.set_pipeline(&self.pipelines.gemm);
+                                pass.set_bind_group(0, &group, &[slot * stride as u32]);
+                                pass.dispatch_workgroups(groups.0, groups.1, 1);
+                            }
+                            Op::Step {
+                                binding,
+                                forward,
+                                pipeline,
+                                s,
+                            } => {
+                                let p = if *forward {
+                                    &self.pipelines.forward[*pipeline]
+                                } else {
+                                    &self.pipelines.backward[*pipeline]
+                                };
+                                let batch = self.bindings[*binding].layer.batch;
+                                pass.set_pipeline(p);
+                                pass.set_bind_group(
+                                    0,
+                                    &step_groups[*binding],
+                                    &[(*s * stride) as u32],
+                                );
+                                pass.dispatch_workgroups(units, batch, nd as u32);
+                            }
+                            _ => break,
+                        }
+                        i += 1;
+                    }
+                }
+            }
+        }
+        queue.submit([encoder.finish()])
+    }
+}

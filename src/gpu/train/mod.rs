@@ -1,0 +1,515 @@
+//! Training on the GPU: a forward that keeps what the backward needs (the reserve space), and
+//! the backward through time, both in `f32`, each one command encoder and one submit.
+//!
+//! # What the training forward saves
+//!
+//! Per layer, direction `d`, step `s` and entry `b` (`[D, T, B, 4H]` floats, the *reserve*):
+//! the pre-activations `a_z`, `a_r`, `a_n` before the clip, and a fourth vector: `q = R_h h +
+//! Rb_h` for reset-after, `u = r ⊙ h_prev` for reset-before. Plus the state sequence
+//! `[D, T+1, B, H]` (the state before each step, `initial_h` first; a step past an entry's
+//! length carries it over) and the layer's output `[T, B, D·H]`, which is the next layer's
+//! input. That is `5H` floats per entry and step (PyTorch's fused cell keeps `5H`: r, z, n,
+//! `h_prev` and `R_h h + Rb_h`). Pre-activations rather than activations, because the clip's
+//! derivative needs them (it is zero where a pre-activation was clamped) and the activations
+//! come back from them with one `σ`/`tanh` each, exactly as the forward computed them; `q` is
+//! the one product the reset-after backward cannot rebuild without a second matrix product
+//! (`∂r = g_n ⊙ q`), and `u` is the operand of reset-before's `∂R_h = g_n uᵀ`. The inference
+//! forward ([`GpuGru::forward`]) keeps none of this.
+//!
+//! # The backward
+//!
+//! Per layer, top to bottom: per step in reverse time one dispatch (reset-after) or two
+//! (reset-before) of `gru_train.wgsl` that finish the state gradient with the product
+//! `Rᵀ · G_h` of the step after and compute the step's gate gradients; then, as GEMMs over all
+//! `T·B` rows (`train_gemm.wgsl`), `dX = G_x W` (which is the gradient of the layer below's
+//! output), `dW = G_xᵀ X`, `dR = G_hᵀ H_prev` (`G_hᵀ U` for reset-before's candidate rows),
+//! and the bias gradients as column sums. Every sum runs in a fixed order (no atomics): the
+//! gradients are bitwise the same run to run on one adapter.
+
+mod buffers;
+mod encode;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::cpu::{GruGradients, LayerGradients};
+use crate::dtype::Dtype;
+use crate::error::{GruError, Result};
+use crate::gpu::errors::{gpu_message, scoped};
+use crate::gpu::kernels::LayoutFamily;
+use crate::gpu::model::GpuGru;
+use crate::gpu::readback::read_bytes;
+use crate::input::{Dims, GruInput, GruOutput};
+use crate::shaders::Kernel;
+use crate::weights::Convention;
+
+use buffers::{from_internal_state, from_internal_y, to_internal_rows, to_internal_state};
+use encode::{Plan, StepBinding};
+
+/// Identifies the model a [`Saved`] came from.
+static NEXT_MODEL: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh model identity (for [`Saved`]).
+pub(in crate::gpu) fn next_model_id() -> u64 {
+    NEXT_MODEL.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The pipelines of training, built on first use.
+pub(in crate::gpu) struct TrainPipelines {
+    gemm: wgpu::ComputePipeline,
+    gemm_layout: wgpu::BindGroupLayout,
+    step_layout: wgpu::BindGroupLayout,
+    /// The forward's dispatches of one step (one for reset-after, two for reset-before).
+    forward: Vec<wgpu::ComputePipeline>,
+    /// The backward's dispatches of one step.
+    backward: Vec<wgpu::ComputePipeline>,
+}
+
+/// One layer's saved tensors (see the module docs).
+pub(super) struct SavedLayer {
+    /// The layer's input `[T, B, K]` (sequence-major).
+    input: wgpu::Buffer,
+    /// `K`.
+    width: usize,
+    /// `[D, T+1, B, H]`.
+    hs: wgpu::Buffer,
+    /// `[D, T, B, 4H]`.
+    reserve: wgpu::Buffer,
+}
+
+/// What [`GpuGru::forward_train`] keeps on the device for [`GpuGru::backward`]: per layer the
+/// input, the state sequence and the reserve space (module docs of [`crate::gpu`]'s training:
+/// `5H` floats per layer, direction, entry and step, plus the layer's input).
+pub struct Saved {
+    model: u64,
+    dims: Dims,
+    lens_buf: Option<wgpu::Buffer>,
+    layers: Vec<SavedLayer>,
+}
+
+impl std::fmt::Debug for Saved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Saved")
+            .field("dims", &self.dims)
+            .field("reserve_bytes", &self.reserve_bytes())
+            .finish()
+    }
+}
+
+impl Saved {
+    /// The sizes of the forward that saved this.
+    pub fn dims(&self) -> &Dims {
+        &self.dims
+    }
+
+    /// Bytes of the reserve space and state sequences kept on the device (layer inputs and
+    /// outputs not counted): `L · D · B · (4·T·H + (T+1)·H) · 4`.
+    pub fn reserve_bytes(&self) -> u64 {
+        self.layers
+            .iter()
+            .map(|l| l.hs.size() + l.reserve.size())
+            .sum()
+    }
+}
+
+/// Bytes of `n` f32 values.
+fn f32_bytes(n: usize) -> u64 {
+    n as u64 * 4
+}
+
+impl GpuGru {
+    /// Errors unless the model trains: f32 storage.
+    fn check_trainable(&self) -> Result<()> {
+        if self.dtype != Dtype::F32 {
+            return Err(GruError::invalid(
+                "storage type for training",
+                "f32 (training keeps f32 weights, activations and gradients; build the \
+                 model with Dtype::F32)",
+                format!("{:?}", self.dtype),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The training pipelines, built (from the context's kernel cache) on first use.
+    fn train_pipelines(&mut self) -> Result<()> {
+        if self.train.is_some() {
+            return Ok(());
+        }
+        let ctx = self.ctx.clone();
+        let (device, kernels) = (ctx.device(), ctx.kernels());
+        let h = self.hidden_size as f64;
+        let built = scoped(&ctx, "building the training pipelines", || {
+            let mut created = 0;
+            let mut pipeline = |kernel: Kernel,
+                                entry: &'static str,
+                                constants: &[(&'static str, f64)]| {
+                let (p, miss) = kernels.pipeline(device, kernel, Dtype::F32, entry, constants)?;
+                created += miss as usize;
+                Ok::<_, GruError>(p)
+            };
+            let gemm = pipeline(Kernel::TrainGemm, "train_gemm", &[])?;
+            let (fwd, bwd): (&[&'static str], &[&'static str]) = match self.convention {
+                Convention::ResetAfter => (&["train_step_reset_after"], &["grad_step_reset_after"]),
+                Convention::ResetBefore => (
+                    &["train_gates_reset_before", "train_candidate_reset_before"],
+                    &["grad_gates_reset_before", "grad_candidate_reset_before"],
+                ),
+            };
+            let constants = [("HIDDEN", h)];
+            let forward = fwd
+                .iter()
+                .map(|e| pipeline(Kernel::GruTrain, e, &constants))
+                .collect::<Result<Vec<_>>>()?;
+            let backward = bwd
+                .iter()
+                .map(|e| pipeline(Kernel::GruTrain, e, &constants))
+                .collect::<Result<Vec<_>>>()?;
+            let pipelines = TrainPipelines {
+                gemm,
+                gemm_layout: kernels.bind_group_layout(device, LayoutFamily::TrainGemm)?,
+                step_layout: kernels.bind_group_layout(device, LayoutFamily::TrainStep)?,
+                forward,
+                backward,
+            };
+            Ok::<_, GruError>((pipelines, created))
+        })??;
+        self.stats.pipelines_created += built.1;
+        self.train = Some(built.0);
+        Ok(())
+    }
+
+    /// The training forward: the outputs of [`GpuGru::forward`] (same shapes, within f32
+    /// tolerance of it; gate order z, r, h), and the [`Saved`] tensors [`GpuGru::backward`]
+    /// needs, which stay on the device. f32 models only ([`GruError::InvalidArgument`]
+    /// otherwise). One submit: per layer one GEMM for the input projection of every step and
+    /// direction, then per step one dispatch (reset-after) or two (reset-before).
+    pub fn forward_train(&mut self, input: &GruInput<'_>) -> Result<(GruOutput, Saved)> {
+        self.check_trainable()?;
+        let dims = self.validate(input)?;
+        let lens: Vec<u32> = (0..dims.batch).map(|b| input.length(b) as u32).collect();
+        if dims.batch == 0 {
+            let saved = Saved {
+                model: self.model_id,
+                dims,
+                lens_buf: None,
+                layers: Vec::new(),
+            };
+            let out = GruOutput {
+                y: Vec::new(),
+                y_h: Vec::new(),
+                dims,
+            };
+            return Ok((out, saved));
+        }
+        self.train_pipelines()?;
+        let plan_limits = self.train_limits(&dims)?;
+        let pipelines = self.built_train_pipelines()?;
+        let ctx = self.ctx.clone();
+        let (t, b, h) = (dims.seq_len, dims.batch, dims.hidden_size);
+        let (nd, nl) = (dims.num_directions, dims.num_layers);
+        let x = to_internal_rows(input.x, &dims, dims.input_size);
+        let h0 = input.initial_h.map(|h0| to_internal_state(h0, &dims));
+        let result = scoped(&ctx, "training forward", || {
+            let device = ctx.device();
+            let mut plan = Plan::new(self, pipelines, &plan_limits);
+            let lens_buf = plan.upload("lengths [B]", bytemuck::cast_slice(&lens));
+            let mut layer_in = plan.upload("X [T, B, I]", bytemuck::cast_slice(&x));
+            let h0_buf = h0
+                .as_ref()
+                .map(|h0| plan.upload("initial_h [L, D, B, H]", bytemuck::cast_slice(h0)));
+            let xp = plan.storage("XP [T·B, D·3H]", f32_bytes(t * b * nd * 3 * h));
+            let dummy = plan.storage("unused", 16);
+            let mut layers = Vec::with_capacity(nl);
+            for l in 0..nl {
+                let width = if l == 0 { dims.input_size } else { nd * h };
+                let hs = plan.storage("H [D, T+1, B, H]", f32_bytes(nd * (t + 1) * b * h));
+                let reserve = plan.storage("reserve [D, T, B, 4H]", f32_bytes(nd * t * b * 4 * h));
+                let y = plan.storage("Y [T, B, D·H]", f32_bytes(t * b * nd * h));
+                let weights = &self.layers[l];
+                plan.input_projection(&layer_in, width, weights, &xp, t * b, nd * 3 * h);
+                if let Some(h0_buf) = &h0_buf {
+                    for d in 0..nd {
+                        plan.copy(
+                            h0_buf,
+                            f32_bytes((l * nd + d) * b * h),
+                            &hs,
+                            f32_bytes(d * (t + 1) * b * h),
+                            f32_bytes(b * h),
+                        );
+                    }
+                }
+                let binding = StepBinding {
+                    buffers: [
+                        xp.clone(),
+                        weights.rows.clone(),
+                        hs.clone(),
+                        reserve.clone(),
+                        y.clone(),
+                        lens_buf.clone(),
+                        dummy.clone(),
+                    ],
+                    layer: plan.layer_params(&dims, 0, 0),
+                };
+                let group = plan.step_binding(binding);
+                for s in 0..t {
+                    for p in 0..plan.forward_dispatches() {
+                        plan.step(group, true, p, s);
+                    }
+                }
+                layers.push(SavedLayer {
+                    input: layer_in.clone(),
+                    width,
+                    hs,
+                    reserve,
+                });
+                layer_in = y;
+            }
+            // Read back the top layer's output and every layer's final state.
+            let y_bytes = f32_bytes(t * b * nd * h);
+            let st_bytes = f32_bytes(b * h);
+            let readback = plan.readback(y_bytes + st_bytes * (nl * nd) as u64);
+            plan.copy(&layer_in, 0, &readback, 0, y_bytes);
+            for (l, layer) in layers.iter().enumerate() {
+                for d in 0..nd {
+                    plan.copy(
+                        &layer.hs,
+                        f32_bytes((d * (t + 1) + t) * b * h),
+                        &readback,
+                        y_bytes + st_bytes * (l * nd + d) as u64,
+                        st_bytes,
+                    );
+                }
+            }
+            let submission = plan.submit(device, ctx.queue(), "gru training forward");
+            (submission, readback, layers, lens_buf)
+        })?;
+        let (submission, readback, layers, lens_buf) = result;
+        let data = read_bytes(&ctx, &readback, submission)?;
+        ctx.check_lost()?;
+        let values: &[f32] = bytemuck::cast_slice(&data);
+        let y_len = t * b * nd * h;
+        let y = from_internal_y(&values[..y_len], &dims);
+        let y_h = from_internal_state(&values[y_len..], &dims, Some(&lens));
+        self.stats.forwards += 1;
+        let saved = Saved {
+            model: self.model_id,
+            dims,
+            lens_buf: Some(lens_buf),
+            layers,
+        };
+        Ok((GruOutput { y, y_h, dims }, saved))
+    }
+
+    /// The backward of the [`GpuGru::forward_train`] that produced `saved`: given `dY` in `Y`'s
+    /// shape and layout (and output style) and optionally `dY_h` in `Y_h`'s, the gradients of
+    /// the loss with respect to `X` (`dx`, X's shape), `initial_h` (`dh0`, its shape; zero for
+    /// an entry of length 0), and per layer and direction `W [3H, K]`, `R [3H, H]`, `B [6H]`
+    /// (gate order z, r, h; [`LayerGradients`]), computed in f32 on the device and returned
+    /// widened to f64 (the type of [`crate::cpu::backward`]'s). Semantics as the CPU
+    /// reference: steps past an entry's length take no gradient, `dY_h` enters at the entry's
+    /// last valid step, clamped pre-activations pass none. One submit.
+    ///
+    /// Errors: `saved` from another model ([`GruError::InvalidArgument`]), a length that does
+    /// not match ([`GruError::InvalidArgument`]), a device error.
+    pub fn backward(
+        &mut self,
+        saved: &Saved,
+        dy: &[f32],
+        dy_h: Option<&[f32]>,
+    ) -> Result<GruGradients> {
+        self.check_trainable()?;
+        if saved.model != self.model_id {
+            return Err(GruError::invalid(
+                "saved tensors",
+                "the Saved returned by this model's forward_train",
+                "a Saved from another model",
+            ));
+        }
+        let dims = saved.dims;
+        check_len("dY", dy.len(), dims.y_len(), dims.y_shape())?;
+        if let Some(d) = dy_h {
+            check_len("dY_h", d.len(), dims.state_len(), dims.state_shape())?;
+        }
+        let (t, b, h) = (dims.seq_len, dims.batch, dims.hidden_size);
+        let (nd, nl) = (dims.num_directions, dims.num_layers);
+        let widths: Vec<usize> = (0..nl)
+            .map(|l| if l == 0 { dims.input_size } else { nd * h })
+            .collect();
+        let zero_grads = || {
+            let layers = widths
+                .iter()
+                .map(|&k| {
+                    (0..nd)
+                        .map(|_| LayerGradients {
+                            dw: vec![0.0; 3 * h * k],
+                            dr: vec![0.0; 3 * h * h],
+                            db: vec![0.0; 6 * h],
+                        })
+                        .collect()
+                })
+                .collect();
+            GruGradients {
+                layers,
+                dx: vec![0.0; t * b * dims.input_size],
+                dh0: vec![0.0; dims.state_len()],
+            }
+        };
+        if b == 0 {
+            return Ok(zero_grads());
+        }
+        self.train_pipelines()?;
+        let plan_limits = self.train_limits(&dims)?;
+        let pipelines = self.built_train_pipelines()?;
+        let Some(lens_buf) = saved.lens_buf.clone() else {
+            return Ok(zero_grads());
+        };
+        let ctx = self.ctx.clone();
+        // dY as [T, B, D, H]; dY_h as the carries [L, D, B, H].
+        let dy_int = crate::gpu::train::buffers::y_to_internal(dy, &dims);
+        let carry0 = match dy_h {
+            Some(d) => to_internal_state(d, &dims),
+            None => vec![0.0; nl * nd * b * h],
+        };
+        // Offsets of each layer's and direction's gradients in the output buffer.
+        let mut offsets = Vec::with_capacity(nl);
+        let mut total = 0usize;
+        for &k in &widths {
+            let mut per_dir = Vec::with_capacity(nd);
+            for _ in 0..nd {
+                per_dir.push(total);
+                total += 3 * h * k + 3 * h * h + 6 * h;
+            }
+            offsets.push(per_dir);
+        }
+        let rows = t * b;
+        let gx_len = rows * nd * 3 * h;
+        let dx_len = rows * widths.iter().copied().max().unwrap_or(0);
+        let result = scoped(&ctx, "backward", || {
+            let device = ctx.device();
+            let mut plan = Plan::new(self, pipelines, &plan_limits);
+            let dy_buf = plan.upload("dY [T, B, D·H]", bytemuck::cast_slice(&dy_int));
+            let carry = plan.upload("carry [L, D, B, H]", bytemuck::cast_slice(&carry0));
+            let grads = plan.storage(
+                "G_x [T, B, D, 3H] + G_h [D, T, B, 3H]",
+                f32_bytes(2 * gx_len),
+            );
+            let out = plan.storage("dW, dR, dB", f32_bytes(total));
+            let dx = [
+                plan.storage("dX (even layers)", f32_bytes(dx_len)),
+                plan.storage("dX (odd layers)", f32_bytes(dx_len)),
+            ];
+            for l in (0..nl).rev() {
+                let layer = &saved.layers[l];
+                let weights = &self.layers[l];
+                let k = layer.width;
+                let source = if l + 1 == nl {
+                    dy_buf.clone()
+                } else {
+                    dx[(l + 1) % 2].clone()
+                };
+                plan.clear(&grads);
+                let binding = StepBinding {
+                    buffers: [
+                        source,
+                        weights.rec.clone(),
+                        layer.hs.clone(),
+                        layer.reserve.clone(),
+                        grads.clone(),
+                        lens_buf.clone(),
+                        carry.clone(),
+                    ],
+                    layer: plan.layer_params(&dims, gx_len, l * nd * b * h),
+                };
+                let group = plan.step_binding(binding);
+                let dispatches = plan.backward_dispatches();
+                for n in (1..=t).rev() {
+                    for p in 0..dispatches {
+                        plan.step(group, false, p, n);
+                    }
+                }
+                plan.step(group, false, 0, 0);
+                // dX = G_x · W: [T·B, D·3H] · [D·3H, K].
+                plan.input_gradient(&grads, weights, &dx[l % 2], rows, nd * 3 * h, k);
+                for (d, &base) in offsets[l].iter().enumerate() {
+                    plan.weight_gradients(&encode::WeightGrads {
+                        grads: &grads,
+                        gh_base: gx_len,
+                        input: &layer.input,
+                        hs: &layer.hs,
+                        reserve: &layer.reserve,
+                        out: &out,
+                        d,
+                        k,
+                        base,
+                        dims: &dims,
+                        reset_before: self.convention == Convention::ResetBefore,
+                    });
+                }
+            }
+            let dx0_len = rows * dims.input_size;
+            let carry_len = nl * nd * b * h;
+            let readback = plan.readback(f32_bytes(total + dx0_len + carry_len));
+            plan.copy(&out, 0, &readback, 0, f32_bytes(total));
+            plan.copy(&dx[0], 0, &readback, f32_bytes(total), f32_bytes(dx0_len));
+            plan.copy(
+                &carry,
+                0,
+                &readback,
+                f32_bytes(total + dx0_len),
+                f32_bytes(carry_len),
+            );
+            let submission = plan.submit(device, ctx.queue(), "gru backward");
+            (submission, readback)
+        })?;
+        let (submission, readback) = result;
+        let data = read_bytes(&ctx, &readback, submission)?;
+        ctx.check_lost()?;
+        let values: &[f32] = bytemuck::cast_slice(&data);
+        let wide = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+        let mut layers = Vec::with_capacity(nl);
+        for (&k, layer_offsets) in widths.iter().zip(&offsets) {
+            let mut per_dir = Vec::with_capacity(nd);
+            for &o in layer_offsets {
+                let (nw, nr) = (3 * h * k, 3 * h * h);
+                per_dir.push(LayerGradients {
+                    dw: wide(&values[o..o + nw]),
+                    dr: wide(&values[o + nw..o + nw + nr]),
+                    db: wide(&values[o + nw + nr..o + nw + nr + 6 * h]),
+                });
+            }
+            layers.push(per_dir);
+        }
+        let dx_int = &values[total..total + rows * dims.input_size];
+        let dx = buffers::rows_from_internal(dx_int, &dims, dims.input_size);
+        let dh0 = from_internal_state(&values[total + rows * dims.input_size..], &dims, None);
+        Ok(GruGradients {
+            layers,
+            dx: wide(&dx),
+            dh0: wide(&dh0),
+        })
+    }
+
+    /// The training pipelines [`GpuGru::train_pipelines`] built.
+    fn built_train_pipelines(&self) -> Result<&TrainPipelines> {
+        self.train
+            .as_ref()
+            .ok_or_else(|| gpu_message("training", "the training pipelines were not built"))
+    }
+
+    /// Checks that every buffer of training over `dims` fits the device; returns what the plan
+    /// needs of the limits.
+    fn train_limits(&self, dims: &Dims) -> Result<encode::PlanLimits> {
+        encode::check_train(self.ctx.limits(), dims, self.uniform_stride)
+    }
+}
+
+fn check_len(what: &str, got: usize, expected: usize, shape: Vec<usize>) -> Result<()> {
+    if got != expected {
+        return Err(GruError::invalid(
+            what,
+            format!("{expected} values (shape {shape:?})"),
+            format!("{got} values"),
+        ));
+    }
+    Ok(())
+}

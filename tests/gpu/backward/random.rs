@@ -1,0 +1,140 @@
+//! Seeded random configurations: conventions × directions × layers × lengths (including 0) ×
+//! layouts × output styles × clip × initial_h, with and without `dY_h`.
+
+use crate::common;
+
+use common::{gpu, rounded_reference, tolerance, NetCase, Rng};
+use gru_wgpu::gpu::GpuGru;
+use gru_wgpu::{cpu, Convention, Direction, Dtype, Layout, OutputStyle};
+
+/// Per-tensor check of gradients: `max|g − e| ≤ 1e-5 + 1e-4·max|e|`; returns a report line
+/// (worst index, got, expected, bound) on failure.
+pub fn compare_grad(what: &str, got: &[f64], expected: &[f64]) -> Option<String> {
+    if got.len() != expected.len() {
+        return Some(format!(
+            "{what}: {} values, expected {}\n",
+            got.len(),
+            expected.len()
+        ));
+    }
+    let scale = expected.iter().fold(0.0f64, |m, e| m.max(e.abs()));
+    let bound = 1e-5 + 1e-4 * scale;
+    let mut worst = (0usize, 0.0f64);
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        let err = (g - e).abs();
+        if err.is_nan() || err > worst.1 {
+            worst = (i, if err.is_nan() { f64::INFINITY } else { err });
+        }
+    }
+    (worst.1 > bound).then(|| {
+        format!(
+            "{what}: worst index {} got {} expected {} |err| {:.3e} > bound {bound:.3e}\n",
+            worst.0, got[worst.0], expected[worst.0], worst.1
+        )
+    })
+}
+
+/// A random case of the surface (T ≤ 12, B ≤ 6, H ≤ 24, up to 3 layers).
+pub fn random_case(seed: u64) -> NetCase {
+    let mut rng = Rng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xB5);
+    let t = 1 + rng.below(12);
+    let b = 1 + rng.below(6);
+    let lens = (rng.below(3) > 0).then(|| {
+        (0..b)
+            .map(|k| match k % 4 {
+                0 => t as i64,
+                1 => rng.below(t + 1) as i64,
+                _ => 1 + rng.below(t) as i64,
+            })
+            .collect()
+    });
+    NetCase {
+        seed,
+        convention: [Convention::ResetAfter, Convention::ResetBefore][rng.below(2)],
+        direction: [
+            Direction::Forward,
+            Direction::Reverse,
+            Direction::Bidirectional,
+        ][rng.below(3)],
+        layers: 1 + rng.below(3),
+        i: 1 + rng.below(12),
+        h: 1 + rng.below(24),
+        t,
+        b,
+        layout: [Layout::SequenceMajor, Layout::BatchMajor][rng.below(2)],
+        style: [OutputStyle::Onnx, OutputStyle::PyTorch][rng.below(2)],
+        clip: (rng.below(3) == 0).then(|| 0.5 + rng.below(100) as f32 / 50.0),
+        lens,
+        initial_h: rng.below(2) == 0,
+        weight_scale: 1.5,
+        x_scale: 1.0,
+    }
+}
+
+/// Runs `case` forward and backward on the GPU and on the CPU reference; `None` when every
+/// output and gradient is within tolerance, else the report.
+pub fn check_case(case: &NetCase, with_dy_h: bool) -> Option<String> {
+    let ctx = gpu()?;
+    let data = case.data();
+    let input = case.input(&data);
+    let mut model = GpuGru::from_model(ctx, &data.model).expect("gpu model");
+    let (out, saved) = model.forward_train(&input).expect("training forward");
+    let mut report = String::new();
+    let expected = rounded_reference(&data.model, &input, Dtype::F32);
+    for (name, g, e) in [("Y", &out.y, &expected.y), ("Y_h", &out.y_h, &expected.y_h)] {
+        let c = tolerance(Dtype::F32).compare(g, e);
+        if !c.passed() {
+            report += &format!("training forward {name}: {c}\n");
+        }
+    }
+    let dims = out.dims;
+    let mut rng = Rng::new(case.seed ^ 0xD1CE);
+    let dy = rng.vec(dims.y_len(), 1.0);
+    let dy_h = rng.vec(dims.state_len(), 1.0);
+    let dy_h = with_dy_h.then_some(dy_h.as_slice());
+    let got = model.backward(&saved, &dy, dy_h).expect("gpu backward");
+    let want = cpu::backward_model(&data.model, &input, &dy, dy_h).expect("cpu backward");
+    for (l, (gl, wl)) in got.layers.iter().zip(&want.layers).enumerate() {
+        for (d, (g, w)) in gl.iter().zip(wl).enumerate() {
+            for (name, a, e) in [
+                ("dW", &g.dw, &w.dw),
+                ("dR", &g.dr, &w.dr),
+                ("dB", &g.db, &w.db),
+            ] {
+                if let Some(r) = compare_grad(&format!("layer {l} dir {d} {name}"), a, e) {
+                    report += &r;
+                }
+            }
+        }
+    }
+    for (name, a, e) in [("dX", &got.dx, &want.dx), ("dh0", &got.dh0, &want.dh0)] {
+        if let Some(r) = compare_grad(name, a, e) {
+            report += &r;
+        }
+    }
+    (!report.is_empty()).then(|| format!("{case:?} dY_h {with_dy_h}:\n{report}"))
+}
+
+fn run_range(seeds: std::ops::Range<u64>) {
+    let failures: Vec<String> = seeds
+        .clone()
+        .filter_map(|s| check_case(&random_case(s), s % 2 == 0))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        seeds.count(),
+        failures.join("")
+    );
+}
+
+#[test]
+fn random_configurations_a() {
+    run_range(0..24);
+}
+
+#[test]
+fn random_configurations_b() {
+    run_range(24..48);
+}
