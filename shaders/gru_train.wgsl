@@ -18,12 +18,14 @@
 // Bindings: the forward binds (xp, R row-major + Rb, hs, reserve, y, lens, ·, sp, lp), the
 // backward (dY, Rᵀ + Rb, hs, reserve, G, lens, carry, sp, lp).
 //
-// Each workgroup owns one hidden unit (j, or k in the backward) of one entry b and direction d:
-// workgroup (x, b, d), units x, x + num_workgroups.x, … Its 64 lanes split the dot product
-// of the step over the reduced axis (K = H, 2H or 3H), reading consecutive addresses of R's
-// row-major layout (forward: R_g[j, ·]) or of Rᵀ (backward: column k of every R_g), then add
-// their partial sums in a fixed tree in workgroup memory (bitwise reproducible), and lane 0
-// finishes the unit. Loop trips per lane: ⌈K / 64⌉ ≤ 1536 (H ≤ 32768), plus 6 rounds.
+// Each workgroup owns one hidden unit (j, or k in the backward) of four entries 4·y .. 4·y+3
+// and direction d: workgroup (x, y, d), units x, x + num_workgroups.x, … (the shape of the
+// inference forward's split kernel, gru_split.wgsl). Its 64 lanes split the dot products of
+// the step over the reduced axis (K = H, 2H or 3H), reading consecutive addresses of R's
+// row-major layout (forward: R_g[j, ·]) or of Rᵀ (backward: column k of every R_g), each
+// weight load serving the four entries (vec4 accumulators); then they add their partial sums
+// in a fixed tree in workgroup memory (bitwise reproducible), and lanes 0..3 finish one entry
+// each. Loop trips per lane: ⌈K / 64⌉ ≤ 1536 (H ≤ 32768), plus 6 rounds.
 
 struct TrainStepParams {
     s: u32,
@@ -60,7 +62,11 @@ struct TrainLayerParams {
 override HIDDEN: u32 = 1u;
 const LANES: u32 = 64u;
 
-var<workgroup> red: array<f32, 192>;
+// Entries per workgroup: each weight load serves four entries (vec4 accumulators), as in the
+// inference forward's split kernel (gru_split.wgsl).
+const NB: u32 = 4u;
+
+var<workgroup> red: array<vec4<f32>, 192>;
 
 fn has_step(b: u32, s: u32) -> bool {
     return b < lp.batch && s < lp.seq_len && s < lens[b];
@@ -116,7 +122,7 @@ fn rb_at(d: u32, gate: u32, j: u32) -> f32 {
 
 // Adds the lanes' values of each of the three columns of red; the totals end in red[0],
 // red[64], red[128]. Called from uniform control flow.
-fn reduce3(lid: u32, v0: f32, v1: f32, v2: f32) {
+fn reduce3(lid: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>) {
     red[lid] = v0;
     red[LANES + lid] = v1;
     red[2u * LANES + lid] = v2;
@@ -141,28 +147,70 @@ fn xp_at(t: u32, b: u32, d: u32, gate: u32, j: u32) -> f32 {
     return src[by_time(t, b, d, 3u * HIDDEN) + gate * HIDDEN + j];
 }
 
+// Which of the four entries b0 .. b0+3 have step s, and where their rows of `base(b)` start.
+struct Entries {
+    live: vec4<bool>,
+    any: bool,
+}
+
+fn entries(b0: u32, s: u32) -> Entries {
+    var e = Entries(vec4<bool>(false), false);
+    for (var i = 0u; i < NB; i++) {
+        if (has_step(b0 + i, s)) {
+            e.live[i] = true;
+            e.any = true;
+        }
+    }
+    return e;
+}
+
+// Element `k` of the four rows starting at `base` of `hs` (which = 0), the reserve (1) or
+// the gradient buffer (2); zero (not loaded) for an entry without a step.
+fn gather(which: u32, base: vec4<u32>, live: vec4<bool>, k: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    for (var i = 0u; i < NB; i++) {
+        if (live[i]) {
+            let at = base[i] + k;
+            if (which == 0u) {
+                v[i] = hs[at];
+            } else if (which == 1u) {
+                v[i] = reserve[at];
+            } else {
+                v[i] = outs[at];
+            }
+        }
+    }
+    return v;
+}
+
 fn forward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
-    let b = wid.y;
+    let b0 = wid.y * NB;
     let d = wid.z;
     let s = sp.s;
-    let live = has_step(b, s);
+    let e = entries(b0, s);
+    var h_base = vec4<u32>(0u);
+    var u_base = vec4<u32>(0u);
+    for (var i = 0u; i < NB; i++) {
+        if (e.live[i]) {
+            h_base[i] = hs_index(d, s, b0 + i, 0u);
+            u_base[i] = reserve_index(d, s, b0 + i, 3u, 0u);
+        }
+    }
     let plane = HIDDEN * HIDDEN;
     for (var j = wid.x; j < HIDDEN; j += units) {
-        var pz = 0.0;
-        var pr = 0.0;
-        var ph = 0.0;
-        if (live) {
+        var pz = vec4<f32>(0.0);
+        var pr = vec4<f32>(0.0);
+        var ph = vec4<f32>(0.0);
+        if (e.any) {
             let row_z = 3u * d * plane + j * HIDDEN;
             if (mode == FWD_CANDIDATE) {
                 let row_h = row_z + 2u * plane;
-                let u0 = reserve_index(d, s, b, 3u, 0u);
                 for (var k = lid; k < HIDDEN; k += LANES) {
-                    ph += rmat[row_h + k] * reserve[u0 + k];
+                    ph += rmat[row_h + k] * gather(1u, u_base, e.live, k);
                 }
             } else {
-                let h0 = hs_index(d, s, b, 0u);
                 for (var k = lid; k < HIDDEN; k += LANES) {
-                    let h = hs[h0 + k];
+                    let h = gather(0u, h_base, e.live, k);
                     pz += rmat[row_z + k] * h;
                     pr += rmat[row_z + plane + k] * h;
                     if (mode == FWD_RESET_AFTER) {
@@ -172,9 +220,10 @@ fn forward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
             }
         }
         reduce3(lid, pz, pr, ph);
-        if (lid == 0u && b < lp.batch) {
-            if (live) {
-                forward_finish(mode, d, b, j, red[0], red[LANES], red[2u * LANES]);
+        let b = b0 + lid;
+        if (lid < NB && b < lp.batch) {
+            if (has_step(b, s)) {
+                forward_finish(mode, d, b, j, red[0][lid], red[LANES][lid], red[2u * LANES][lid]);
             } else if (mode != FWD_GATES) {
                 // No step for this entry: the state carries over unchanged.
                 hs[hs_index(d, s + 1u, b, j)] = hs[hs_index(d, s, b, j)];
@@ -266,7 +315,7 @@ const BWD_GATES: u32 = 1u;
 const BWD_CANDIDATE: u32 = 2u;
 
 fn backward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
-    let b = wid.y;
+    let b0 = wid.y * NB;
     let d = wid.z;
     let n = sp.s;
     // The G_h rows reduced: step n's (BWD_RESET_AFTER, BWD_GATES) or step n − 1's h row
@@ -283,19 +332,28 @@ fn backward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
         count = HIDDEN;
     }
     let live = n > 0u || mode != BWD_CANDIDATE;
-    let reduce = live && has_step(b, rs);
+    var e = Entries(vec4<bool>(false), false);
+    if (live) {
+        e = entries(b0, rs);
+    }
+    var g_base = vec4<u32>(0u);
+    for (var i = 0u; i < NB; i++) {
+        if (e.live[i]) {
+            g_base[i] = gh_index(d, rs, b0 + i) + first;
+        }
+    }
     for (var k = wid.x; k < HIDDEN; k += units) {
-        var p = 0.0;
-        if (reduce) {
+        var p = vec4<f32>(0.0);
+        if (e.any) {
             let col = 3u * d * HIDDEN * HIDDEN + k * 3u * HIDDEN + first;
-            let row = gh_index(d, rs, b) + first;
             for (var i = lid; i < count; i += LANES) {
-                p += rmat[col + i] * outs[row + i];
+                p += rmat[col + i] * gather(2u, g_base, e.live, i);
             }
         }
-        reduce3(lid, p, 0.0, 0.0);
-        if (lid == 0u && b < lp.batch && live) {
-            backward_finish(mode, d, b, k, red[0]);
+        reduce3(lid, p, vec4<f32>(0.0), vec4<f32>(0.0));
+        let b = b0 + lid;
+        if (lid < NB && b < lp.batch && live) {
+            backward_finish(mode, d, b, k, red[0][lid]);
         }
         workgroupBarrier();
     }

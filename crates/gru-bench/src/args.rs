@@ -133,8 +133,13 @@ pub struct Cli {
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<String>,
     /// Time a GruSession serving many streams, one frame per stream per feed.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "backward")]
     streaming: bool,
+    /// Time training on the grid: the inference forward, the training forward (which keeps
+    /// the reserve space) and the backward, per step, with the backward/forward ratio and the
+    /// gradients' check against the f64 CPU reference.
+    #[arg(long)]
+    backward: bool,
     /// Stream counts of --streaming (comma-separated).
     #[arg(long, value_delimiter = ',', value_parser = positive, value_name = "N,...",
           default_value = "1,16,256,1024")]
@@ -171,6 +176,7 @@ pub struct Options {
     /// Make the automatic choices for this adapter type instead of the adapter's own.
     pub choose_as: Option<wgpu::DeviceType>,
     pub streaming: bool,
+    pub backward: bool,
     pub streams: Vec<usize>,
     pub layers: usize,
     pub frames: usize,
@@ -259,6 +265,7 @@ impl Cli {
                 ChooseAsArg::Cpu => Some(wgpu::DeviceType::Cpu),
             },
             streaming: self.streaming,
+            backward: self.backward,
             streams: self.streams,
             layers: self.layers,
             frames: self.frames,

@@ -7,6 +7,7 @@
 //!           [--warmup N] [--no-cpu] [--json FILE] [--plot FILE.svg]
 //! gru-bench --streaming [--streams 1,16,256,1024] [--layers 3] [--hidden 384] [--input 128]
 //!           [--frames N] [--warmup N] [--dtype f32|f16|both] [--json FILE]
+//! gru-bench --backward [--hidden …] [--batch …] [--seq-len …] [--convention …] [--json FILE]
 //! gru-bench --compare OURS.json THEIRS.json
 //! ```
 //!
@@ -41,6 +42,7 @@
 //! (µs per step). Always build with `--release`.
 
 mod args;
+mod backward;
 mod rows;
 
 use std::process::ExitCode;
@@ -849,6 +851,15 @@ fn main() -> ExitCode {
         }
         Command::Run(o) => o,
     };
+    if options.backward {
+        return match backward::run(&options) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("gru-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if options.streaming {
         return match streaming(&options) {
             Ok(()) => ExitCode::SUCCESS,

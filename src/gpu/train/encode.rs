@@ -20,6 +20,9 @@ use super::{f32_bytes, TrainPipelines};
 /// dispatches that accumulate, in a fixed order.
 pub(super) const TRAIN_GEMM_MAX_K: usize = 16 * 32768;
 
+/// Entries per workgroup of `gru_train.wgsl`'s step kernels.
+pub(super) const STEP_ENTRIES: u32 = 4;
+
 /// Workgroup edge of `train_gemm.wgsl`.
 const GEMM_TILE: usize = 16;
 
@@ -71,9 +74,9 @@ pub(super) fn check_train(limits: &wgpu::Limits, dims: &Dims, stride: u32) -> Re
     }
     let max_groups = limits.max_compute_workgroups_per_dimension;
     check_limit(
-        format!("batch {b} (training step kernels: one workgroup row per entry)"),
+        format!("batch {b} (training step kernels: one workgroup row per {STEP_ENTRIES} entries)"),
         "max_compute_workgroups_per_dimension",
-        b as u64,
+        (b as u64).div_ceil(STEP_ENTRIES as u64),
         max_groups as u64,
     )?;
     check_limit(
@@ -661,7 +664,11 @@ impl<'m> Plan<'m> {
                                     &step_groups[*binding],
                                     &[(*s * stride) as u32],
                                 );
-                                pass.dispatch_workgroups(units, batch, nd as u32);
+                                pass.dispatch_workgroups(
+                                    units,
+                                    batch.div_ceil(STEP_ENTRIES),
+                                    nd as u32,
+                                );
                             }
                             _ => break,
                         }

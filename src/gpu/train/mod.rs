@@ -37,6 +37,7 @@ use crate::error::{GruError, Result};
 use crate::gpu::errors::{gpu_message, scoped};
 use crate::gpu::kernels::LayoutFamily;
 use crate::gpu::model::GpuGru;
+use crate::gpu::path::StepStructure;
 use crate::gpu::readback::read_bytes;
 use crate::input::{Dims, GruInput, GruOutput};
 use crate::shaders::Kernel;
@@ -44,6 +45,9 @@ use crate::weights::Convention;
 
 use buffers::{from_internal_state, from_internal_y, to_internal_rows, to_internal_state};
 use encode::{Plan, StepBinding};
+
+/// Lanes per workgroup of `gru_train.wgsl`.
+const LANES: u64 = 64;
 
 /// Identifies the model a [`Saved`] came from.
 static NEXT_MODEL: AtomicU64 = AtomicU64::new(1);
@@ -487,6 +491,40 @@ impl GpuGru {
             dx: wide(&dx),
             dh0: wide(&dh0),
         })
+    }
+
+    /// The parallel structure of one timestep of one layer of the training forward and of
+    /// the backward over `batch` entries (what a GPU's step time follows; gru-bench prints
+    /// it): per dispatch `min(H, max groups) · ⌈B/4⌉ · D` workgroups of 64 lanes, each lane
+    /// looping over its share of the reduced axis (the forward: H; the backward: 3H for
+    /// reset-after, 2H then H for reset-before), then 6 rounds of the lanes' tree.
+    pub fn training_structure(&self, batch: usize) -> (StepStructure, StepStructure) {
+        let h = self.hidden_size as u64;
+        let d = self.direction.num_directions() as u64;
+        let units = h.min(
+            self.ctx
+                .limits()
+                .max_compute_workgroups_per_dimension
+                .max(1) as u64,
+        );
+        let workgroups = units * (batch as u64).div_ceil(encode::STEP_ENTRIES as u64) * d;
+        let per_unit = h.div_ceil(units);
+        let loop_of = |k: u64| per_unit * (k.div_ceil(LANES) + LANES.ilog2() as u64);
+        let (dispatches, backward_k) = match self.convention {
+            Convention::ResetAfter => (1.0, 3 * h),
+            Convention::ResetBefore => (2.0, 2 * h),
+        };
+        let structure = |kernel, k| StepStructure {
+            kernel,
+            dispatches_per_step: dispatches,
+            workgroups,
+            invocations: workgroups * LANES,
+            longest_loop: loop_of(k),
+        };
+        (
+            structure("train-forward", h),
+            structure("backward", backward_k),
+        )
     }
 
     /// The training pipelines [`GpuGru::train_pipelines`] built.
