@@ -181,7 +181,7 @@ pub fn run(o: &Options) -> Result<(), String> {
                     };
                     let relative = worst.map(|w| w.1);
                     let worst = worst.map(|w| w.0);
-                    if let Some(w) = worst.filter(|w| !(*w <= 1.0)) {
+                    if let Some(w) = worst.filter(|w| w.is_nan() || *w > 1.0) {
                         eprintln!("gru-bench: {shape}: gradients outside the tolerance (worst ratio {w:.3})");
                     }
                     let (fwd_us, train_us, bwd_us) =
