@@ -1,11 +1,11 @@
-//! The command line's arguments: clap's derive parsers for `gru run`, `gru inspect` and
-//! `gru info`, and clap's errors turned into the one-line `gru: …` usage messages (exit 2).
+//! The command line's arguments: clap's derive parsers for `gru run`, `gru grad`, `gru inspect`
+//! and `gru info`, and clap's errors turned into the one-line `gru: …` usage messages (exit 2).
 //!
 //! clap expresses what it can: the required flags, `--model` against the weight-array flags
 //! (`conflicts_with_all`), a flag given twice, the values of `--device` and `--direction`, and
 //! the checks of each value (`--clip` positive, `--layout 0|1`, …). What needs two flags'
 //! values together (`--dtype f16` with `--device cpu`, `--y` naming the same file as `--y-h`
-//! or as an input) is checked after it.
+//! or as an input, `gru grad` without any output) is checked after it.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -30,6 +30,15 @@ Usage:
           [--sequence-lens L.npy] [--direction forward|reverse|bidirectional]
           [--layout 0|1] [--clip C] [--linear-before-reset]
           [--device auto|gpu|cpu] [--dtype f32|f16] --y Y.npy --y-h Y_H.npy
+  gru grad --model MODEL --x X.npy [--initial-h H0.npy] [--sequence-lens L.npy]
+           [--batch-first] [--keras-reset-after true|false] [--prefix P]
+           [--device auto|gpu|cpu] --dy DY.npy [--dy-h DY_H.npy]
+           [--dx DX.npy] [--dh0 DH0.npy] [--grads FILE]
+  gru grad --x X.npy --w W.npy --r R.npy [--b B.npy] [--initial-h H0.npy]
+           [--sequence-lens L.npy] [--direction forward|reverse|bidirectional]
+           [--layout 0|1] [--clip C] [--linear-before-reset] [--device auto|gpu|cpu]
+           --dy DY.npy [--dy-h DY_H.npy] [--dx DX.npy] [--dh0 DH0.npy]
+           [--dw DW.npy] [--dr DR.npy] [--db DB.npy] [--grads FILE]
   gru inspect MODEL [--keras-reset-after true|false] [--prefix P]
   gru info
   gru help | gru --help
@@ -75,13 +84,34 @@ Both forms:
   Inputs are float32 or float64 (converted to float32) arrays in C order, as np.save writes
   them. `--flag=value` works too.
 
+gru grad: the gradients of a loss L through the GRU (backpropagation through time), given
+dL/dY and dL/dY_h. It reads what `gru run` reads, with the same flags and shapes, computes on
+the GPU in f32 (on the CPU reference path in f64; --dtype f16 is refused: gradients are f32)
+and writes float32 arrays:
+  --dy DY.npy            dL/dY, in the shape `gru run` writes Y (required)
+  --dy-h DY_H.npy        dL/dY_h, in the shape `gru run` writes Y_h (optional: zeros)
+  --dx DX.npy            output dL/dX, in X's shape
+  --dh0 DH0.npy          output dL/d(initial state), in its shape (the zero state's when
+                         --initial-h is absent)
+  --dw DW.npy            output dL/dW [D, 3*hidden_size, input_size]   (weight arrays only)
+  --dr DR.npy            output dL/dR [D, 3*hidden_size, hidden_size]  (weight arrays only)
+  --db DB.npy            output dL/dB [D, 6*hidden_size]               (weight arrays only)
+  --grads FILE           output: every weight gradient under the names and in the shapes of
+                         the model's own weights: PyTorch: a .safetensors state_dict
+                         (weight_ih_l0, ..., bias_hh_l0_reverse, under the file's prefix; no
+                         bias tensors for bias=False); Keras: kernel, recurrent_kernel and bias
+                         (when the file has one) in the model file's container (.npz or
+                         .safetensors); ONNX model or weight arrays: W, R, B in ONNX's shapes,
+                         an .npz (a .safetensors file when FILE ends in .safetensors)
+  At least one output is required. Every output is written only once all are computed.
+
 gru inspect: prints what a model file holds: format, convention, layers, directions, sizes,
 parameter count, the shapes `gru run` expects, and an ONNX node's attributes and inputs.
 
 gru info: lists the adapters wgpu sees, with the limits and features that matter here.
 
 Environment: WGPU_BACKEND (vulkan, metal, dx12, gl), WGPU_ADAPTER_NAME (a substring of the
-adapter name) and WGPU_POWER_PREF (low, high) choose the adapter of `gru run`.
+adapter name) and WGPU_POWER_PREF (low, high) choose the adapter of `gru run` and `gru grad`.
 Exit status: 0 success, 1 error (files, shapes, device), 2 usage error.
 ";
 
@@ -89,6 +119,8 @@ Exit status: 0 success, 1 error (files, shapes, device), 2 usage error.
 pub enum Invocation {
     /// `gru run …`.
     Run(RunArgs),
+    /// `gru grad …`.
+    Grad(GradArgs),
     /// `gru inspect …`.
     Inspect(InspectArgs),
     /// `gru info`.
@@ -132,17 +164,59 @@ pub(crate) enum Source {
     },
 }
 
-/// The arguments of `gru run`, parsed and checked against each other (not yet against the
-/// files).
-pub struct RunArgs {
+/// The network and the inputs `gru run` and `gru grad` both read, and where they compute.
+pub(crate) struct InputArgs {
     pub(crate) source: Source,
     pub(crate) x: PathBuf,
     pub(crate) initial_h: Option<PathBuf>,
     pub(crate) sequence_lens: Option<PathBuf>,
     pub(crate) device: DeviceChoice,
     pub(crate) dtype: Dtype,
+}
+
+/// The arguments of `gru run`, parsed and checked against each other (not yet against the
+/// files).
+pub struct RunArgs {
+    pub(crate) input: InputArgs,
     pub(crate) y: PathBuf,
     pub(crate) y_h: PathBuf,
+}
+
+/// The files `gru grad` writes (at least one is given).
+#[derive(Default)]
+pub(crate) struct GradOutputs {
+    pub(crate) dx: Option<PathBuf>,
+    pub(crate) dh0: Option<PathBuf>,
+    pub(crate) dw: Option<PathBuf>,
+    pub(crate) dr: Option<PathBuf>,
+    pub(crate) db: Option<PathBuf>,
+    pub(crate) grads: Option<PathBuf>,
+}
+
+impl GradOutputs {
+    /// Every output given, with its flag.
+    pub(crate) fn given(&self) -> Vec<(&'static str, &Path)> {
+        [
+            ("--dx", &self.dx),
+            ("--dh0", &self.dh0),
+            ("--dw", &self.dw),
+            ("--dr", &self.dr),
+            ("--db", &self.db),
+            ("--grads", &self.grads),
+        ]
+        .into_iter()
+        .filter_map(|(flag, p)| p.as_deref().map(|p| (flag, p)))
+        .collect()
+    }
+}
+
+/// The arguments of `gru grad`, parsed and checked against each other (not yet against the
+/// files).
+pub struct GradArgs {
+    pub(crate) input: InputArgs,
+    pub(crate) dy: PathBuf,
+    pub(crate) dy_h: Option<PathBuf>,
+    pub(crate) outputs: GradOutputs,
 }
 
 /// The arguments of `gru inspect`.
@@ -161,13 +235,15 @@ struct Gru {
 #[derive(Subcommand, Debug)]
 enum Command {
     Run(RunFlags),
+    Grad(GradFlags),
     Inspect(InspectFlags),
     Info,
 }
 
-/// `gru run`'s flags as given; see [`USAGE`]. Multi-word flags also take `_` (`--initial_h`).
+/// The flags `gru run` and `gru grad` share as given: the network, its inputs and the device;
+/// see [`USAGE`]. Multi-word flags also take `_` (`--initial_h`).
 #[derive(Args, Debug)]
-struct RunFlags {
+struct InputFlags {
     #[arg(long, conflicts_with_all = [
         "w", "r", "b", "direction", "layout", "clip", "linear_before_reset",
     ])]
@@ -202,10 +278,42 @@ struct RunFlags {
     device: DeviceChoice,
     #[arg(long, value_parser = dtype, default_value = "f32")]
     dtype: Dtype,
+}
+
+/// `gru run`'s flags as given.
+#[derive(Args, Debug)]
+struct RunFlags {
+    #[command(flatten)]
+    input: InputFlags,
     #[arg(long)]
     y: PathBuf,
     #[arg(long, alias = "y_h")]
     y_h: PathBuf,
+}
+
+/// `gru grad`'s flags as given: `gru run`'s inputs, dY (and dY_h), and the outputs. The
+/// ONNX-shaped weight gradients (`--dw`, `--dr`, `--db`) are for weight arrays; a model file's
+/// go to `--grads` in the file's own names.
+#[derive(Args, Debug)]
+struct GradFlags {
+    #[command(flatten)]
+    input: InputFlags,
+    #[arg(long)]
+    dy: PathBuf,
+    #[arg(long, alias = "dy_h")]
+    dy_h: Option<PathBuf>,
+    #[arg(long)]
+    dx: Option<PathBuf>,
+    #[arg(long)]
+    dh0: Option<PathBuf>,
+    #[arg(long, conflicts_with = "model")]
+    dw: Option<PathBuf>,
+    #[arg(long, conflicts_with = "model")]
+    dr: Option<PathBuf>,
+    #[arg(long, conflicts_with = "model")]
+    db: Option<PathBuf>,
+    #[arg(long)]
+    grads: Option<PathBuf>,
 }
 
 /// `gru inspect`'s arguments as given.
@@ -254,10 +362,11 @@ fn dtype(v: &str) -> Result<Dtype, String> {
 
 /// Parses a whole command line (without the program name).
 pub fn parse(args: Vec<OsString>) -> CliResult<Invocation> {
-    let command = args
-        .first()
-        .and_then(|a| a.to_str())
-        .and_then(|a| ["run", "inspect", "info"].into_iter().find(|c| *c == a));
+    let command = args.first().and_then(|a| a.to_str()).and_then(|a| {
+        ["run", "grad", "inspect", "info"]
+            .into_iter()
+            .find(|c| *c == a)
+    });
     let parsed = match Gru::try_parse_from(std::iter::once(OsString::from("gru")).chain(args)) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -272,6 +381,7 @@ pub fn parse(args: Vec<OsString>) -> CliResult<Invocation> {
     };
     Ok(match parsed.command {
         Command::Run(flags) => Invocation::Run(run_args(flags)?),
+        Command::Grad(flags) => Invocation::Grad(grad_args(flags)?),
         Command::Inspect(flags) => Invocation::Inspect(InspectArgs {
             path: flags.model,
             options: ImportOptions {
@@ -292,6 +402,17 @@ pub fn parse_run(args: Vec<OsString>) -> CliResult<Option<RunArgs>> {
     })
 }
 
+/// The arguments of `gru grad` (after `grad`), or `None` when `--help` was asked for.
+pub fn parse_grad(args: Vec<OsString>) -> CliResult<Option<GradArgs>> {
+    let line = std::iter::once(OsString::from("grad"))
+        .chain(args)
+        .collect();
+    Ok(match parse(line)? {
+        Invocation::Grad(grad) => Some(grad),
+        _ => None,
+    })
+}
+
 /// The arguments of `gru inspect` (after `inspect`), or `None` when `--help` was asked for.
 pub fn parse_inspect(args: Vec<OsString>) -> CliResult<Option<InspectArgs>> {
     let line = std::iter::once(OsString::from("inspect"))
@@ -305,6 +426,60 @@ pub fn parse_inspect(args: Vec<OsString>) -> CliResult<Option<InspectArgs>> {
 
 /// `gru run`'s flags checked against each other.
 fn run_args(f: RunFlags) -> CliResult<RunArgs> {
+    let outputs = [("--y", f.y.as_path()), ("--y-h", f.y_h.as_path())];
+    let input = input_args(f.input, &outputs)?;
+    refuse_overwriting_inputs(&input, &[], &outputs)?;
+    Ok(RunArgs {
+        input,
+        y: f.y,
+        y_h: f.y_h,
+    })
+}
+
+/// `gru grad`'s flags checked against each other: `gru run`'s checks, f32 only, at least one
+/// output, no two outputs (and no output and input) naming the same file.
+fn grad_args(f: GradFlags) -> CliResult<GradArgs> {
+    if f.input.dtype == Dtype::F16 {
+        return Err(Failure::Usage(
+            "--dtype f16 does not apply to 'gru grad': training and gradients are f32 on the \
+             GPU (f64 on the CPU reference path); drop --dtype f16"
+                .into(),
+        ));
+    }
+    let outputs = GradOutputs {
+        dx: f.dx,
+        dh0: f.dh0,
+        dw: f.dw,
+        dr: f.dr,
+        db: f.db,
+        grads: f.grads,
+    };
+    let given = outputs.given();
+    if given.is_empty() {
+        return Err(Failure::Usage(format!(
+            "'gru grad' writes nothing without an output: give at least one of --dx, --dh0, {}",
+            if f.input.model.is_some() {
+                "--grads (with --model)"
+            } else {
+                "--dw, --dr, --db, --grads"
+            }
+        )));
+    }
+    let input = input_args(f.input, &given)?;
+    let mut inputs = vec![("--dy", f.dy.as_path())];
+    inputs.extend(f.dy_h.as_deref().map(|p| ("--dy-h", p)));
+    refuse_overwriting_inputs(&input, &inputs, &given)?;
+    Ok(GradArgs {
+        input,
+        dy: f.dy,
+        dy_h: f.dy_h,
+        outputs,
+    })
+}
+
+/// The flags `gru run` and `gru grad` share, checked against each other and against the
+/// command's `outputs` (no two of which may name the same file).
+fn input_args(f: InputFlags, outputs: &[(&str, &Path)]) -> CliResult<InputArgs> {
     if f.model.is_none() {
         for (given, flag, instead) in [
             (
@@ -333,11 +508,12 @@ fn run_args(f: RunFlags) -> CliResult<RunArgs> {
                 .into(),
         ));
     }
-    if same_file(&f.y, &f.y_h) {
-        return Err(Failure::Usage(format!(
-            "--y and --y-h name the same file {:?}; give two different paths",
-            f.y
-        )));
+    for (k, (a, path)) in outputs.iter().enumerate() {
+        if let Some((b, _)) = outputs[k + 1..].iter().find(|(_, p)| same_file(path, p)) {
+            return Err(Failure::Usage(format!(
+                "{a} and {b} name the same file {path:?}; give two different paths"
+            )));
+        }
     }
     let source = match (f.model, f.w, f.r) {
         (Some(path), _, _) => Source::Model {
@@ -364,25 +540,29 @@ fn run_args(f: RunFlags) -> CliResult<RunArgs> {
             clip: f.clip,
         },
         // clap requires --w and --r without --model.
-        (None, _, _) => return Err(Failure::Usage("'gru run' needs --w and --r".into())),
+        (None, _, _) => {
+            return Err(Failure::Usage(
+                "--w and --r are needed without --model".into(),
+            ))
+        }
     };
-    let args = RunArgs {
+    Ok(InputArgs {
         source,
         x: f.x,
         initial_h: f.initial_h,
         sequence_lens: f.sequence_lens,
         device: f.device,
         dtype: f.dtype,
-        y: f.y,
-        y_h: f.y_h,
-    };
-    refuse_overwriting_inputs(&args)?;
-    Ok(args)
+    })
 }
 
-/// An output path that names one of the inputs is a usage error: the run would read the file
-/// and then write its result over it.
-fn refuse_overwriting_inputs(args: &RunArgs) -> CliResult {
+/// An output path that names one of the inputs (the shared ones and the command's `extra`)
+/// is a usage error: the command would read the file and then write its result over it.
+fn refuse_overwriting_inputs(
+    args: &InputArgs,
+    extra: &[(&str, &Path)],
+    outputs: &[(&str, &Path)],
+) -> CliResult {
     let mut inputs: Vec<(&str, &Path)> = vec![("--x", &args.x)];
     match &args.source {
         Source::Model { path, .. } => inputs.push(("--model", path)),
@@ -397,11 +577,12 @@ fn refuse_overwriting_inputs(args: &RunArgs) -> CliResult {
             .as_deref()
             .map(|p| ("--sequence-lens", p)),
     );
-    for (output, path) in [("--y", &args.y), ("--y-h", &args.y_h)] {
+    inputs.extend_from_slice(extra);
+    for (output, path) in outputs {
         if let Some((input, _)) = inputs.iter().find(|(_, i)| same_file(path, i)) {
             return Err(Failure::Usage(format!(
-                "{output} {path:?} names the same file as the input {input}; the run would \
-                 write over its own input: give another output path"
+                "{output} {path:?} names the same file as the input {input}; the command \
+                 would write over its own input: give another output path"
             )));
         }
     }
@@ -447,7 +628,8 @@ fn usage_message(e: &clap::Error, command: Option<&str>) -> String {
     };
     match e.kind() {
         ErrorKind::InvalidSubcommand => format!(
-            "unknown subcommand '{}'; expected 'run', 'inspect', 'info' or 'help' ({help})",
+            "unknown subcommand '{}'; expected 'run', 'grad', 'inspect', 'info' or 'help' \
+             ({help})",
             first(ContextKind::InvalidSubcommand)
         ),
         ErrorKind::UnknownArgument => {
@@ -455,8 +637,8 @@ fn usage_message(e: &clap::Error, command: Option<&str>) -> String {
             match command {
                 Some("info") => format!("'gru info' takes no arguments, got '{arg}'; {help}"),
                 None if arg.starts_with('-') => format!(
-                    "unknown flag '{arg}' before a subcommand; expected 'run', 'inspect', \
-                     'info' or 'help' ({help})"
+                    "unknown flag '{arg}' before a subcommand; expected 'run', 'grad', \
+                     'inspect', 'info' or 'help' ({help})"
                 ),
                 _ if arg.starts_with('-') => format!("unknown flag '{arg}' for {gru}; {help}"),
                 _ => format!("unexpected argument '{arg}' for {gru} (flags start with --); {help}"),
@@ -465,10 +647,16 @@ fn usage_message(e: &clap::Error, command: Option<&str>) -> String {
         ErrorKind::ArgumentConflict => {
             let arg = first(ContextKind::InvalidArg);
             let prior = first(ContextKind::PriorArg);
+            let other = if arg == "--model" { &prior } else { &arg };
             if arg == prior || prior.is_empty() {
                 format!("{arg} given twice")
+            } else if ["--dw", "--dr", "--db"].contains(&other.as_str()) {
+                format!(
+                    "{other} cannot be combined with --model: it is for weight arrays (an \
+                     ONNX-shaped array); with a model file, --grads FILE writes every weight \
+                     gradient under the file's own names and shapes"
+                )
             } else {
-                let other = if arg == "--model" { prior } else { arg };
                 format!(
                     "{other} cannot be combined with --model: the model file holds the \
                      weights and the GRU's settings"
@@ -479,6 +667,11 @@ fn usage_message(e: &clap::Error, command: Option<&str>) -> String {
             Some("inspect") => "'gru inspect' needs a model file: gru inspect MODEL (.onnx, \
                                 .safetensors or .npz)"
                 .to_string(),
+            Some("grad") => format!(
+                "'gru grad' needs --x and --dy, and --model or --w and --r (missing: {}); \
+                 {help}",
+                missing_in_usage_order(context(e, ContextKind::InvalidArg)).join(", ")
+            ),
             _ => format!(
                 "'gru run' needs --x, --y and --y-h, and --model or --w and --r (missing: {}); \
                  {help}",
@@ -511,9 +704,9 @@ fn usage_message(e: &clap::Error, command: Option<&str>) -> String {
     }
 }
 
-/// The missing flags of `gru run` in the order its usage lists them.
+/// The missing flags of `gru run` or `gru grad` in the order their usage lists them.
 fn missing_in_usage_order(mut missing: Vec<String>) -> Vec<String> {
-    const ORDER: [&str; 6] = ["--model", "--x", "--w", "--r", "--y", "--y-h"];
+    const ORDER: [&str; 7] = ["--model", "--x", "--w", "--r", "--dy", "--y", "--y-h"];
     missing.sort_by_key(|m| ORDER.iter().position(|o| o == m).unwrap_or(ORDER.len()));
     missing
 }

@@ -1,5 +1,6 @@
 //! The `gru` command line (its binary is `src/main.rs`): argument parsing, reading the files, building
-//! the model and its input, running it and writing the outputs; `gru inspect` and `gru info`.
+//! the model and its input, running it and writing the outputs; `gru grad` (in `grad.rs`), `gru
+//! inspect` and `gru info`.
 //!
 //! It lives in the library so that its parse-and-load path can be tested and fuzzed without
 //! a process or a file system: [`parse_run`] and [`load_problem`] read every file through a
@@ -21,12 +22,17 @@ use gru_wgpu::io::{self, keras, ImportOptions, Imported};
 use gru_wgpu::npy::{self, format_shape, NpyArray};
 
 mod args;
+mod grad;
+mod write;
 
-pub use args::{parse, parse_inspect, parse_run, InspectArgs, Invocation, RunArgs, USAGE};
-use args::{DeviceChoice, Source};
+pub use args::{
+    parse, parse_grad, parse_inspect, parse_run, GradArgs, InspectArgs, Invocation, RunArgs, USAGE,
+};
+use args::{DeviceChoice, InputArgs, Source};
+use grad::WeightsFormat;
 use gru_wgpu::{
-    cpu, Convention, Dims, Direction, Dtype, GruError, GruInput, GruModel, GruOutput, GruWeights,
-    Layout, OutputStyle,
+    cpu, Convention, Dims, Direction, Dtype, GruError, GruInput, GruModel, GruWeights, Layout,
+    OutputStyle,
 };
 
 /// Why the command failed; each is printed as one line.
@@ -88,6 +94,7 @@ fn print(text: &str) -> CliResult {
 pub fn cli(args: Vec<OsString>) -> CliResult {
     match args::parse(args)? {
         Invocation::Run(args) => run(args),
+        Invocation::Grad(args) => grad::grad(args),
         Invocation::Inspect(args) => inspect(args),
         Invocation::Info => info(),
         Invocation::Help => print(USAGE),
@@ -255,6 +262,8 @@ enum Frame {
 struct Network {
     model: GruModel,
     frame: Frame,
+    /// How the file names and shapes its weights (for `gru grad --grads`).
+    weights: WeightsFormat,
     layout: Layout,
     /// E.g. `ONNX model m.onnx`.
     what: String,
@@ -314,7 +323,7 @@ fn x_meaning(layout: Layout) -> &'static str {
 }
 
 /// Flags that only some model formats take: a usage error when the file is of another.
-fn check_model_flags(args: &RunArgs, imported: &Imported, path: &Path) -> CliResult {
+fn check_model_flags(args: &InputArgs, imported: &Imported, path: &Path) -> CliResult {
     let Source::Model {
         batch_first,
         keras_reset_after,
@@ -453,7 +462,7 @@ fn load_lengths(path: &Path, files: &dyn Files) -> CliResult<(Vec<usize>, Vec<i6
 
 /// The network and X (read after a model file, so that a flag the file does not take is
 /// reported first; before weight arrays, whose shapes are checked against X's).
-fn load_network(args: &RunArgs, files: &dyn Files) -> CliResult<(Network, Vec<String>, Tensor)> {
+fn load_network(args: &InputArgs, files: &dyn Files) -> CliResult<(Network, Vec<String>, Tensor)> {
     let mut notes = Vec::new();
     match &args.source {
         Source::Model {
@@ -482,6 +491,10 @@ fn load_network(args: &RunArgs, files: &dyn Files) -> CliResult<(Network, Vec<St
                             format!(" (prefix '{}')", m.prefix)
                         }
                     ),
+                    weights: WeightsFormat::PyTorch {
+                        prefix: m.prefix,
+                        bias: m.bias,
+                    },
                     model: m.model,
                     frame: Frame::PyTorch,
                     layout: if *batch_first {
@@ -494,7 +507,7 @@ fn load_network(args: &RunArgs, files: &dyn Files) -> CliResult<(Network, Vec<St
                     if let Some(d) = &m.dense {
                         notes.push(format!(
                             "{file} also holds a dense head (dense_kernel ({}, {})); 'gru run' \
-                             writes the GRU's outputs only",
+                             and 'gru grad' cover the GRU only",
                             d.in_features, d.out_features
                         ));
                     }
@@ -503,6 +516,11 @@ fn load_network(args: &RunArgs, files: &dyn Files) -> CliResult<(Network, Vec<St
                             "Keras GRU {file} (reset_after={})",
                             if m.reset_after { "True" } else { "False" }
                         ),
+                        weights: WeightsFormat::Keras {
+                            reset_after: m.reset_after,
+                            bias: m.bias,
+                            container: m.container,
+                        },
                         model: m.model,
                         frame: Frame::Keras,
                         layout: Layout::BatchMajor,
@@ -512,6 +530,7 @@ fn load_network(args: &RunArgs, files: &dyn Files) -> CliResult<(Network, Vec<St
                     what: format!("ONNX GRU node {} of {file}", node_label(&m.node_name)),
                     model: m.model,
                     frame: Frame::Onnx,
+                    weights: WeightsFormat::Onnx,
                     layout: m.layout,
                 },
             };
@@ -545,6 +564,7 @@ fn load_network(args: &RunArgs, files: &dyn Files) -> CliResult<(Network, Vec<St
                     what: "weight arrays".into(),
                     model,
                     frame: Frame::Onnx,
+                    weights: WeightsFormat::Onnx,
                     layout: *layout,
                 },
                 notes,
@@ -673,6 +693,11 @@ fn x_rank(x: &Tensor, meaning: &str) -> CliResult<[usize; 3]> {
 /// Reads the files of `gru run` and checks them against each other: the model (or weight
 /// arrays), X, the initial state and the lengths.
 pub fn load_problem(args: &RunArgs, files: &dyn Files) -> CliResult<Problem> {
+    load_inputs(&args.input, files)
+}
+
+/// [`load_problem`] for the inputs `gru run` and `gru grad` share.
+fn load_inputs(args: &InputArgs, files: &dyn Files) -> CliResult<Problem> {
     let (net, notes, x) = load_network(args, files)?;
 
     // X in the network's layout.
@@ -774,15 +799,12 @@ pub fn load_problem(args: &RunArgs, files: &dyn Files) -> CliResult<Problem> {
 enum GpuFailure {
     /// No context could be made (no adapter, or the device was refused).
     Context(GruError),
-    /// The context exists but the model or the forward failed.
+    /// The context exists but the model or the computation failed.
     Run(GruError),
 }
 
-fn run_gpu(
-    model: &GruModel,
-    input: &GruInput<'_>,
-    dtype: Dtype,
-) -> Result<(GruOutput, String), GpuFailure> {
+/// The GPU model of `model` storing `dtype`, and a description of the adapter.
+fn gpu_model(model: &GruModel, dtype: Dtype) -> Result<(GpuGru, String), GpuFailure> {
     let ctx = GpuContext::new().map_err(GpuFailure::Context)?;
     let describe = match dtype {
         Dtype::F32 => ctx.describe(),
@@ -792,9 +814,45 @@ fn run_gpu(
         dtype,
         allow_f32_fallback: false,
     };
-    let mut gpu = GpuGru::from_model_with(&ctx, model, &options).map_err(GpuFailure::Run)?;
-    let out = gpu.forward(input).map_err(GpuFailure::Run)?;
-    Ok((out, describe))
+    let gpu = GpuGru::from_model_with(&ctx, model, &options).map_err(GpuFailure::Run)?;
+    Ok((gpu, describe))
+}
+
+/// Computes with `gpu` or `cpu` as `--device` asks (`auto`: the GPU, else the CPU reference
+/// path, saying why on stderr): the result, where it ran, and whether that was the GPU.
+fn on_device<T>(
+    device: DeviceChoice,
+    gpu: impl FnOnce() -> Result<(T, String), GpuFailure>,
+    cpu: impl FnOnce() -> Result<T, GruError>,
+) -> CliResult<(T, String, bool)> {
+    const CPU: &str = "the CPU reference path (f64 accumulation)";
+    match device {
+        DeviceChoice::Cpu => Ok((cpu()?, CPU.to_string(), false)),
+        DeviceChoice::Gpu => match gpu() {
+            Ok((out, describe)) => Ok((out, format!("the GPU, {describe}"), true)),
+            Err(GpuFailure::Context(e)) => Err(Failure::Runtime(format!(
+                "--device gpu: {e}; pass --device cpu (or auto) to run on the CPU reference path"
+            ))),
+            Err(GpuFailure::Run(e)) => Err(Failure::Runtime(format!(
+                "--device gpu: {e}; pass --device cpu to run on the CPU reference path"
+            ))),
+        },
+        DeviceChoice::Auto => match gpu() {
+            Ok((out, describe)) => Ok((out, format!("the GPU, {describe}"), true)),
+            Err(failure) => {
+                let reason = match failure {
+                    GpuFailure::Context(GruError::NoAdapter(m)) => format!("no GPU adapter ({m})"),
+                    GpuFailure::Context(e) => format!("GPU unavailable ({e})"),
+                    GpuFailure::Run(e) => format!("the GPU path failed ({e})"),
+                };
+                eprintln!(
+                    "gru: {}; running on the CPU reference path",
+                    one_line(&reason)
+                );
+                Ok((cpu()?, CPU.to_string(), false))
+            }
+        },
+    }
 }
 
 /// What the GPU's storage type saturated (see [`Dtype::F16`]), per array, as one line, or
@@ -827,105 +885,12 @@ fn saturation_note(dtype: Dtype, model: &GruModel, input: &GruInput<'_>) -> Opti
     })
 }
 
-/// Writes `Y` and `Y_h` together: each to a temporary file beside its destination, then both
-/// renamed into place, so that an output that cannot be written (a missing directory, a full
-/// disk) leaves neither written and no earlier file replaced by one output without the other.
-fn write_outputs(outputs: [(&Path, &[usize], &[f32]); 2]) -> CliResult {
-    let remove = |temps: &[(PathBuf, &Path)]| {
-        for (tmp, _) in temps {
-            let _ = std::fs::remove_file(tmp);
-        }
-    };
-    // An I/O error names the destination, not the temporary file.
-    let named = |e: GruError, path: &Path| match e {
-        GruError::Io { source, .. } => GruError::Io {
-            path: path.display().to_string(),
-            source,
-        },
-        other => other,
-    };
-    let mut temps: Vec<(PathBuf, &Path)> = Vec::with_capacity(2);
-    for (path, shape, data) in outputs {
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let tmp = path.with_file_name(format!(".{name}.gru-{}.tmp", std::process::id()));
-        if let Err(e) = npy::write_f32(&tmp, shape, data) {
-            let _ = std::fs::remove_file(&tmp);
-            remove(&temps);
-            return Err(named(e, path).into());
-        }
-        temps.push((tmp, path));
-    }
-    for (tmp, path) in &temps {
-        if let Err(source) = std::fs::rename(tmp, path) {
-            remove(&temps);
-            return Err(GruError::Io {
-                path: path.display().to_string(),
-                source,
-            }
-            .into());
-        }
-    }
-    Ok(())
-}
-
-fn run(args: RunArgs) -> CliResult {
-    let p = load_problem(&args, &DiskFiles)?;
-    let model = &p.net.model;
-    let input = p.input();
-    const CPU: &str = "the CPU reference path (f64 accumulation)";
-
-    let (out, ran_on, on_gpu) = match args.device {
-        DeviceChoice::Cpu => (cpu::forward_model(model, &input)?, CPU.to_string(), false),
-        DeviceChoice::Gpu => match run_gpu(model, &input, args.dtype) {
-            Ok((out, describe)) => (out, format!("the GPU, {describe}"), true),
-            Err(GpuFailure::Context(e)) => {
-                return Err(Failure::Runtime(format!(
-                    "--device gpu: {e}; pass --device cpu (or auto) to run on the CPU \
-                     reference path"
-                )))
-            }
-            Err(GpuFailure::Run(e)) => {
-                return Err(Failure::Runtime(format!(
-                    "--device gpu: {e}; pass --device cpu to run on the CPU reference path"
-                )))
-            }
-        },
-        DeviceChoice::Auto => match run_gpu(model, &input, args.dtype) {
-            Ok((out, describe)) => (out, format!("the GPU, {describe}"), true),
-            Err(failure) => {
-                let reason = match failure {
-                    GpuFailure::Context(GruError::NoAdapter(m)) => format!("no GPU adapter ({m})"),
-                    GpuFailure::Context(e) => format!("GPU unavailable ({e})"),
-                    GpuFailure::Run(e) => format!("the GPU path failed ({e})"),
-                };
-                eprintln!(
-                    "gru: {}; running on the CPU reference path",
-                    one_line(&reason)
-                );
-                (cpu::forward_model(model, &input)?, CPU.to_string(), false)
-            }
-        },
-    };
-
-    let y_shape = out.dims.y_shape();
-    let state_shape = p.net.state_shape(&out.dims);
-    write_outputs([
-        (&args.y, &y_shape, &out.y),
-        (&args.y_h, &state_shape, &out.y_h),
-    ])?;
-    for note in &p.notes {
-        eprintln!("gru: note: {}", one_line(note));
-    }
-    if on_gpu {
-        if let Some(note) = saturation_note(args.dtype, model, &input) {
-            eprintln!("gru: note: {note}");
-        }
-    }
-    let d = &out.dims;
-    eprintln!(
-        "gru: ran on {}: {}: seq_length {}, batch_size {}, input_size {}, hidden_size {}, \
-         {} layer(s), {}, linear_before_reset={}{}; wrote {} {} and {} {}",
-        one_line(&ran_on),
+/// What ran, for the summary line on stderr: `ONNX GRU node 'g' of m.onnx: seq_length 3, …`.
+fn describe_run(p: &Problem) -> String {
+    let (d, model) = (&p.dims, &p.net.model);
+    format!(
+        "{}: seq_length {}, batch_size {}, input_size {}, hidden_size {}, {} layer(s), {}, \
+         linear_before_reset={}{}",
         p.net.what,
         d.seq_len,
         d.batch,
@@ -938,6 +903,41 @@ fn run(args: RunArgs) -> CliResult {
             .clip()
             .map(|c| format!(", clip {c}"))
             .unwrap_or_default(),
+    )
+}
+
+fn run(args: RunArgs) -> CliResult {
+    let p = load_inputs(&args.input, &DiskFiles)?;
+    let model = &p.net.model;
+    let input = p.input();
+    let dtype = args.input.dtype;
+    let (out, ran_on, on_gpu) = on_device(
+        args.input.device,
+        || {
+            let (mut gpu, describe) = gpu_model(model, dtype)?;
+            Ok((gpu.forward(&input).map_err(GpuFailure::Run)?, describe))
+        },
+        || cpu::forward_model(model, &input),
+    )?;
+
+    let y_shape = out.dims.y_shape();
+    let state_shape = p.net.state_shape(&out.dims);
+    write::write_files(&[
+        (&args.y, npy::encode_f32(&y_shape, &out.y)?),
+        (&args.y_h, npy::encode_f32(&state_shape, &out.y_h)?),
+    ])?;
+    for note in &p.notes {
+        eprintln!("gru: note: {}", one_line(note));
+    }
+    if on_gpu {
+        if let Some(note) = saturation_note(dtype, model, &input) {
+            eprintln!("gru: note: {note}");
+        }
+    }
+    eprintln!(
+        "gru: ran on {}: {}; wrote {} {} and {} {}",
+        one_line(&ran_on),
+        describe_run(&p),
         args.y.display(),
         format_shape(&y_shape),
         args.y_h.display(),

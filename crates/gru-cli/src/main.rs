@@ -1,6 +1,6 @@
 //! `gru`: runs a GRU over `.npy` files on the GPU (wgpu) or the CPU reference path, from a
-//! PyTorch, Keras or ONNX model file or from ONNX-shaped weight arrays; describes model files;
-//! and lists the adapters wgpu sees. Run `gru --help` for the usage.
+//! PyTorch, Keras or ONNX model file or from ONNX-shaped weight arrays, and computes its
+//! gradients (`gru grad`); describes model files; and lists the adapters wgpu sees. Run `gru --help` for the usage.
 //!
 //! The command line's logic is the `gru_cli` library beside this binary, so that it can be fuzzed.
 //! Every error is one line on stderr starting with `gru: `; the exit status is 2 for usage
