@@ -111,3 +111,36 @@ pub(super) fn from_internal_state(state: &[f32], dims: &Dims, lens: Option<&[u32
     }
     out
 }
+
+/// Entries `b0 .. b0 + n` of a `[outer, batch, inner]` tensor, as `[outer, n, inner]`.
+pub(super) fn take_entries(
+    v: &[f32],
+    outer: usize,
+    batch: usize,
+    inner: usize,
+    b0: usize,
+    n: usize,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(outer * n * inner);
+    for o in 0..outer {
+        out.extend_from_slice(&v[(o * batch + b0) * inner..][..n * inner]);
+    }
+    out
+}
+
+/// Writes `src` (`[outer, n, inner]`) into entries `b0 .. b0 + n` of `dst`
+/// (`[outer, batch, inner]`): the inverse of [`take_entries`].
+pub(super) fn put_entries(
+    dst: &mut [f32],
+    src: &[f32],
+    outer: usize,
+    batch: usize,
+    inner: usize,
+    b0: usize,
+    n: usize,
+) {
+    for o in 0..outer {
+        dst[(o * batch + b0) * inner..][..n * inner]
+            .copy_from_slice(&src[o * n * inner..][..n * inner]);
+    }
+}

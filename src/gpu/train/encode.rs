@@ -4,7 +4,7 @@
 use wgpu::util::DeviceExt;
 
 use crate::error::Result;
-use crate::gpu::limits::{check_binding, check_limit};
+use crate::gpu::limits::{binding_limit, check_binding, check_limit};
 use crate::gpu::model::GpuGru;
 use crate::gpu::params::{
     entry, uniform_binding, StepParams, TrainGemmParams, TrainLayerParams, STEP_PARAMS,
@@ -35,7 +35,7 @@ pub(in crate::gpu) struct PlanLimits {
 
 /// Checks every buffer of a training forward and backward over `dims` against the device's
 /// binding limits, and the batch and directions against the dispatch limit.
-pub(super) fn check_train(limits: &wgpu::Limits, dims: &Dims, stride: u32) -> Result<PlanLimits> {
+fn check_train(limits: &wgpu::Limits, dims: &Dims, stride: u32) -> Result<PlanLimits> {
     let (t, b, h) = (dims.seq_len, dims.batch, dims.hidden_size);
     let nd = dims.num_directions;
     let k_max = dims.input_size.max(nd * h);
@@ -65,8 +65,8 @@ pub(super) fn check_train(limits: &wgpu::Limits, dims: &Dims, stride: u32) -> Re
             2 * t * b * nd * 3 * h,
         ),
         (
-            format!("weight gradients of {} layers", dims.num_layers),
-            dims.num_layers * nd * (3 * h * k_max + 3 * h * h + 6 * h),
+            "one layer's and direction's weight gradients [3H·K + 3H·H + 6H]".to_string(),
+            3 * h * k_max + 3 * h * h + 6 * h,
         ),
     ];
     for (what, n) in sizes {
@@ -89,6 +89,54 @@ pub(super) fn check_train(limits: &wgpu::Limits, dims: &Dims, stride: u32) -> Re
         max_groups: max_groups.max(1),
         stride,
     })
+}
+
+/// The entries one chunk of a training forward and backward over `dims` takes: the whole
+/// batch when every buffer fits the device's binding limit, else the most that do (a
+/// multiple of 4, the step kernels' entries per workgroup, where at least 4 fit); with the
+/// plan's limits checked for that chunk. One entry that does not fit is the
+/// [`crate::GruError::DeviceLimit`] of the buffer that does not.
+pub(super) fn train_chunk(
+    limits: &wgpu::Limits,
+    dims: &Dims,
+    stride: u32,
+) -> Result<(usize, PlanLimits)> {
+    let (t, h, nd) = (
+        dims.seq_len as u64,
+        dims.hidden_size as u64,
+        dims.num_directions as u64,
+    );
+    let k_max = (dims.input_size as u64).max(nd * h);
+    let per_entry = [
+        t * k_max,
+        t * nd * 3 * h,
+        nd * (t + 1) * h,
+        nd * t * 4 * h,
+        2 * t * nd * 3 * h,
+        dims.num_layers as u64 * nd * h,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(1)
+    .max(1)
+        * 4;
+    let fit = binding_limit(limits) / per_entry;
+    let most = 4 * limits.max_compute_workgroups_per_dimension.max(1) as u64;
+    let batch = dims.batch as u64;
+    let mut chunk = fit.min(most).min(batch).max(1);
+    if chunk < batch && chunk >= STEP_ENTRIES as u64 {
+        chunk -= chunk % STEP_ENTRIES as u64;
+    }
+    let chunk = chunk as usize;
+    let plan = check_train(
+        limits,
+        &Dims {
+            batch: chunk,
+            ..*dims
+        },
+        stride,
+    )?;
+    Ok((chunk, plan))
 }
 
 /// The resources of one layer's step dispatches: binding 0 to 6 of `gru_train.wgsl` (see
@@ -150,6 +198,8 @@ pub(super) struct WeightGrads<'a> {
     pub(super) base: usize,
     pub(super) dims: &'a Dims,
     pub(super) reset_before: bool,
+    /// Add to what `out` holds (every chunk of the batch after the first).
+    pub(super) accumulate: bool,
 }
 
 fn u(v: usize) -> u32 {
@@ -423,6 +473,7 @@ impl<'m> Plan<'m> {
         let rows = t * b;
         let (width, h3) = (nd * 3 * h, 3 * h);
         let d = g.d;
+        let accumulate = g.accumulate as u32;
         let dw = g.base;
         let dr = dw + h3 * g.k;
         let db = dr + h3 * h;
@@ -444,6 +495,7 @@ impl<'m> Plan<'m> {
                 c_off: u(dw),
                 c_sm: u(g.k),
                 c_sn: 1,
+                accumulate,
                 ..Default::default()
             },
         );
@@ -469,6 +521,7 @@ impl<'m> Plan<'m> {
                 c_off: u(dr),
                 c_sm: u(h),
                 c_sn: 1,
+                accumulate,
                 ..Default::default()
             },
         );
@@ -491,6 +544,7 @@ impl<'m> Plan<'m> {
                     c_off: u(dr + 2 * h * h),
                     c_sm: u(h),
                     c_sn: 1,
+                    accumulate,
                     ..Default::default()
                 },
             );
@@ -515,6 +569,7 @@ impl<'m> Plan<'m> {
                     c_off: u(c_off),
                     c_sm: 0,
                     c_sn: 1,
+                    accumulate,
                     ..Default::default()
                 },
             );

@@ -43,7 +43,10 @@ use crate::input::{Dims, GruInput, GruOutput};
 use crate::shaders::Kernel;
 use crate::weights::Convention;
 
-use buffers::{from_internal_state, from_internal_y, to_internal_rows, to_internal_state};
+use buffers::{
+    from_internal_state, from_internal_y, put_entries, take_entries, to_internal_rows,
+    to_internal_state,
+};
 use encode::{Plan, StepBinding};
 
 /// Lanes per workgroup of `gru_train.wgsl`.
@@ -86,7 +89,15 @@ pub(super) struct SavedLayer {
 pub struct Saved {
     model: u64,
     dims: Dims,
-    lens_buf: Option<wgpu::Buffer>,
+    chunks: Vec<SavedChunk>,
+}
+
+/// The saved tensors of entries `first .. first + batch` (one chunk of the batch).
+pub(super) struct SavedChunk {
+    first: usize,
+    batch: usize,
+    /// `[batch]` sequence lengths.
+    lens: wgpu::Buffer,
     layers: Vec<SavedLayer>,
 }
 
@@ -108,11 +119,26 @@ impl Saved {
     /// Bytes of the reserve space and state sequences kept on the device (layer inputs and
     /// outputs not counted): `L · D · B · (4·T·H + (T+1)·H) · 4`.
     pub fn reserve_bytes(&self) -> u64 {
-        self.layers
+        self.chunks
             .iter()
+            .flat_map(|c| &c.layers)
             .map(|l| l.hs.size() + l.reserve.size())
             .sum()
     }
+
+    /// How many chunks of entries the forward ran in (1 unless a buffer of the whole batch
+    /// would pass the device's binding limit; 0 for an empty batch).
+    pub fn chunks(&self) -> usize {
+        self.chunks.len()
+    }
+}
+
+/// `(first, count)` of each chunk of `chunk` entries of a batch of `batch`.
+fn chunks(batch: usize, chunk: usize) -> Vec<(usize, usize)> {
+    (0..batch)
+        .step_by(chunk.max(1))
+        .map(|b0| (b0, chunk.max(1).min(batch - b0)))
+        .collect()
 }
 
 /// Bytes of `n` f32 values.
@@ -186,7 +212,10 @@ impl GpuGru {
     /// tolerance of it; gate order z, r, h), and the [`Saved`] tensors [`GpuGru::backward`]
     /// needs, which stay on the device. f32 models only ([`GruError::InvalidArgument`]
     /// otherwise). One submit: per layer one GEMM for the input projection of every step and
-    /// direction, then per step one dispatch (reset-after) or two (reset-before).
+    /// direction, then per step one dispatch (reset-after) or two (reset-before). Where a
+    /// buffer of the whole batch would pass the device's binding limit, the batch runs in
+    /// chunks of entries (still one submit); one entry that does not fit is a
+    /// [`GruError::DeviceLimit`].
     pub fn forward_train(&mut self, input: &GruInput<'_>) -> Result<(GruOutput, Saved)> {
         self.check_trainable()?;
         let dims = self.validate(input)?;
@@ -195,8 +224,7 @@ impl GpuGru {
             let saved = Saved {
                 model: self.model_id,
                 dims,
-                lens_buf: None,
-                layers: Vec::new(),
+                chunks: Vec::new(),
             };
             let out = GruOutput {
                 y: Vec::new(),
@@ -206,100 +234,122 @@ impl GpuGru {
             return Ok((out, saved));
         }
         self.train_pipelines()?;
-        let plan_limits = self.train_limits(&dims)?;
+        let (chunk, plan_limits) =
+            encode::train_chunk(self.ctx.limits(), &dims, self.uniform_stride)?;
         let pipelines = self.built_train_pipelines()?;
         let ctx = self.ctx.clone();
-        let (t, b, h) = (dims.seq_len, dims.batch, dims.hidden_size);
+        let (t, b, h, i) = (dims.seq_len, dims.batch, dims.hidden_size, dims.input_size);
         let (nd, nl) = (dims.num_directions, dims.num_layers);
-        let x = to_internal_rows(input.x, &dims, dims.input_size);
+        let x = to_internal_rows(input.x, &dims, i);
         let h0 = input.initial_h.map(|h0| to_internal_state(h0, &dims));
+        let ranges = chunks(b, chunk);
         let result = scoped(&ctx, "training forward", || {
             let device = ctx.device();
             let mut plan = Plan::new(self, pipelines, &plan_limits);
-            let lens_buf = plan.upload("lengths [B]", bytemuck::cast_slice(&lens));
-            let mut layer_in = plan.upload("X [T, B, I]", bytemuck::cast_slice(&x));
-            let h0_buf = h0
-                .as_ref()
-                .map(|h0| plan.upload("initial_h [L, D, B, H]", bytemuck::cast_slice(h0)));
-            let xp = plan.storage("XP [T·B, D·3H]", f32_bytes(t * b * nd * 3 * h));
             let dummy = plan.storage("unused", 16);
-            let mut layers = Vec::with_capacity(nl);
-            for l in 0..nl {
-                let width = if l == 0 { dims.input_size } else { nd * h };
-                let hs = plan.storage("H [D, T+1, B, H]", f32_bytes(nd * (t + 1) * b * h));
-                let reserve = plan.storage("reserve [D, T, B, 4H]", f32_bytes(nd * t * b * 4 * h));
-                let y = plan.storage("Y [T, B, D·H]", f32_bytes(t * b * nd * h));
-                let weights = &self.layers[l];
-                plan.input_projection(&layer_in, width, weights, &xp, t * b, nd * 3 * h);
-                if let Some(h0_buf) = &h0_buf {
+            let mut saved = Vec::with_capacity(ranges.len());
+            let mut readbacks = Vec::with_capacity(ranges.len());
+            for &(b0, n) in &ranges {
+                let cd = Dims { batch: n, ..dims };
+                let lens_buf = plan.upload("lengths [B]", bytemuck::cast_slice(&lens[b0..b0 + n]));
+                let x_c = take_entries(&x, t, b, i, b0, n);
+                let mut layer_in = plan.upload("X [T, B, I]", bytemuck::cast_slice(&x_c));
+                let h0_buf = h0.as_ref().map(|h0| {
+                    let c = take_entries(h0, nl * nd, b, h, b0, n);
+                    plan.upload("initial_h [L, D, B, H]", bytemuck::cast_slice(&c))
+                });
+                let xp = plan.storage("XP [T·B, D·3H]", f32_bytes(t * n * nd * 3 * h));
+                let mut layers = Vec::with_capacity(nl);
+                for l in 0..nl {
+                    let width = if l == 0 { i } else { nd * h };
+                    let hs = plan.storage("H [D, T+1, B, H]", f32_bytes(nd * (t + 1) * n * h));
+                    let reserve =
+                        plan.storage("reserve [D, T, B, 4H]", f32_bytes(nd * t * n * 4 * h));
+                    let y = plan.storage("Y [T, B, D·H]", f32_bytes(t * n * nd * h));
+                    let weights = &self.layers[l];
+                    plan.input_projection(&layer_in, width, weights, &xp, t * n, nd * 3 * h);
+                    if let Some(h0_buf) = &h0_buf {
+                        for d in 0..nd {
+                            plan.copy(
+                                h0_buf,
+                                f32_bytes((l * nd + d) * n * h),
+                                &hs,
+                                f32_bytes(d * (t + 1) * n * h),
+                                f32_bytes(n * h),
+                            );
+                        }
+                    }
+                    let binding = StepBinding {
+                        buffers: [
+                            xp.clone(),
+                            weights.rows.clone(),
+                            hs.clone(),
+                            reserve.clone(),
+                            y.clone(),
+                            lens_buf.clone(),
+                            dummy.clone(),
+                        ],
+                        layer: plan.layer_params(&cd, 0, 0),
+                    };
+                    let group = plan.step_binding(binding);
+                    for s in 0..t {
+                        for p in 0..plan.forward_dispatches() {
+                            plan.step(group, true, p, s);
+                        }
+                    }
+                    layers.push(SavedLayer {
+                        input: layer_in.clone(),
+                        width,
+                        hs,
+                        reserve,
+                    });
+                    layer_in = y;
+                }
+                // Read back the top layer's output and every layer's final state.
+                let y_bytes = f32_bytes(t * n * nd * h);
+                let st_bytes = f32_bytes(n * h);
+                let readback = plan.readback(y_bytes + st_bytes * (nl * nd) as u64);
+                plan.copy(&layer_in, 0, &readback, 0, y_bytes);
+                for (l, layer) in layers.iter().enumerate() {
                     for d in 0..nd {
                         plan.copy(
-                            h0_buf,
-                            f32_bytes((l * nd + d) * b * h),
-                            &hs,
-                            f32_bytes(d * (t + 1) * b * h),
-                            f32_bytes(b * h),
+                            &layer.hs,
+                            f32_bytes((d * (t + 1) + t) * n * h),
+                            &readback,
+                            y_bytes + st_bytes * (l * nd + d) as u64,
+                            st_bytes,
                         );
                     }
                 }
-                let binding = StepBinding {
-                    buffers: [
-                        xp.clone(),
-                        weights.rows.clone(),
-                        hs.clone(),
-                        reserve.clone(),
-                        y.clone(),
-                        lens_buf.clone(),
-                        dummy.clone(),
-                    ],
-                    layer: plan.layer_params(&dims, 0, 0),
-                };
-                let group = plan.step_binding(binding);
-                for s in 0..t {
-                    for p in 0..plan.forward_dispatches() {
-                        plan.step(group, true, p, s);
-                    }
-                }
-                layers.push(SavedLayer {
-                    input: layer_in.clone(),
-                    width,
-                    hs,
-                    reserve,
+                readbacks.push(readback);
+                saved.push(SavedChunk {
+                    first: b0,
+                    batch: n,
+                    lens: lens_buf,
+                    layers,
                 });
-                layer_in = y;
-            }
-            // Read back the top layer's output and every layer's final state.
-            let y_bytes = f32_bytes(t * b * nd * h);
-            let st_bytes = f32_bytes(b * h);
-            let readback = plan.readback(y_bytes + st_bytes * (nl * nd) as u64);
-            plan.copy(&layer_in, 0, &readback, 0, y_bytes);
-            for (l, layer) in layers.iter().enumerate() {
-                for d in 0..nd {
-                    plan.copy(
-                        &layer.hs,
-                        f32_bytes((d * (t + 1) + t) * b * h),
-                        &readback,
-                        y_bytes + st_bytes * (l * nd + d) as u64,
-                        st_bytes,
-                    );
-                }
             }
             let submission = plan.submit(device, ctx.queue(), "gru training forward");
-            (submission, readback, layers, lens_buf)
+            (submission, readbacks, saved)
         })?;
-        let (submission, readback, layers, lens_buf) = result;
-        let data = read_bytes(&ctx, &readback, submission)?;
+        let (submission, readbacks, saved) = result;
+        let mut y_int = vec![0.0f32; t * b * nd * h];
+        let mut st_int = vec![0.0f32; nl * nd * b * h];
+        for (readback, &(b0, n)) in readbacks.iter().zip(&ranges) {
+            let data = read_bytes(&ctx, readback, submission.clone())?;
+            let values: &[f32] = bytemuck::cast_slice(&data);
+            let y_len = t * n * nd * h;
+            put_entries(&mut y_int, &values[..y_len], t, b, nd * h, b0, n);
+            put_entries(&mut st_int, &values[y_len..], nl * nd, b, h, b0, n);
+        }
         ctx.check_lost()?;
-        let values: &[f32] = bytemuck::cast_slice(&data);
-        let y_len = t * b * nd * h;
-        let y = from_internal_y(&values[..y_len], &dims);
-        let y_h = from_internal_state(&values[y_len..], &dims, Some(&lens));
+        let y = from_internal_y(&y_int, &dims);
+        let y_h = from_internal_state(&st_int, &dims, Some(&lens));
         self.stats.forwards += 1;
         let saved = Saved {
             model: self.model_id,
             dims,
-            lens_buf: Some(lens_buf),
-            layers,
+            chunks: saved,
         };
         Ok((GruOutput { y, y_h, dims }, saved))
     }
@@ -311,7 +361,8 @@ impl GpuGru {
     /// (gate order z, r, h; [`LayerGradients`]), computed in f32 on the device and returned
     /// widened to f64 (the type of [`crate::cpu::backward`]'s). Semantics as the CPU
     /// reference: steps past an entry's length take no gradient, `dY_h` enters at the entry's
-    /// last valid step, clamped pre-activations pass none. One submit.
+    /// last valid step, clamped pre-activations pass none. One submit, in the forward's
+    /// chunks of entries; the weight gradients accumulate over the chunks in order.
     ///
     /// Errors: `saved` from another model ([`GruError::InvalidArgument`]), a length that does
     /// not match ([`GruError::InvalidArgument`]), a device error.
@@ -334,158 +385,186 @@ impl GpuGru {
         if let Some(d) = dy_h {
             check_len("dY_h", d.len(), dims.state_len(), dims.state_shape())?;
         }
-        let (t, b, h) = (dims.seq_len, dims.batch, dims.hidden_size);
+        let (t, b, h, i) = (dims.seq_len, dims.batch, dims.hidden_size, dims.input_size);
         let (nd, nl) = (dims.num_directions, dims.num_layers);
-        let widths: Vec<usize> = (0..nl)
-            .map(|l| if l == 0 { dims.input_size } else { nd * h })
-            .collect();
-        let zero_grads = || {
-            let layers = widths
-                .iter()
-                .map(|&k| {
-                    (0..nd)
-                        .map(|_| LayerGradients {
-                            dw: vec![0.0; 3 * h * k],
-                            dr: vec![0.0; 3 * h * h],
-                            db: vec![0.0; 6 * h],
-                        })
-                        .collect()
-                })
-                .collect();
-            GruGradients {
-                layers,
-                dx: vec![0.0; t * b * dims.input_size],
-                dh0: vec![0.0; dims.state_len()],
-            }
-        };
-        if b == 0 {
-            return Ok(zero_grads());
-        }
-        self.train_pipelines()?;
-        let plan_limits = self.train_limits(&dims)?;
-        let pipelines = self.built_train_pipelines()?;
-        let Some(lens_buf) = saved.lens_buf.clone() else {
-            return Ok(zero_grads());
-        };
-        let ctx = self.ctx.clone();
-        // dY as [T, B, D, H]; dY_h as the carries [L, D, B, H].
-        let dy_int = crate::gpu::train::buffers::y_to_internal(dy, &dims);
-        let carry0 = match dy_h {
-            Some(d) => to_internal_state(d, &dims),
-            None => vec![0.0; nl * nd * b * h],
-        };
+        let widths: Vec<usize> = (0..nl).map(|l| if l == 0 { i } else { nd * h }).collect();
         // Offsets of each layer's and direction's gradients in the output buffer.
-        let mut offsets = Vec::with_capacity(nl);
-        let mut total = 0usize;
-        for &k in &widths {
-            let mut per_dir = Vec::with_capacity(nd);
-            for _ in 0..nd {
-                per_dir.push(total);
-                total += 3 * h * k + 3 * h * h + 6 * h;
-            }
-            offsets.push(per_dir);
-        }
-        let rows = t * b;
-        let gx_len = rows * nd * 3 * h;
-        let dx_len = rows * widths.iter().copied().max().unwrap_or(0);
-        let result = scoped(&ctx, "backward", || {
-            let device = ctx.device();
-            let mut plan = Plan::new(self, pipelines, &plan_limits);
-            let dy_buf = plan.upload("dY [T, B, D·H]", bytemuck::cast_slice(&dy_int));
-            let carry = plan.upload("carry [L, D, B, H]", bytemuck::cast_slice(&carry0));
-            let grads = plan.storage(
-                "G_x [T, B, D, 3H] + G_h [D, T, B, 3H]",
-                f32_bytes(2 * gx_len),
-            );
-            let out = plan.storage("dW, dR, dB", f32_bytes(total));
-            let dx = [
-                plan.storage("dX (even layers)", f32_bytes(dx_len)),
-                plan.storage("dX (odd layers)", f32_bytes(dx_len)),
-            ];
-            for l in (0..nl).rev() {
-                let layer = &saved.layers[l];
-                let weights = &self.layers[l];
-                let k = layer.width;
-                let source = if l + 1 == nl {
-                    dy_buf.clone()
-                } else {
-                    dx[(l + 1) % 2].clone()
-                };
-                plan.clear(&grads);
-                let binding = StepBinding {
-                    buffers: [
-                        source,
-                        weights.rec.clone(),
-                        layer.hs.clone(),
-                        layer.reserve.clone(),
-                        grads.clone(),
-                        lens_buf.clone(),
-                        carry.clone(),
-                    ],
-                    layer: plan.layer_params(&dims, gx_len, l * nd * b * h),
-                };
-                let group = plan.step_binding(binding);
-                let dispatches = plan.backward_dispatches();
-                for n in (1..=t).rev() {
-                    for p in 0..dispatches {
-                        plan.step(group, false, p, n);
+        // Each layer's and direction's gradients in a buffer of its own (dW, dR, dB); `starts`
+        // places them in the host's copy.
+        let per_dir = |k: usize| 3 * h * k + 3 * h * h + 6 * h;
+        let starts: Vec<usize> = widths
+            .iter()
+            .scan(0, |at, &k| {
+                let start = *at;
+                *at += nd * per_dir(k);
+                Some(start)
+            })
+            .collect();
+        let total: usize = widths.iter().map(|&k| nd * per_dir(k)).sum();
+        let mut dx_int = vec![0.0f32; t * b * i];
+        let mut dh0_int = vec![0.0f32; nl * nd * b * h];
+        let mut weights_out = vec![0.0f32; total];
+        if let Some(largest) = saved.chunks.iter().map(|c| c.batch).max() {
+            self.train_pipelines()?;
+            let (_, plan_limits) = encode::train_chunk(
+                self.ctx.limits(),
+                &Dims {
+                    batch: largest,
+                    ..dims
+                },
+                self.uniform_stride,
+            )?;
+            let pipelines = self.built_train_pipelines()?;
+            let ctx = self.ctx.clone();
+            // dY as [T, B, D, H]; dY_h as the carries [L, D, B, H].
+            let dy_int = buffers::y_to_internal(dy, &dims);
+            let carry0 = match dy_h {
+                Some(d) => to_internal_state(d, &dims),
+                None => vec![0.0; nl * nd * b * h],
+            };
+            let reset_before = self.convention == Convention::ResetBefore;
+            let result = scoped(&ctx, "backward", || {
+                let device = ctx.device();
+                let mut plan = Plan::new(self, pipelines, &plan_limits);
+                let outs: Vec<Vec<wgpu::Buffer>> = widths
+                    .iter()
+                    .map(|&k| {
+                        (0..nd)
+                            .map(|_| {
+                                plan.storage(
+                                    "dW, dR, dB of a layer and direction",
+                                    f32_bytes(per_dir(k)),
+                                )
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let mut readbacks = Vec::with_capacity(saved.chunks.len());
+                for (c, chunk) in saved.chunks.iter().enumerate() {
+                    let (b0, n) = (chunk.first, chunk.batch);
+                    let cd = Dims { batch: n, ..dims };
+                    let rows = t * n;
+                    let gx_len = rows * nd * 3 * h;
+                    let dx_len = rows * widths.iter().copied().max().unwrap_or(0);
+                    let dy_c = take_entries(&dy_int, t, b, nd * h, b0, n);
+                    let carry_c = take_entries(&carry0, nl * nd, b, h, b0, n);
+                    let dy_buf = plan.upload("dY [T, B, D·H]", bytemuck::cast_slice(&dy_c));
+                    let carry = plan.upload("carry [L, D, B, H]", bytemuck::cast_slice(&carry_c));
+                    let grads = plan.storage(
+                        "G_x [T, B, D, 3H] + G_h [D, T, B, 3H]",
+                        f32_bytes(2 * gx_len),
+                    );
+                    let dx = [
+                        plan.storage("dX (even layers)", f32_bytes(dx_len)),
+                        plan.storage("dX (odd layers)", f32_bytes(dx_len)),
+                    ];
+                    for l in (0..nl).rev() {
+                        let layer = &chunk.layers[l];
+                        let weights = &self.layers[l];
+                        let k = layer.width;
+                        let source = if l + 1 == nl {
+                            dy_buf.clone()
+                        } else {
+                            dx[(l + 1) % 2].clone()
+                        };
+                        plan.clear(&grads);
+                        let binding = StepBinding {
+                            buffers: [
+                                source,
+                                weights.rec.clone(),
+                                layer.hs.clone(),
+                                layer.reserve.clone(),
+                                grads.clone(),
+                                chunk.lens.clone(),
+                                carry.clone(),
+                            ],
+                            layer: plan.layer_params(&cd, gx_len, l * nd * n * h),
+                        };
+                        let group = plan.step_binding(binding);
+                        let dispatches = plan.backward_dispatches();
+                        for step in (1..=t).rev() {
+                            for p in 0..dispatches {
+                                plan.step(group, false, p, step);
+                            }
+                        }
+                        plan.step(group, false, 0, 0);
+                        // dX = G_x · W: [T·B, D·3H] · [D·3H, K].
+                        plan.input_gradient(&grads, weights, &dx[l % 2], rows, nd * 3 * h, k);
+                        for (d, out) in outs[l].iter().enumerate() {
+                            plan.weight_gradients(&encode::WeightGrads {
+                                grads: &grads,
+                                gh_base: gx_len,
+                                input: &layer.input,
+                                hs: &layer.hs,
+                                reserve: &layer.reserve,
+                                out,
+                                d,
+                                k,
+                                base: 0,
+                                dims: &cd,
+                                reset_before,
+                                accumulate: c > 0,
+                            });
+                        }
+                    }
+                    let dx0_len = rows * i;
+                    let carry_len = nl * nd * n * h;
+                    let readback = plan.readback(f32_bytes(dx0_len + carry_len));
+                    plan.copy(&dx[0], 0, &readback, 0, f32_bytes(dx0_len));
+                    plan.copy(
+                        &carry,
+                        0,
+                        &readback,
+                        f32_bytes(dx0_len),
+                        f32_bytes(carry_len),
+                    );
+                    readbacks.push(readback);
+                }
+                let weights_readback = plan.readback(f32_bytes(total));
+                for ((layer_outs, &start), &k) in outs.iter().zip(&starts).zip(&widths) {
+                    for (d, out) in layer_outs.iter().enumerate() {
+                        plan.copy(
+                            out,
+                            0,
+                            &weights_readback,
+                            f32_bytes(start + d * per_dir(k)),
+                            f32_bytes(per_dir(k)),
+                        );
                     }
                 }
-                plan.step(group, false, 0, 0);
-                // dX = G_x · W: [T·B, D·3H] · [D·3H, K].
-                plan.input_gradient(&grads, weights, &dx[l % 2], rows, nd * 3 * h, k);
-                for (d, &base) in offsets[l].iter().enumerate() {
-                    plan.weight_gradients(&encode::WeightGrads {
-                        grads: &grads,
-                        gh_base: gx_len,
-                        input: &layer.input,
-                        hs: &layer.hs,
-                        reserve: &layer.reserve,
-                        out: &out,
-                        d,
-                        k,
-                        base,
-                        dims: &dims,
-                        reset_before: self.convention == Convention::ResetBefore,
-                    });
-                }
+                let submission = plan.submit(device, ctx.queue(), "gru backward");
+                (submission, readbacks, weights_readback)
+            })?;
+            let (submission, readbacks, weights_readback) = result;
+            for (readback, chunk) in readbacks.iter().zip(&saved.chunks) {
+                let (b0, n) = (chunk.first, chunk.batch);
+                let data = read_bytes(&ctx, readback, submission.clone())?;
+                let values: &[f32] = bytemuck::cast_slice(&data);
+                let dx0_len = t * n * i;
+                put_entries(&mut dx_int, &values[..dx0_len], t, b, i, b0, n);
+                put_entries(&mut dh0_int, &values[dx0_len..], nl * nd, b, h, b0, n);
             }
-            let dx0_len = rows * dims.input_size;
-            let carry_len = nl * nd * b * h;
-            let readback = plan.readback(f32_bytes(total + dx0_len + carry_len));
-            plan.copy(&out, 0, &readback, 0, f32_bytes(total));
-            plan.copy(&dx[0], 0, &readback, f32_bytes(total), f32_bytes(dx0_len));
-            plan.copy(
-                &carry,
-                0,
-                &readback,
-                f32_bytes(total + dx0_len),
-                f32_bytes(carry_len),
-            );
-            let submission = plan.submit(device, ctx.queue(), "gru backward");
-            (submission, readback)
-        })?;
-        let (submission, readback) = result;
-        let data = read_bytes(&ctx, &readback, submission)?;
-        ctx.check_lost()?;
-        let values: &[f32] = bytemuck::cast_slice(&data);
+            let data = read_bytes(&ctx, &weights_readback, submission)?;
+            weights_out.copy_from_slice(&bytemuck::cast_slice::<u8, f32>(&data)[..total]);
+            ctx.check_lost()?;
+        }
         let wide = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
         let mut layers = Vec::with_capacity(nl);
-        for (&k, layer_offsets) in widths.iter().zip(&offsets) {
-            let mut per_dir = Vec::with_capacity(nd);
-            for &o in layer_offsets {
+        for (&k, &start) in widths.iter().zip(&starts) {
+            let mut dirs = Vec::with_capacity(nd);
+            for d in 0..nd {
+                let o = start + d * per_dir(k);
                 let (nw, nr) = (3 * h * k, 3 * h * h);
-                per_dir.push(LayerGradients {
-                    dw: wide(&values[o..o + nw]),
-                    dr: wide(&values[o + nw..o + nw + nr]),
-                    db: wide(&values[o + nw + nr..o + nw + nr + 6 * h]),
+                dirs.push(LayerGradients {
+                    dw: wide(&weights_out[o..o + nw]),
+                    dr: wide(&weights_out[o + nw..o + nw + nr]),
+                    db: wide(&weights_out[o + nw + nr..o + nw + nr + 6 * h]),
                 });
             }
-            layers.push(per_dir);
+            layers.push(dirs);
         }
-        let dx_int = &values[total..total + rows * dims.input_size];
-        let dx = buffers::rows_from_internal(dx_int, &dims, dims.input_size);
-        let dh0 = from_internal_state(&values[total + rows * dims.input_size..], &dims, None);
+        let dx = buffers::rows_from_internal(&dx_int, &dims, i);
+        let dh0 = from_internal_state(&dh0_int, &dims, None);
         Ok(GruGradients {
             layers,
             dx: wide(&dx),
@@ -532,12 +611,6 @@ impl GpuGru {
         self.train
             .as_ref()
             .ok_or_else(|| gpu_message("training", "the training pipelines were not built"))
-    }
-
-    /// Checks that every buffer of training over `dims` fits the device; returns what the plan
-    /// needs of the limits.
-    fn train_limits(&self, dims: &Dims) -> Result<encode::PlanLimits> {
-        encode::check_train(self.ctx.limits(), dims, self.uniform_stride)
     }
 }
 

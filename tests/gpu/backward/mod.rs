@@ -3,6 +3,7 @@
 //! reference. Tolerance per gradient tensor: `max|g − e| ≤ 1e-5 + 1e-4·max|e|` (a gradient
 //! is a sum over T·B terms, so the bound is relative to the tensor's largest entry).
 
+mod chunks;
 mod golden;
 mod large;
 mod random;

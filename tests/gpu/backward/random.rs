@@ -74,7 +74,15 @@ pub fn random_case(seed: u64) -> NetCase {
 /// Runs `case` forward and backward on the GPU and on the CPU reference; `None` when every
 /// output and gradient is within tolerance, else the report.
 pub fn check_case(case: &NetCase, with_dy_h: bool) -> Option<String> {
-    let ctx = gpu()?;
+    check_case_on(gpu()?, case, with_dy_h).1
+}
+
+/// [`check_case`] on `ctx`; also returns how many chunks of entries the forward ran in.
+pub fn check_case_on(
+    ctx: &gru_wgpu::gpu::GpuContext,
+    case: &NetCase,
+    with_dy_h: bool,
+) -> (usize, Option<String>) {
     let data = case.data();
     let input = case.input(&data);
     let mut model = GpuGru::from_model(ctx, &data.model).expect("gpu model");
@@ -112,7 +120,11 @@ pub fn check_case(case: &NetCase, with_dy_h: bool) -> Option<String> {
             report += &r;
         }
     }
-    (!report.is_empty()).then(|| format!("{case:?} dY_h {with_dy_h}:\n{report}"))
+    let chunks = saved.chunks();
+    (
+        chunks,
+        (!report.is_empty()).then(|| format!("{case:?} dY_h {with_dy_h}:\n{report}")),
+    )
 }
 
 fn run_range(seeds: std::ops::Range<u64>) {
