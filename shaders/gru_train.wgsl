@@ -60,7 +60,11 @@ struct TrainLayerParams {
 @group(0) @binding(8) var<uniform> lp: TrainLayerParams;
 
 override HIDDEN: u32 = 1u;
-const LANES: u32 = 64u;
+// Lanes per workgroup (a power of two, at most 64): 64 on GPUs; fewer on CPU adapters, where
+// a workgroup's lanes run as one SIMD loop and every barrier switches between them.
+override LANES: u32 = 64u;
+// Elements each lane takes per loop trip: that many independent loads in flight.
+const UNROLL: u32 = 4u;
 
 // Entries per workgroup: each weight load serves four entries (vec4 accumulators), as in the
 // inference forward's split kernel (gru_split.wgsl).
@@ -205,28 +209,40 @@ fn forward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
             let row_z = 3u * d * plane + j * HIDDEN;
             if (mode == FWD_CANDIDATE) {
                 let row_h = row_z + 2u * plane;
-                for (var k = lid; k < HIDDEN; k += LANES) {
-                    ph += rmat[row_h + k] * gather(1u, u_base, e.live, k);
+                for (var k0 = lid; k0 < HIDDEN; k0 += LANES * UNROLL) {
+                    for (var u = 0u; u < UNROLL; u++) {
+                        let k = k0 + u * LANES;
+                        if (k < HIDDEN) {
+                            ph += rmat[row_h + k] * gather(1u, u_base, e.live, k);
+                        }
+                    }
                 }
             } else {
-                for (var k = lid; k < HIDDEN; k += LANES) {
-                    let h = gather(0u, h_base, e.live, k);
-                    pz += rmat[row_z + k] * h;
-                    pr += rmat[row_z + plane + k] * h;
-                    if (mode == FWD_RESET_AFTER) {
-                        ph += rmat[row_z + 2u * plane + k] * h;
+                for (var k0 = lid; k0 < HIDDEN; k0 += LANES * UNROLL) {
+                    for (var u = 0u; u < UNROLL; u++) {
+                        let k = k0 + u * LANES;
+                        if (k < HIDDEN) {
+                            let h = gather(0u, h_base, e.live, k);
+                            pz += rmat[row_z + k] * h;
+                            pr += rmat[row_z + plane + k] * h;
+                            if (mode == FWD_RESET_AFTER) {
+                                ph += rmat[row_z + 2u * plane + k] * h;
+                            }
+                        }
                     }
                 }
             }
         }
         reduce3(lid, pz, pr, ph);
-        let b = b0 + lid;
-        if (lid < NB && b < lp.batch) {
-            if (has_step(b, s)) {
-                forward_finish(mode, d, b, j, red[0][lid], red[LANES][lid], red[2u * LANES][lid]);
-            } else if (mode != FWD_GATES) {
-                // No step for this entry: the state carries over unchanged.
-                hs[hs_index(d, s + 1u, b, j)] = hs[hs_index(d, s, b, j)];
+        for (var i = lid; i < NB; i += LANES) {
+            let b = b0 + i;
+            if (b < lp.batch) {
+                if (has_step(b, s)) {
+                    forward_finish(mode, d, b, j, red[0][i], red[LANES][i], red[2u * LANES][i]);
+                } else if (mode != FWD_GATES) {
+                    // No step for this entry: the state carries over unchanged.
+                    hs[hs_index(d, s + 1u, b, j)] = hs[hs_index(d, s, b, j)];
+                }
             }
         }
         workgroupBarrier();
@@ -269,7 +285,7 @@ fn forward_finish(mode: u32, d: u32, b: u32, j: u32, pz: f32, pr: f32, ph: f32) 
     outs[by_time(t, b, d, HIDDEN) + j] = next;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(LANES)
 fn train_step_reset_after(
     @builtin(local_invocation_index) lid: u32,
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -278,7 +294,7 @@ fn train_step_reset_after(
     forward_step(FWD_RESET_AFTER, lid, wid, groups.x);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(LANES)
 fn train_gates_reset_before(
     @builtin(local_invocation_index) lid: u32,
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -287,7 +303,7 @@ fn train_gates_reset_before(
     forward_step(FWD_GATES, lid, wid, groups.x);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(LANES)
 fn train_candidate_reset_before(
     @builtin(local_invocation_index) lid: u32,
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -346,14 +362,21 @@ fn backward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
         var p = vec4<f32>(0.0);
         if (e.any) {
             let col = 3u * d * HIDDEN * HIDDEN + k * 3u * HIDDEN + first;
-            for (var i = lid; i < count; i += LANES) {
-                p += rmat[col + i] * gather(2u, g_base, e.live, i);
+            for (var i0 = lid; i0 < count; i0 += LANES * UNROLL) {
+                for (var u = 0u; u < UNROLL; u++) {
+                    let i = i0 + u * LANES;
+                    if (i < count) {
+                        p += rmat[col + i] * gather(2u, g_base, e.live, i);
+                    }
+                }
             }
         }
         reduce3(lid, p, vec4<f32>(0.0), vec4<f32>(0.0));
-        let b = b0 + lid;
-        if (lid < NB && b < lp.batch && live) {
-            backward_finish(mode, d, b, k, red[0][lid]);
+        for (var i = lid; i < NB; i += LANES) {
+            let b = b0 + i;
+            if (b < lp.batch && live) {
+                backward_finish(mode, d, b, k, red[0][i]);
+            }
         }
         workgroupBarrier();
     }
@@ -414,7 +437,7 @@ fn backward_finish(mode: u32, d: u32, b: u32, k: u32, product: f32) {
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(LANES)
 fn grad_step_reset_after(
     @builtin(local_invocation_index) lid: u32,
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -423,7 +446,7 @@ fn grad_step_reset_after(
     backward_step(BWD_RESET_AFTER, lid, wid, groups.x);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(LANES)
 fn grad_gates_reset_before(
     @builtin(local_invocation_index) lid: u32,
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -432,7 +455,7 @@ fn grad_gates_reset_before(
     backward_step(BWD_GATES, lid, wid, groups.x);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(LANES)
 fn grad_candidate_reset_before(
     @builtin(local_invocation_index) lid: u32,
     @builtin(workgroup_id) wid: vec3<u32>,

@@ -110,3 +110,79 @@ fn train_gemm(
         }
     }
 }
+
+// The same GEMM without workgroup memory, for CPU adapters (as input_projection_direct.wgsl
+// is for the forward): a workgroup of 64 invocations covers 8 rows × 256 columns of C
+// (rows from the workgroup id, the same for every invocation, so a CPU loads each A value
+// once for the whole workgroup; invocation c owns columns 4c .. 4c+3), eight vec4
+// accumulators per invocation, one k per loop trip in the same ascending order. Rows past m
+// read row m − 1 and are not stored; columns past n read zero and are not stored. Loop trips
+// per invocation: k_end − k_begin (the host keeps it at most TRAIN_GEMM_DIRECT_MAX_K).
+
+fn load_b4(k: u32, n0: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    let at = gp.b_off + k * gp.b_sk;
+    for (var i = 0u; i < 4u; i++) {
+        if (n0 + i < gp.n) {
+            v[i] = b[at + (n0 + i) * gp.b_sn];
+        }
+    }
+    return v;
+}
+
+fn store_c4(m: u32, n0: u32, acc: vec4<f32>) {
+    if (m >= gp.m) {
+        return;
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let n = n0 + i;
+        if (n < gp.n) {
+            let at = gp.c_off + m * gp.c_sm + n * gp.c_sn;
+            var v = acc[i];
+            if (gp.has_bias != 0u) {
+                v += bias[n];
+            }
+            if (gp.accumulate != 0u) {
+                v = c[at] + v;
+            }
+            c[at] = v;
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn train_gemm_direct(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let blocks_m = (gp.m + 7u) / 8u;
+    let blocks_n = (gp.n + 255u) / 256u;
+    let last = gp.m - 1u;
+    for (var bm = wid.y; bm < blocks_m; bm += groups.y) {
+        for (var bn = wid.x; bn < blocks_n; bn += groups.x) {
+            let m0 = bm * 8u;
+            let n0 = bn * 256u + lid * 4u;
+            var rows: array<u32, 8>;
+            for (var i = 0u; i < 8u; i++) {
+                rows[i] = gp.a_off + min(m0 + i, last) * gp.a_sm;
+            }
+            var acc: array<vec4<f32>, 8>;
+            for (var i = 0u; i < 8u; i++) {
+                acc[i] = vec4<f32>(0.0);
+            }
+            if (n0 < gp.n) {
+                for (var k = gp.k_begin; k < gp.k_end; k++) {
+                    let bv = load_b4(k, n0);
+                    let ka = k * gp.a_sk;
+                    for (var i = 0u; i < 8u; i++) {
+                        acc[i] += a[rows[i] + ka] * bv;
+                    }
+                }
+                for (var i = 0u; i < 8u; i++) {
+                    store_c4(m0 + i, n0, acc[i]);
+                }
+            }
+        }
+    }
+}

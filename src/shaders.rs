@@ -176,7 +176,7 @@ impl Kernel {
             }
             Kernel::GruPersistent => &["persistent_reset_after", "persistent_reset_before"],
             Kernel::StreamState => &["gather_state", "scatter_state"],
-            Kernel::TrainGemm => &["train_gemm"],
+            Kernel::TrainGemm => &["train_gemm", "train_gemm_direct"],
             Kernel::GruTrain => &[
                 "train_step_reset_after",
                 "train_gates_reset_before",
@@ -195,7 +195,8 @@ impl Kernel {
             Kernel::InputProjectionDirect => &["VEC_K"],
             Kernel::GruStep | Kernel::GruStepVec4 => &["HIDDEN", "WG", "DIRECT", "VEC_H"],
             Kernel::GruPersistent => &["HIDDEN", "WG"],
-            Kernel::GruSplit | Kernel::GruSplitSubgroup | Kernel::GruTrain => &["HIDDEN"],
+            Kernel::GruSplit | Kernel::GruSplitSubgroup => &["HIDDEN"],
+            Kernel::GruTrain => &["HIDDEN", "LANES"],
         }
     }
 

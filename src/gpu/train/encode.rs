@@ -13,12 +13,16 @@ use crate::gpu::params::{
 use crate::gpu::weights::LayerWeights;
 use crate::input::Dims;
 
-use super::{f32_bytes, TrainPipelines};
+use super::{f32_bytes, StepSet, TrainPipelines};
 
 /// Rows of K one GEMM dispatch sums: 16 per loop trip, so at most 32768 trips per invocation
 /// (half of lavapipe's 65535-trip cap, REFERENCES.md §6); longer sums are split into several
 /// dispatches that accumulate, in a fixed order.
 pub(super) const TRAIN_GEMM_MAX_K: usize = 16 * 32768;
+
+/// Rows of K one dispatch of the direct GEMM sums (one per loop trip): half of lavapipe's
+/// 65535-trip cap.
+pub(super) const TRAIN_GEMM_DIRECT_MAX_K: usize = 32768;
 
 /// Entries per workgroup of `gru_train.wgsl`'s step kernels.
 pub(super) const STEP_ENTRIES: u32 = 4;
@@ -332,13 +336,28 @@ impl<'m> Plan<'m> {
     }
 
     /// Dispatches per step of the training forward.
+    /// Whether the GEMMs run `train_gemm_direct` (the model's input projection runs the
+    /// direct kernel: CPU adapters) rather than the tiled `train_gemm`.
+    fn direct_gemm(&self) -> bool {
+        self.model.gemm_kernel() == crate::gpu::path::GemmKernel::Direct
+    }
+
+    /// The step pipelines of the model's lane count.
+    fn steps(&self) -> &StepSet {
+        if self.model.training_lanes() == super::TRAIN_LANES_GPU {
+            &self.pipelines.wide
+        } else {
+            &self.pipelines.narrow
+        }
+    }
+
     pub(super) fn forward_dispatches(&self) -> usize {
-        self.pipelines.forward.len()
+        self.steps().forward.len()
     }
 
     /// Dispatches per step of the backward.
     pub(super) fn backward_dispatches(&self) -> usize {
-        self.pipelines.backward.len()
+        self.steps().backward.len()
     }
 
     /// Dispatch `pipeline` of a forward (or backward) step with parameter `s`, over the
@@ -366,15 +385,21 @@ impl<'m> Plan<'m> {
         if p.m == 0 || p.n == 0 {
             return;
         }
-        let most = self.limits.max_groups;
+        let most = self.limits.max_groups as usize;
+        let direct = self.direct_gemm();
+        let (tile_n, tile_m, max_k) = if direct {
+            (256, 8, TRAIN_GEMM_DIRECT_MAX_K)
+        } else {
+            (GEMM_TILE, GEMM_TILE, TRAIN_GEMM_MAX_K)
+        };
         let groups = (
-            (p.n as usize).div_ceil(GEMM_TILE).min(most as usize) as u32,
-            (p.m as usize).div_ceil(GEMM_TILE).min(most as usize) as u32,
+            (p.n as usize).div_ceil(tile_n).min(most) as u32,
+            (p.m as usize).div_ceil(tile_m).min(most) as u32,
         );
         let k = p.k_end as usize;
         let mut begin = 0;
         loop {
-            let end = (begin + TRAIN_GEMM_MAX_K).min(k);
+            let end = (begin + max_k).min(k);
             let chunk = TrainGemmParams {
                 k_begin: u(begin),
                 k_end: u(end),
@@ -697,7 +722,11 @@ impl<'m> Plan<'m> {
                                         ),
                                     ],
                                 });
-                                pass.set_pipeline(&self.pipelines.gemm);
+                                pass.set_pipeline(if self.direct_gemm() {
+                                    &self.pipelines.gemm_direct
+                                } else {
+                                    &self.pipelines.gemm
+                                });
                                 pass.set_bind_group(0, &group, &[slot * stride as u32]);
                                 pass.dispatch_workgroups(groups.0, groups.1, 1);
                             }
@@ -708,9 +737,9 @@ impl<'m> Plan<'m> {
                                 s,
                             } => {
                                 let p = if *forward {
-                                    &self.pipelines.forward[*pipeline]
+                                    &self.steps().forward[*pipeline]
                                 } else {
-                                    &self.pipelines.backward[*pipeline]
+                                    &self.steps().backward[*pipeline]
                                 };
                                 let batch = self.bindings[*binding].layer.batch;
                                 pass.set_pipeline(p);

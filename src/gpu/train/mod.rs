@@ -37,7 +37,7 @@ use crate::error::{GruError, Result};
 use crate::gpu::errors::{gpu_message, scoped};
 use crate::gpu::kernels::LayoutFamily;
 use crate::gpu::model::GpuGru;
-use crate::gpu::path::StepStructure;
+use crate::gpu::path::{StepKernel, StepStructure};
 use crate::gpu::readback::read_bytes;
 use crate::input::{Dims, GruInput, GruOutput};
 use crate::shaders::Kernel;
@@ -49,9 +49,6 @@ use buffers::{
 };
 use encode::{Plan, StepBinding};
 
-/// Lanes per workgroup of `gru_train.wgsl`.
-const LANES: u64 = 64;
-
 /// Identifies the model a [`Saved`] came from.
 static NEXT_MODEL: AtomicU64 = AtomicU64::new(1);
 
@@ -60,16 +57,35 @@ pub(in crate::gpu) fn next_model_id() -> u64 {
     NEXT_MODEL.fetch_add(1, Ordering::Relaxed)
 }
 
-/// The pipelines of training, built on first use.
-pub(in crate::gpu) struct TrainPipelines {
-    gemm: wgpu::ComputePipeline,
-    gemm_layout: wgpu::BindGroupLayout,
-    step_layout: wgpu::BindGroupLayout,
+/// The step pipelines of one lane count.
+pub(in crate::gpu) struct StepSet {
     /// The forward's dispatches of one step (one for reset-after, two for reset-before).
     forward: Vec<wgpu::ComputePipeline>,
     /// The backward's dispatches of one step.
     backward: Vec<wgpu::ComputePipeline>,
 }
+
+/// The pipelines of training, built on first use.
+pub(in crate::gpu) struct TrainPipelines {
+    /// `train_gemm`: 16×16 tiles through workgroup memory (GPUs).
+    gemm: wgpu::ComputePipeline,
+    /// `train_gemm_direct`: register-blocked, no workgroup memory (CPU adapters, with the
+    /// direct input-projection kernel).
+    gemm_direct: wgpu::ComputePipeline,
+    gemm_layout: wgpu::BindGroupLayout,
+    step_layout: wgpu::BindGroupLayout,
+    /// [`TRAIN_LANES_GPU`] lanes per workgroup.
+    wide: StepSet,
+    /// [`TRAIN_LANES_CPU`] lanes per workgroup.
+    narrow: StepSet,
+}
+
+/// Lanes per workgroup of the training step kernels on GPUs (with the split step kernel).
+pub const TRAIN_LANES_GPU: u32 = 64;
+/// Lanes per workgroup on CPU adapters (with the staged or direct step kernel): a CPU runs a
+/// workgroup's lanes as one SIMD loop, and every barrier of the reduction switches between
+/// them.
+pub const TRAIN_LANES_CPU: u32 = 4;
 
 /// One layer's saved tensors (see the module docs).
 pub(super) struct SavedLayer {
@@ -178,6 +194,7 @@ impl GpuGru {
                 Ok::<_, GruError>(p)
             };
             let gemm = pipeline(Kernel::TrainGemm, "train_gemm", &[])?;
+            let gemm_direct = pipeline(Kernel::TrainGemm, "train_gemm_direct", &[])?;
             let (fwd, bwd): (&[&'static str], &[&'static str]) = match self.convention {
                 Convention::ResetAfter => (&["train_step_reset_after"], &["grad_step_reset_after"]),
                 Convention::ResetBefore => (
@@ -185,21 +202,27 @@ impl GpuGru {
                     &["grad_gates_reset_before", "grad_candidate_reset_before"],
                 ),
             };
-            let constants = [("HIDDEN", h)];
-            let forward = fwd
-                .iter()
-                .map(|e| pipeline(Kernel::GruTrain, e, &constants))
-                .collect::<Result<Vec<_>>>()?;
-            let backward = bwd
-                .iter()
-                .map(|e| pipeline(Kernel::GruTrain, e, &constants))
-                .collect::<Result<Vec<_>>>()?;
+            let mut set = |lanes: u32| {
+                let constants = [("HIDDEN", h), ("LANES", lanes as f64)];
+                let forward = fwd
+                    .iter()
+                    .map(|e| pipeline(Kernel::GruTrain, e, &constants))
+                    .collect::<Result<Vec<_>>>()?;
+                let backward = bwd
+                    .iter()
+                    .map(|e| pipeline(Kernel::GruTrain, e, &constants))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok::<_, GruError>(StepSet { forward, backward })
+            };
+            let wide = set(TRAIN_LANES_GPU)?;
+            let narrow = set(TRAIN_LANES_CPU)?;
             let pipelines = TrainPipelines {
                 gemm,
+                gemm_direct,
                 gemm_layout: kernels.bind_group_layout(device, LayoutFamily::TrainGemm)?,
                 step_layout: kernels.bind_group_layout(device, LayoutFamily::TrainStep)?,
-                forward,
-                backward,
+                wide,
+                narrow,
             };
             Ok::<_, GruError>((pipelines, created))
         })??;
@@ -572,11 +595,22 @@ impl GpuGru {
         })
     }
 
+    /// Lanes per workgroup of the training step kernels: [`TRAIN_LANES_GPU`] with the split step
+    /// kernel ([`GpuGru::step_kernel`], the automatic choice on GPUs), [`TRAIN_LANES_CPU`] with the
+    /// staged or direct one (CPU adapters).
+    pub fn training_lanes(&self) -> u32 {
+        match self.step_kernel() {
+            StepKernel::Split | StepKernel::SplitWorkgroup => TRAIN_LANES_GPU,
+            StepKernel::Staged | StepKernel::Direct => TRAIN_LANES_CPU,
+        }
+    }
+
     /// The parallel structure of one timestep of one layer of the training forward and of
     /// the backward over `batch` entries (what a GPU's step time follows; gru-bench prints
-    /// it): per dispatch `min(H, max groups) · ⌈B/4⌉ · D` workgroups of 64 lanes, each lane
-    /// looping over its share of the reduced axis (the forward: H; the backward: 3H for
-    /// reset-after, 2H then H for reset-before), then 6 rounds of the lanes' tree.
+    /// it): per dispatch `min(H, max groups) · ⌈B/4⌉ · D` workgroups of
+    /// [`GpuGru::training_lanes`] lanes, each lane looping over its share of the reduced axis
+    /// (the forward: H; the backward: 3H for reset-after, 2H then H for reset-before), four
+    /// elements per trip, then log2(lanes) rounds of the lanes' tree.
     pub fn training_structure(&self, batch: usize) -> (StepStructure, StepStructure) {
         let h = self.hidden_size as u64;
         let d = self.direction.num_directions() as u64;
@@ -588,7 +622,8 @@ impl GpuGru {
         );
         let workgroups = units * (batch as u64).div_ceil(encode::STEP_ENTRIES as u64) * d;
         let per_unit = h.div_ceil(units);
-        let loop_of = |k: u64| per_unit * (k.div_ceil(LANES) + LANES.ilog2() as u64);
+        let lanes = self.training_lanes() as u64;
+        let loop_of = |k: u64| per_unit * (k.div_ceil(lanes * 4) + lanes.ilog2() as u64);
         let (dispatches, backward_k) = match self.convention {
             Convention::ResetAfter => (1.0, 3 * h),
             Convention::ResetBefore => (2.0, 2 * h),
@@ -597,7 +632,7 @@ impl GpuGru {
             kernel,
             dispatches_per_step: dispatches,
             workgroups,
-            invocations: workgroups * LANES,
+            invocations: workgroups * lanes,
             longest_loop: loop_of(k),
         };
         (

@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::random::compare_grad;
+use super::random::{compare_grad, TRAIN_VARIANTS};
 use crate::common::gpu;
 use gru_wgpu::cpu::GruGradients;
 use gru_wgpu::gpu::GpuGru;
@@ -83,8 +83,12 @@ fn both(
     )];
     if let Some(ctx) = gpu() {
         let mut m = GpuGru::from_model(ctx, model).expect("gpu model");
-        let (_, saved) = m.forward_train(input).expect("training forward");
-        out.push(("gpu", m.backward(&saved, dy, dyh).expect("gpu backward")));
+        for (step, gemm, variant) in TRAIN_VARIANTS {
+            m.set_step_kernel(Some(step));
+            m.set_gemm_kernel(Some(gemm));
+            let (_, saved) = m.forward_train(input).expect("training forward");
+            out.push((variant, m.backward(&saved, dy, dyh).expect("gpu backward")));
+        }
     }
     out
 }

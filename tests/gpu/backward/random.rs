@@ -4,7 +4,7 @@
 use crate::common;
 
 use common::{gpu, rounded_reference, tolerance, NetCase, Rng};
-use gru_wgpu::gpu::GpuGru;
+use gru_wgpu::gpu::{GemmKernel, GpuGru, StepKernel};
 use gru_wgpu::{cpu, Convention, Direction, Dtype, Layout, OutputStyle};
 
 /// Per-tensor check of gradients: `max|g − e| ≤ 1e-5 + 1e-4·max|e|`; returns a report line
@@ -77,7 +77,20 @@ pub fn check_case(case: &NetCase, with_dy_h: bool) -> Option<String> {
     check_case_on(gpu()?, case, with_dy_h).1
 }
 
-/// [`check_case`] on `ctx`; also returns how many chunks of entries the forward ran in.
+/// The training kernel variants: the GPU shape (64 lanes per workgroup, with the split step
+/// kernel; the tiled GEMM) and the CPU-adapter shape (4 lanes, with the direct step kernel;
+/// the register-blocked GEMM). Every check runs both, whatever the adapter.
+pub const TRAIN_VARIANTS: [(StepKernel, GemmKernel, &str); 2] = [
+    (StepKernel::Split, GemmKernel::Tiled, "64 lanes, tiled GEMM"),
+    (
+        StepKernel::Direct,
+        GemmKernel::Direct,
+        "4 lanes, direct GEMM",
+    ),
+];
+
+/// [`check_case`] on `ctx`, in every [`TRAIN_VARIANTS`]; also returns how many chunks of
+/// entries the forward ran in.
 pub fn check_case_on(
     ctx: &gru_wgpu::gpu::GpuContext,
     case: &NetCase,
@@ -86,41 +99,47 @@ pub fn check_case_on(
     let data = case.data();
     let input = case.input(&data);
     let mut model = GpuGru::from_model(ctx, &data.model).expect("gpu model");
-    let (out, saved) = model.forward_train(&input).expect("training forward");
-    let mut report = String::new();
     let expected = rounded_reference(&data.model, &input, Dtype::F32);
-    for (name, g, e) in [("Y", &out.y, &expected.y), ("Y_h", &out.y_h, &expected.y_h)] {
-        let c = tolerance(Dtype::F32).compare(g, e);
-        if !c.passed() {
-            report += &format!("training forward {name}: {c}\n");
-        }
-    }
-    let dims = out.dims;
+    let dims = expected.dims;
     let mut rng = Rng::new(case.seed ^ 0xD1CE);
     let dy = rng.vec(dims.y_len(), 1.0);
     let dy_h = rng.vec(dims.state_len(), 1.0);
     let dy_h = with_dy_h.then_some(dy_h.as_slice());
-    let got = model.backward(&saved, &dy, dy_h).expect("gpu backward");
     let want = cpu::backward_model(&data.model, &input, &dy, dy_h).expect("cpu backward");
-    for (l, (gl, wl)) in got.layers.iter().zip(&want.layers).enumerate() {
-        for (d, (g, w)) in gl.iter().zip(wl).enumerate() {
-            for (name, a, e) in [
-                ("dW", &g.dw, &w.dw),
-                ("dR", &g.dr, &w.dr),
-                ("dB", &g.db, &w.db),
-            ] {
-                if let Some(r) = compare_grad(&format!("layer {l} dir {d} {name}"), a, e) {
-                    report += &r;
+    let mut report = String::new();
+    let mut chunks = 0;
+    for (step, gemm, variant) in TRAIN_VARIANTS {
+        model.set_step_kernel(Some(step));
+        model.set_gemm_kernel(Some(gemm));
+        let (out, saved) = model.forward_train(&input).expect("training forward");
+        for (name, g, e) in [("Y", &out.y, &expected.y), ("Y_h", &out.y_h, &expected.y_h)] {
+            let c = tolerance(Dtype::F32).compare(g, e);
+            if !c.passed() {
+                report += &format!("{variant}: training forward {name}: {c}\n");
+            }
+        }
+        let got = model.backward(&saved, &dy, dy_h).expect("gpu backward");
+        for (l, (gl, wl)) in got.layers.iter().zip(&want.layers).enumerate() {
+            for (d, (g, w)) in gl.iter().zip(wl).enumerate() {
+                for (name, a, e) in [
+                    ("dW", &g.dw, &w.dw),
+                    ("dR", &g.dr, &w.dr),
+                    ("dB", &g.db, &w.db),
+                ] {
+                    let what = format!("{variant}: layer {l} dir {d} {name}");
+                    if let Some(r) = compare_grad(&what, a, e) {
+                        report += &r;
+                    }
                 }
             }
         }
-    }
-    for (name, a, e) in [("dX", &got.dx, &want.dx), ("dh0", &got.dh0, &want.dh0)] {
-        if let Some(r) = compare_grad(name, a, e) {
-            report += &r;
+        for (name, a, e) in [("dX", &got.dx, &want.dx), ("dh0", &got.dh0, &want.dh0)] {
+            if let Some(r) = compare_grad(&format!("{variant}: {name}"), a, e) {
+                report += &r;
+            }
         }
+        chunks = saved.chunks();
     }
-    let chunks = saved.chunks();
     (
         chunks,
         (!report.is_empty()).then(|| format!("{case:?} dY_h {with_dy_h}:\n{report}")),

@@ -1,7 +1,7 @@
 //! What the backward promises besides its values: bitwise reproducibility, typed errors,
 //! empty batches, NaN propagation, and nothing the caller passed in modified.
 
-use super::random::random_case;
+use super::random::{random_case, TRAIN_VARIANTS};
 use crate::common::{gpu, Rng};
 use gru_wgpu::gpu::{GpuGru, ModelOptions};
 use gru_wgpu::{Dtype, GruError};
@@ -14,21 +14,30 @@ fn gradients_are_bitwise_reproducible() {
     let data = case.data();
     let input = case.input(&data);
     let mut model = GpuGru::from_model(ctx, &data.model).expect("model");
-    let (out, saved) = model.forward_train(&input).expect("forward");
-    let dy = Rng::new(3).vec(out.dims.y_len(), 1.0);
-    let a = model.backward(&saved, &dy, None).expect("backward");
-    let (_, saved2) = model.forward_train(&input).expect("forward again");
-    let b = model.backward(&saved2, &dy, None).expect("backward again");
-    let bits = |g: &gru_wgpu::cpu::GruGradients| {
-        let mut v: Vec<u64> = g.dx.iter().chain(&g.dh0).map(|x| x.to_bits()).collect();
-        for l in &g.layers {
-            for d in l {
-                v.extend(d.dw.iter().chain(&d.dr).chain(&d.db).map(|x| x.to_bits()));
-            }
+    for (step, gemm, variant) in TRAIN_VARIANTS {
+        model.set_step_kernel(Some(step));
+        model.set_gemm_kernel(Some(gemm));
+        let (out, saved) = model.forward_train(&input).expect("forward");
+        let dy = Rng::new(3).vec(out.dims.y_len(), 1.0);
+        let a = model.backward(&saved, &dy, None).expect("backward");
+        let (_, saved2) = model.forward_train(&input).expect("forward again");
+        let b = model.backward(&saved2, &dy, None).expect("backward again");
+        assert_eq!(
+            bits(&a),
+            bits(&b),
+            "{case:?} {variant}: two backwards differ"
+        );
+    }
+}
+
+fn bits(g: &gru_wgpu::cpu::GruGradients) -> Vec<u64> {
+    let mut v: Vec<u64> = g.dx.iter().chain(&g.dh0).map(|x| x.to_bits()).collect();
+    for l in &g.layers {
+        for d in l {
+            v.extend(d.dw.iter().chain(&d.dr).chain(&d.db).map(|x| x.to_bits()));
         }
-        v
-    };
-    assert_eq!(bits(&a), bits(&b), "{case:?}: two backwards differ");
+    }
+    v
 }
 
 /// Bad input gets typed errors that say what was expected; inputs are left as they were.
