@@ -15,8 +15,11 @@
 //   carry[L, D, B, H]       the part of ∂L/∂h_prev that is not a product with R (g ⊙ z, plus
 //                           ∂u ⊙ r for reset-before); starts as dY_h, ends as d initial_h
 //
-// Bindings: the forward binds (xp, R row-major + Rb, hs, reserve, y, lens, ·, sp, lp), the
-// backward (dY, Rᵀ + Rb, hs, reserve, G, lens, carry, sp, lp).
+// Bindings: the forward binds (xp, R, hs, reserve, y, lp, ·, sp), the backward (dY, R, hs,
+// reserve, G, lp, carry, sp); lp holds the layer's sizes followed by the entries' lengths.
+// Read-only storage, not a uniform buffer: lavapipe specialises a shader for the values of
+// small uniforms that steer control flow and recompiled this kernel at every dispatch for some
+// of them (the reset-after backward at B = 1 took 6 ms per step).
 //
 // Each workgroup owns one hidden unit (j, or k in the backward) of four entries 4·y .. 4·y+3
 // and direction d: workgroup (x, y, d), units x, x + num_workgroups.x, … (the shape of the
@@ -34,7 +37,7 @@ struct TrainStepParams {
     _pad2: u32,
 }
 
-struct TrainLayerParams {
+struct TrainMeta {
     batch: u32,
     seq_len: u32,
     reverse_mask: u32,
@@ -47,6 +50,7 @@ struct TrainLayerParams {
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
+    lens: array<u32>,  // [B] sequence lengths
 }
 
 @group(0) @binding(0) var<storage, read> src: array<f32>;           // xp | dY
@@ -54,15 +58,21 @@ struct TrainLayerParams {
 @group(0) @binding(2) var<storage, read_write> hs: array<f32>;
 @group(0) @binding(3) var<storage, read_write> reserve: array<f32>;
 @group(0) @binding(4) var<storage, read_write> outs: array<f32>;    // y | G_x and G_h
-@group(0) @binding(5) var<storage, read> lens: array<u32>;
+@group(0) @binding(5) var<storage, read> lp: TrainMeta;
 @group(0) @binding(6) var<storage, read_write> carry: array<f32>;
 @group(0) @binding(7) var<storage, read> sp: TrainStepParams;
-@group(0) @binding(8) var<uniform> lp: TrainLayerParams;
 
 override HIDDEN: u32 = 1u;
 // Lanes per workgroup (a power of two, at most 64): 64 on GPUs; fewer on CPU adapters, where
 // a workgroup's lanes run as one SIMD loop and every barrier switches between them.
 override LANES: u32 = 64u;
+// The CPU-adapter shape (set by the host with the direct step kernel): each lane owns a hidden
+// unit of its own (consecutive units on consecutive lanes, 64 per workgroup) and runs the
+// whole dot product itself: no reduction, no barrier (a CPU runs a workgroup as one SIMD loop,
+// where barriers are slow). The forward then reads Rᵀ (binding 1 holds Rᵀ) and the backward R
+// row-major, so that consecutive lanes read consecutive addresses either way. Loop trips per
+// lane: the reduced axis itself (H, 2H or 3H; the host keeps it below lavapipe's cap).
+override DIRECT: bool = false;
 // Elements each lane takes per loop trip: that many independent loads in flight.
 const UNROLL: u32 = 4u;
 
@@ -73,12 +83,12 @@ const NB: u32 = 4u;
 var<workgroup> red: array<vec4<f32>, 192>;
 
 fn has_step(b: u32, s: u32) -> bool {
-    return b < lp.batch && s < lp.seq_len && s < lens[b];
+    return b < lp.batch && s < lp.seq_len && s < lp.lens[b];
 }
 
 fn time_of(b: u32, d: u32, s: u32) -> u32 {
     if (((lp.reverse_mask >> d) & 1u) != 0u) {
-        return lens[b] - 1u - s;
+        return lp.lens[b] - 1u - s;
     }
     return s;
 }
@@ -249,6 +259,56 @@ fn forward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
     }
 }
 
+fn forward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
+    let b0 = wid.y * NB;
+    let d = wid.z;
+    let s = sp.s;
+    let e = entries(b0, s);
+    var h_base = vec4<u32>(0u);
+    var u_base = vec4<u32>(0u);
+    for (var i = 0u; i < NB; i++) {
+        if (e.live[i]) {
+            h_base[i] = hs_index(d, s, b0 + i, 0u);
+            u_base[i] = reserve_index(d, s, b0 + i, 3u, 0u);
+        }
+    }
+    let h3 = 3u * HIDDEN;
+    for (var j = wid.x * LANES + lid; j < HIDDEN; j += groups_x * LANES) {
+        var pz = vec4<f32>(0.0);
+        var pr = vec4<f32>(0.0);
+        var ph = vec4<f32>(0.0);
+        if (e.any) {
+            // Rᵀ: rmat[d·H·3H + k·3H + g·H + j].
+            let base = d * HIDDEN * h3 + j;
+            if (mode == FWD_CANDIDATE) {
+                for (var k = 0u; k < HIDDEN; k++) {
+                    ph += rmat[base + k * h3 + 2u * HIDDEN] * gather(1u, u_base, e.live, k);
+                }
+            } else {
+                for (var k = 0u; k < HIDDEN; k++) {
+                    let h = gather(0u, h_base, e.live, k);
+                    let at = base + k * h3;
+                    pz += rmat[at] * h;
+                    pr += rmat[at + HIDDEN] * h;
+                    if (mode == FWD_RESET_AFTER) {
+                        ph += rmat[at + 2u * HIDDEN] * h;
+                    }
+                }
+            }
+        }
+        for (var i = 0u; i < NB; i++) {
+            let b = b0 + i;
+            if (b < lp.batch) {
+                if (has_step(b, s)) {
+                    forward_finish(mode, d, b, j, pz[i], pr[i], ph[i]);
+                } else if (mode != FWD_GATES) {
+                    hs[hs_index(d, s + 1u, b, j)] = hs[hs_index(d, s, b, j)];
+                }
+            }
+        }
+    }
+}
+
 fn forward_finish(mode: u32, d: u32, b: u32, j: u32, pz: f32, pr: f32, ph: f32) {
     let s = sp.s;
     let t = time_of(b, d, s);
@@ -291,7 +351,11 @@ fn train_step_reset_after(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    forward_step(FWD_RESET_AFTER, lid, wid, groups.x);
+    if (DIRECT) {
+        forward_step_direct(FWD_RESET_AFTER, lid, wid, groups.x);
+    } else {
+        forward_step(FWD_RESET_AFTER, lid, wid, groups.x);
+    }
 }
 
 @compute @workgroup_size(LANES)
@@ -300,7 +364,11 @@ fn train_gates_reset_before(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    forward_step(FWD_GATES, lid, wid, groups.x);
+    if (DIRECT) {
+        forward_step_direct(FWD_GATES, lid, wid, groups.x);
+    } else {
+        forward_step(FWD_GATES, lid, wid, groups.x);
+    }
 }
 
 @compute @workgroup_size(LANES)
@@ -309,7 +377,11 @@ fn train_candidate_reset_before(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    forward_step(FWD_CANDIDATE, lid, wid, groups.x);
+    if (DIRECT) {
+        forward_step_direct(FWD_CANDIDATE, lid, wid, groups.x);
+    } else {
+        forward_step(FWD_CANDIDATE, lid, wid, groups.x);
+    }
 }
 
 // ---- backward through time -----------------------------------------------------------------
@@ -382,6 +454,51 @@ fn backward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
     }
 }
 
+fn backward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
+    let b0 = wid.y * NB;
+    let d = wid.z;
+    let n = sp.s;
+    var rs = n;
+    var first = 0u;
+    var count = 3u * HIDDEN;
+    if (mode == BWD_GATES) {
+        count = 2u * HIDDEN;
+    }
+    if (mode == BWD_CANDIDATE) {
+        rs = n - 1u;
+        first = 2u * HIDDEN;
+        count = HIDDEN;
+    }
+    let live = n > 0u || mode != BWD_CANDIDATE;
+    var e = Entries(vec4<bool>(false), false);
+    if (live) {
+        e = entries(b0, rs);
+    }
+    var g_base = vec4<u32>(0u);
+    for (var i = 0u; i < NB; i++) {
+        if (e.live[i]) {
+            g_base[i] = gh_index(d, rs, b0 + i) + first;
+        }
+    }
+    for (var k = wid.x * LANES + lid; k < HIDDEN; k += groups_x * LANES) {
+        var p = vec4<f32>(0.0);
+        if (e.any) {
+            // R row-major: rmat[d·3H·H + (g·H + j)·H + k], row g·H + j = first + i.
+            let col = 3u * d * HIDDEN * HIDDEN + first * HIDDEN + k;
+            for (var i = 0u; i < count; i++) {
+                p += rmat[col + i * HIDDEN] * gather(2u, g_base, e.live, i);
+            }
+        }
+        if (live) {
+            for (var i = 0u; i < NB; i++) {
+                if (b0 + i < lp.batch) {
+                    backward_finish(mode, d, b0 + i, k, p[i]);
+                }
+            }
+        }
+    }
+}
+
 fn backward_finish(mode: u32, d: u32, b: u32, k: u32, product: f32) {
     let n = sp.s;
     let ci = lp.carry_base + (d * lp.batch + b) * HIDDEN + k;
@@ -401,7 +518,7 @@ fn backward_finish(mode: u32, d: u32, b: u32, k: u32, product: f32) {
     }
     let dprev = carry[ci] + product;
     if (n == 0u) {
-        carry[ci] = select(dprev, 0.0, lens[b] == 0u);
+        carry[ci] = select(dprev, 0.0, lp.lens[b] == 0u);
         return;
     }
     let s = n - 1u;
@@ -443,7 +560,11 @@ fn grad_step_reset_after(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    backward_step(BWD_RESET_AFTER, lid, wid, groups.x);
+    if (DIRECT) {
+        backward_step_direct(BWD_RESET_AFTER, lid, wid, groups.x);
+    } else {
+        backward_step(BWD_RESET_AFTER, lid, wid, groups.x);
+    }
 }
 
 @compute @workgroup_size(LANES)
@@ -452,7 +573,11 @@ fn grad_gates_reset_before(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    backward_step(BWD_GATES, lid, wid, groups.x);
+    if (DIRECT) {
+        backward_step_direct(BWD_GATES, lid, wid, groups.x);
+    } else {
+        backward_step(BWD_GATES, lid, wid, groups.x);
+    }
 }
 
 @compute @workgroup_size(LANES)
@@ -461,5 +586,9 @@ fn grad_candidate_reset_before(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    backward_step(BWD_CANDIDATE, lid, wid, groups.x);
+    if (DIRECT) {
+        backward_step_direct(BWD_CANDIDATE, lid, wid, groups.x);
+    } else {
+        backward_step(BWD_CANDIDATE, lid, wid, groups.x);
+    }
 }

@@ -196,7 +196,7 @@ impl Kernel {
             Kernel::GruStep | Kernel::GruStepVec4 => &["HIDDEN", "WG", "DIRECT", "VEC_H"],
             Kernel::GruPersistent => &["HIDDEN", "WG"],
             Kernel::GruSplit | Kernel::GruSplitSubgroup => &["HIDDEN"],
-            Kernel::GruTrain => &["HIDDEN", "LANES"],
+            Kernel::GruTrain => &["HIDDEN", "LANES", "DIRECT"],
         }
     }
 

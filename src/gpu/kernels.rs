@@ -16,7 +16,6 @@ use crate::error::Result;
 use crate::gpu::errors::{caught, gpu_error};
 use crate::gpu::params::{
     step_entry, storage_entry, uniform_entry, GEMM_PARAMS, LAYER_PARAMS, TRAIN_GEMM_PARAMS,
-    TRAIN_LAYER_PARAMS,
 };
 use crate::shaders::Kernel;
 
@@ -61,8 +60,8 @@ pub(super) enum LayoutFamily {
     StreamState,
     /// `train_gemm.wgsl`: A, B, bias, C, GEMM params (dynamic offset).
     TrainGemm,
-    /// `gru_train.wgsl`: src, R, hs, reserve, outs, lengths, carry, step params (dynamic
-    /// offset), layer params.
+    /// `gru_train.wgsl`: src, R, hs, reserve, outs, layer params and lengths, carry, step
+    /// params (dynamic offset).
     TrainStep,
 }
 
@@ -134,7 +133,6 @@ impl LayoutFamily {
                 storage_entry(5, true),
                 storage_entry(6, false),
                 step_entry(7),
-                uniform_entry(8, TRAIN_LAYER_PARAMS as u64, false),
             ],
         }
     }

@@ -8,7 +8,7 @@ use crate::gpu::limits::{binding_limit, check_binding, check_limit};
 use crate::gpu::model::GpuGru;
 use crate::gpu::params::{
     entry, uniform_binding, StepParams, TrainGemmParams, TrainLayerParams, STEP_PARAMS,
-    TRAIN_GEMM_PARAMS, TRAIN_LAYER_PARAMS,
+    TRAIN_GEMM_PARAMS,
 };
 use crate::gpu::weights::LayerWeights;
 use crate::input::Dims;
@@ -143,11 +143,12 @@ pub(super) fn train_chunk(
     Ok((chunk, plan))
 }
 
-/// The resources of one layer's step dispatches: binding 0 to 6 of `gru_train.wgsl` (see
-/// there) and the layer's parameters.
+/// The resources of one layer's step dispatches: bindings 0 to 4 and 6 of `gru_train.wgsl`
+/// (see there), and what binding 5 holds: the layer's parameters, then the entries' lengths.
 pub(super) struct StepBinding {
-    pub(super) buffers: [wgpu::Buffer; 7],
+    pub(super) buffers: [wgpu::Buffer; 6],
     pub(super) layer: TrainLayerParams,
+    pub(super) lens: Vec<u32>,
 }
 
 enum Op {
@@ -344,10 +345,10 @@ impl<'m> Plan<'m> {
 
     /// The step pipelines of the model's lane count.
     fn steps(&self) -> &StepSet {
-        if self.model.training_lanes() == super::TRAIN_LANES_GPU {
-            &self.pipelines.wide
+        if self.model.training_direct() {
+            &self.pipelines.direct
         } else {
-            &self.pipelines.narrow
+            &self.pipelines.split
         }
     }
 
@@ -637,30 +638,34 @@ impl<'m> Plan<'m> {
             contents: &step_bytes,
             usage: wgpu::BufferUsages::STORAGE,
         });
-        let layer_bytes = slots(self.bindings.len(), TRAIN_LAYER_PARAMS, &|i, dst| {
-            dst.copy_from_slice(bytemuck::bytes_of(&self.bindings[i].layer))
-        });
-        let layer_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("training layer params"),
-            contents: &layer_bytes,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+        let metas: Vec<wgpu::Buffer> = self
+            .bindings
+            .iter()
+            .map(|binding| {
+                let mut bytes = bytemuck::bytes_of(&binding.layer).to_vec();
+                bytes.extend_from_slice(bytemuck::cast_slice(&binding.lens));
+                bytes.resize(bytes.len().next_multiple_of(16), 0);
+                device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("training layer params and lengths"),
+                    contents: &bytes,
+                    usage: wgpu::BufferUsages::STORAGE,
+                })
+            })
+            .collect();
         let step_groups: Vec<wgpu::BindGroup> = self
             .bindings
             .iter()
-            .enumerate()
-            .map(|(i, binding)| {
+            .zip(&metas)
+            .map(|(binding, meta)| {
+                let slots = [0u32, 1, 2, 3, 4, 6];
                 let mut entries: Vec<wgpu::BindGroupEntry<'_>> = binding
                     .buffers
                     .iter()
-                    .enumerate()
-                    .map(|(n, b)| entry(n as u32, b.as_entire_binding()))
+                    .zip(slots)
+                    .map(|(b, n)| entry(n, b.as_entire_binding()))
                     .collect();
+                entries.push(entry(5, meta.as_entire_binding()));
                 entries.push(entry(7, uniform_binding(&step_buf, 0, STEP_PARAMS as u64)));
-                entries.push(entry(
-                    8,
-                    uniform_binding(&layer_buf, (i * stride) as u64, TRAIN_LAYER_PARAMS as u64),
-                ));
                 device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some("gru_train bind group"),
                     layout: &self.pipelines.step_layout,
@@ -672,7 +677,12 @@ impl<'m> Plan<'m> {
             self.model.hidden_size,
             self.model.direction.num_directions(),
         );
-        let units = (h as u32).min(self.limits.max_groups);
+        let units = if self.model.training_direct() {
+            (h as u32).div_ceil(64)
+        } else {
+            h as u32
+        }
+        .min(self.limits.max_groups);
         let mut encoder =
             device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
         let mut i = 0;

@@ -74,18 +74,18 @@ pub(in crate::gpu) struct TrainPipelines {
     gemm_direct: wgpu::ComputePipeline,
     gemm_layout: wgpu::BindGroupLayout,
     step_layout: wgpu::BindGroupLayout,
-    /// [`TRAIN_LANES_GPU`] lanes per workgroup.
-    wide: StepSet,
-    /// [`TRAIN_LANES_CPU`] lanes per workgroup.
-    narrow: StepSet,
+    /// The GPU shape: each unit's dot products split over 64 lanes.
+    split: StepSet,
+    /// The CPU-adapter shape (`DIRECT`): one unit per lane.
+    direct: StepSet,
 }
 
-/// Lanes per workgroup of the training step kernels on GPUs (with the split step kernel).
-pub const TRAIN_LANES_GPU: u32 = 64;
-/// Lanes per workgroup on CPU adapters (with the staged or direct step kernel): a CPU runs a
-/// workgroup's lanes as one SIMD loop, and every barrier of the reduction switches between
-/// them.
-pub const TRAIN_LANES_CPU: u32 = 4;
+/// Lanes per workgroup of the training step kernels.
+const LANES: u32 = 64;
+
+/// The longest dot product the direct shape runs in one loop (3H for the reset-after
+/// backward): half of lavapipe's 65535-trip cap.
+const DIRECT_MAX_K: usize = 32768;
 
 /// One layer's saved tensors (see the module docs).
 pub(super) struct SavedLayer {
@@ -113,7 +113,7 @@ pub(super) struct SavedChunk {
     first: usize,
     batch: usize,
     /// `[batch]` sequence lengths.
-    lens: wgpu::Buffer,
+    lens: Vec<u32>,
     layers: Vec<SavedLayer>,
 }
 
@@ -202,8 +202,12 @@ impl GpuGru {
                     &["grad_gates_reset_before", "grad_candidate_reset_before"],
                 ),
             };
-            let mut set = |lanes: u32| {
-                let constants = [("HIDDEN", h), ("LANES", lanes as f64)];
+            let mut set = |direct: bool| {
+                let constants = [
+                    ("HIDDEN", h),
+                    ("LANES", LANES as f64),
+                    ("DIRECT", direct as u8 as f64),
+                ];
                 let forward = fwd
                     .iter()
                     .map(|e| pipeline(Kernel::GruTrain, e, &constants))
@@ -214,15 +218,15 @@ impl GpuGru {
                     .collect::<Result<Vec<_>>>()?;
                 Ok::<_, GruError>(StepSet { forward, backward })
             };
-            let wide = set(TRAIN_LANES_GPU)?;
-            let narrow = set(TRAIN_LANES_CPU)?;
+            let split = set(false)?;
+            let direct = set(true)?;
             let pipelines = TrainPipelines {
                 gemm,
                 gemm_direct,
                 gemm_layout: kernels.bind_group_layout(device, LayoutFamily::TrainGemm)?,
                 step_layout: kernels.bind_group_layout(device, LayoutFamily::TrainStep)?,
-                wide,
-                narrow,
+                split,
+                direct,
             };
             Ok::<_, GruError>((pipelines, created))
         })??;
@@ -266,6 +270,7 @@ impl GpuGru {
         let x = to_internal_rows(input.x, &dims, i);
         let h0 = input.initial_h.map(|h0| to_internal_state(h0, &dims));
         let ranges = chunks(b, chunk);
+        let direct = self.training_direct();
         let result = scoped(&ctx, "training forward", || {
             let device = ctx.device();
             let mut plan = Plan::new(self, pipelines, &plan_limits);
@@ -274,7 +279,7 @@ impl GpuGru {
             let mut readbacks = Vec::with_capacity(ranges.len());
             for &(b0, n) in &ranges {
                 let cd = Dims { batch: n, ..dims };
-                let lens_buf = plan.upload("lengths [B]", bytemuck::cast_slice(&lens[b0..b0 + n]));
+                let lens_c = lens[b0..b0 + n].to_vec();
                 let x_c = take_entries(&x, t, b, i, b0, n);
                 let mut layer_in = plan.upload("X [T, B, I]", bytemuck::cast_slice(&x_c));
                 let h0_buf = h0.as_ref().map(|h0| {
@@ -305,14 +310,18 @@ impl GpuGru {
                     let binding = StepBinding {
                         buffers: [
                             xp.clone(),
-                            weights.rows.clone(),
+                            if direct {
+                                weights.rec.clone()
+                            } else {
+                                weights.rows.clone()
+                            },
                             hs.clone(),
                             reserve.clone(),
                             y.clone(),
-                            lens_buf.clone(),
                             dummy.clone(),
                         ],
                         layer: plan.layer_params(&cd, 0, 0),
+                        lens: lens_c.clone(),
                     };
                     let group = plan.step_binding(binding);
                     for s in 0..t {
@@ -348,7 +357,7 @@ impl GpuGru {
                 saved.push(SavedChunk {
                     first: b0,
                     batch: n,
-                    lens: lens_buf,
+                    lens: lens_c,
                     layers,
                 });
             }
@@ -446,6 +455,7 @@ impl GpuGru {
                 None => vec![0.0; nl * nd * b * h],
             };
             let reset_before = self.convention == Convention::ResetBefore;
+            let direct = self.training_direct();
             let result = scoped(&ctx, "backward", || {
                 let device = ctx.device();
                 let mut plan = Plan::new(self, pipelines, &plan_limits);
@@ -494,14 +504,18 @@ impl GpuGru {
                         let binding = StepBinding {
                             buffers: [
                                 source,
-                                weights.rec.clone(),
+                                if direct {
+                                    weights.rows.clone()
+                                } else {
+                                    weights.rec.clone()
+                                },
                                 layer.hs.clone(),
                                 layer.reserve.clone(),
                                 grads.clone(),
-                                chunk.lens.clone(),
                                 carry.clone(),
                             ],
                             layer: plan.layer_params(&cd, gx_len, l * nd * n * h),
+                            lens: chunk.lens.clone(),
                         };
                         let group = plan.step_binding(binding);
                         let dispatches = plan.backward_dispatches();
@@ -595,22 +609,23 @@ impl GpuGru {
         })
     }
 
-    /// Lanes per workgroup of the training step kernels: [`TRAIN_LANES_GPU`] with the split step
-    /// kernel ([`GpuGru::step_kernel`], the automatic choice on GPUs), [`TRAIN_LANES_CPU`] with the
-    /// staged or direct one (CPU adapters).
-    pub fn training_lanes(&self) -> u32 {
-        match self.step_kernel() {
-            StepKernel::Split | StepKernel::SplitWorkgroup => TRAIN_LANES_GPU,
-            StepKernel::Staged | StepKernel::Direct => TRAIN_LANES_CPU,
-        }
+    /// Whether training runs its step kernels in the CPU-adapter shape (one hidden unit per
+    /// lane, no reduction, no barrier) rather than the GPU shape (each unit's dot products
+    /// split over 64 lanes): the former with the staged or direct step kernel
+    /// ([`GpuGru::step_kernel`], the automatic choice on CPU adapters) while `3H` stays below
+    /// lavapipe's loop cap, the latter otherwise (the automatic choice on GPUs).
+    pub fn training_direct(&self) -> bool {
+        matches!(self.step_kernel(), StepKernel::Staged | StepKernel::Direct)
+            && 3 * self.hidden_size <= DIRECT_MAX_K
     }
 
     /// The parallel structure of one timestep of one layer of the training forward and of
     /// the backward over `batch` entries (what a GPU's step time follows; gru-bench prints
-    /// it): per dispatch `min(H, max groups) · ⌈B/4⌉ · D` workgroups of
-    /// [`GpuGru::training_lanes`] lanes, each lane looping over its share of the reduced axis
-    /// (the forward: H; the backward: 3H for reset-after, 2H then H for reset-before), four
-    /// elements per trip, then log2(lanes) rounds of the lanes' tree.
+    /// it). GPU shape: per dispatch `min(H, max groups) · ⌈B/4⌉ · D` workgroups of 64 lanes,
+    /// each lane looping over its share of the reduced axis (the forward: H; the backward: 3H
+    /// for reset-after, 2H then H for reset-before), four elements per trip, then 6 rounds of
+    /// the lanes' tree. CPU-adapter shape ([`GpuGru::training_direct`]): `⌈H/64⌉ · ⌈B/4⌉ · D`
+    /// workgroups, each lane looping over the whole reduced axis.
     pub fn training_structure(&self, batch: usize) -> (StepStructure, StepStructure) {
         let h = self.hidden_size as u64;
         let d = self.direction.num_directions() as u64;
@@ -620,13 +635,29 @@ impl GpuGru {
                 .max_compute_workgroups_per_dimension
                 .max(1) as u64,
         );
-        let workgroups = units * (batch as u64).div_ceil(encode::STEP_ENTRIES as u64) * d;
-        let per_unit = h.div_ceil(units);
-        let lanes = self.training_lanes() as u64;
-        let loop_of = |k: u64| per_unit * (k.div_ceil(lanes * 4) + lanes.ilog2() as u64);
+        let lanes = LANES as u64;
+        let direct = self.training_direct();
+        let groups_x = if direct {
+            h.div_ceil(lanes).min(units)
+        } else {
+            units
+        };
+        let workgroups = groups_x * (batch as u64).div_ceil(encode::STEP_ENTRIES as u64) * d;
+        let loop_of = |k: u64| {
+            if direct {
+                h.div_ceil(groups_x * lanes) * k
+            } else {
+                h.div_ceil(groups_x) * (k.div_ceil(lanes * 4) + lanes.ilog2() as u64)
+            }
+        };
         let (dispatches, backward_k) = match self.convention {
             Convention::ResetAfter => (1.0, 3 * h),
             Convention::ResetBefore => (2.0, 2 * h),
+        };
+        let (fwd_name, bwd_name) = if direct {
+            ("train-forward-direct", "backward-direct")
+        } else {
+            ("train-forward", "backward")
         };
         let structure = |kernel, k| StepStructure {
             kernel,
@@ -635,10 +666,7 @@ impl GpuGru {
             invocations: workgroups * lanes,
             longest_loop: loop_of(k),
         };
-        (
-            structure("train-forward", h),
-            structure("backward", backward_k),
-        )
+        (structure(fwd_name, h), structure(bwd_name, backward_k))
     }
 
     /// The training pipelines [`GpuGru::train_pipelines`] built.

@@ -78,14 +78,18 @@ pub fn check_case(case: &NetCase, with_dy_h: bool) -> Option<String> {
 }
 
 /// The training kernel variants: the GPU shape (64 lanes per workgroup, with the split step
-/// kernel; the tiled GEMM) and the CPU-adapter shape (4 lanes, with the direct step kernel;
+/// kernel; the tiled GEMM) and the CPU-adapter shape (a unit per lane, with the direct step kernel;
 /// the register-blocked GEMM). Every check runs both, whatever the adapter.
 pub const TRAIN_VARIANTS: [(StepKernel, GemmKernel, &str); 2] = [
-    (StepKernel::Split, GemmKernel::Tiled, "64 lanes, tiled GEMM"),
+    (
+        StepKernel::Split,
+        GemmKernel::Tiled,
+        "GPU shape (split, tiled GEMM)",
+    ),
     (
         StepKernel::Direct,
         GemmKernel::Direct,
-        "4 lanes, direct GEMM",
+        "CPU shape (direct, direct GEMM)",
     ),
 ];
 
