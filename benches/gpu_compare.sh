@@ -7,10 +7,12 @@
 # folder there); they are unpacked only when no loader is installed. Writes everything under $OUT (default ./gpu-compare-out):
 # gru-bench-split.{json,txt} and compare-split.txt (the step kernels at small batch, with their
 # step structure, against cuDNN), gru-bench.json, torch.json, compare.txt (the ratio table), gru-bench-f16.{json,txt} (f16 against f32),
+# gru-bench-backward.{json,txt} and torch-backward.json (training: forward, training forward,
+# backward per step and their ratio, against nn.GRU autograd),
 # streaming.{json,txt} and torch-streaming.json (a session of 1…1024 streams against nn.GRU),
 # the logs, and nvidia-smi / vulkan adapter facts.
-# Budget: the whole script finishes in under 8 minutes (each step has its own timeout; they
-# add up to 480 s).
+# Budget: the whole script finishes in under 10 minutes (each step has its own timeout; they
+# add up to 550 s).
 #
 #   bash benches/gpu_compare.sh            # default grid
 #   QUICK=1 bash benches/gpu_compare.sh    # a 1-minute smoke run
@@ -80,6 +82,18 @@ WGPU_BACKEND=vulkan timeout 50 "$BENCH" --hidden 256,1024 --batch 1,64 --seq-len
     > "$OUT/gru-bench-f16.txt" 2> "$OUT/gru-bench-f16.log"
 echo "gru-bench f16 exit $?" >> "$OUT/gru-bench-f16.log"
 
+# Training (issue 14): inference forward, training forward and backward per step, gru-bench
+# against nn.GRU's autograd on cuDNN, I = H = 256 and 1024, B = 1 and 32, T = 100 (the
+# DeepBench-like H = 1024, N = 32 is where cuDNN's own backward/forward is 1.5).
+WGPU_BACKEND=vulkan timeout 45 "$BENCH" --backward --hidden 256,1024 --batch 1,32 --seq-len 100 \
+    --repeats 5 --warmup 2 --no-cpu --json "$OUT/gru-bench-backward.json" \
+    > "$OUT/gru-bench-backward.txt" 2> "$OUT/gru-bench-backward.log"
+echo "gru-bench backward exit $?" >> "$OUT/gru-bench-backward.log"
+timeout 25 python3 benches/torch_gru.py --backward --device "$TORCH_DEVICE" --hidden 256,1024 \
+    --batch 1,32 --seq-len 100 --repeats 5 --warmup 2 --json "$OUT/torch-backward.json" \
+    > "$OUT/torch-backward.log" 2>&1
+echo "torch_gru backward exit $?" >> "$OUT/torch-backward.log"
+
 # Streaming: an RNNoise-sized model (3 × GRU(384), I = 128) serving 1…1024 streams one frame
 # per call, gru-bench's session against nn.GRU with its state kept on the device.
 WGPU_BACKEND=vulkan timeout 50 "$BENCH" --streaming --dtype both --frames 50 --warmup 5 \
@@ -91,4 +105,5 @@ echo "torch_gru streaming exit $?" >> "$OUT/torch-streaming.log"
 
 cat "$OUT/nvidia-smi.txt" "$OUT/gru-bench-split.txt" "$OUT/compare-split.txt" \
     "$OUT/gru-bench.txt" "$OUT/compare.txt" "$OUT/gru-bench-f16.txt" \
+    "$OUT/gru-bench-backward.txt" "$OUT/torch-backward.log" \
     "$OUT/streaming.txt" "$OUT/torch-streaming.log"

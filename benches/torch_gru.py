@@ -4,12 +4,19 @@
     python benches/torch_gru.py [--device cpu|cuda] [--quick] [--hidden 128,256]
         [--batch 1,16] [--seq-len 100] [--input I] [--repeats N] [--warmup N]
         [--threads N] [--json FILE]
+    python benches/torch_gru.py --backward [--device cpu|cuda] [--hidden …] [--batch …]
+        [--seq-len …] [--repeats N] [--warmup N] [--json FILE]
     python benches/torch_gru.py --streaming [--device cpu|cuda] [--streams 1,16,256,1024]
         [--layers 3] [--hidden 384] [--input 128] [--frames N] [--warmup N] [--json FILE]
 
 Each row times one forward of nn.GRU(I, H) (PyTorch's convention is reset-after) over
 X[T, B, I], synchronising the device inside the timed region, median over --repeats after
 --warmup. On CUDA this is cuDNN. Compare with: gru-bench --compare ours.json torch.json
+
+--backward is the PyTorch side of gru-bench --backward (the same JSON field names): per shape
+the inference forward (inference_mode), the training forward (autograd recording, which is
+where cuDNN keeps its reserve space) and the backward of sum(Y * dY) (gradients of X, h0 and
+every weight), each synchronised, µs per step, and backward / inference forward.
 
 --streaming is the PyTorch side of gru-bench --streaming: an L-layer nn.GRU serving N
 streams one frame at a time, the state kept on the device between calls (h passed back in),
@@ -45,6 +52,7 @@ def main():
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--json", default=None)
     p.add_argument("--streaming", action="store_true")
+    p.add_argument("--backward", action="store_true")
     p.add_argument("--streams", type=ints, default=[1, 16, 256, 1024])
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--frames", type=int, default=20)
@@ -100,6 +108,69 @@ def main():
                 "device": name,
             })
             print(f"streaming N={n}: {statistics.median(times):.1f} µs/frame", file=sys.stderr)
+        emit(rows, a.json)
+        return
+    if a.backward:
+        for h in a.hidden:
+            i = a.input or h
+            gru = torch.nn.GRU(i, h).to(device)
+            for b in a.batch:
+                for t in a.seq_len:
+                    x = torch.randn(t, b, i, device=device, requires_grad=True)
+                    dy = torch.randn(t, b, h, device=device)
+
+                    def timed(f):
+                        for _ in range(a.warmup):
+                            f()
+                        sync()
+                        out = []
+                        for _ in range(max(1, a.repeats)):
+                            start = time.perf_counter()
+                            f()
+                            sync()
+                            out.append((time.perf_counter() - start) * 1e6 / t)
+                        return statistics.median(out)
+
+                    def inference():
+                        with torch.inference_mode():
+                            gru(x.detach())
+
+                    fwd = timed(inference)
+                    train = timed(lambda: gru(x))
+                    saved = []
+
+                    def backward():
+                        y, _ = saved[-1]
+                        y.backward(dy)
+
+                    times = []
+                    for r in range(a.warmup + max(1, a.repeats)):
+                        saved.append(gru(x))
+                        sync()
+                        start = time.perf_counter()
+                        backward()
+                        sync()
+                        if r >= a.warmup:
+                            times.append((time.perf_counter() - start) * 1e6 / t)
+                        saved.clear()
+                        gru.zero_grad(set_to_none=True)
+                        x.grad = None
+                    bwd = statistics.median(times)
+                    rows.append({
+                        "convention": "ResetAfter",
+                        "i": i,
+                        "h": h,
+                        "b": b,
+                        "t": t,
+                        "adapter": name,
+                        "path": "torch-cudnn" if a.device == "cuda" else "torch-cpu",
+                        "forward_us_per_step": round(fwd, 3),
+                        "train_forward_us_per_step": round(train, 3),
+                        "backward_us_per_step": round(bwd, 3),
+                        "backward_over_forward": round(bwd / fwd, 3),
+                    })
+                    print(f"I={i} H={h} B={b} T={t}: forward {fwd:.1f}, training forward {train:.1f}, "
+                          f"backward {bwd:.1f} µs/step, backward/forward {bwd / fwd:.2f}", file=sys.stderr)
         emit(rows, a.json)
         return
     for h in a.hidden:
