@@ -189,6 +189,20 @@ def main():
         ("m", open(os.path.join(CORPUS, "safetensors", "torch_prefix_bidir_f16.safetensors"), "rb").read()),
     ])
     cli("usage_error", ["run", "--model", "m", "--w", "w.npy"], [])
+    # gru grad: the gradient golden cases (a packed bidirectional PyTorch stack, a Keras GRU).
+    g = "grads_torch_packed_bidir"
+    cli("grad_torch_packed", ["grad", "--model", "m", "--x", "x", "--initial-h", "h0",
+                              "--sequence-lens", "L", "--dy", "dy", "--dy-h", "dyh", "--dx", "dx.npy",
+                              "--grads", "g.safetensors", "--device", "cpu"], [
+        ("m", golden(g, "model.safetensors")), ("x", golden(g, "x.npy")),
+        ("h0", golden(g, "h0.npy")), ("L", golden(g, "lengths.npy")),
+        ("dy", golden(g, "dy.npy")), ("dyh", golden(g, "dyh.npy")),
+    ])
+    g = "grads_keras_reset_after_false"
+    cli("grad_keras", ["grad", "--model=w.npz", "--x", "x", "--keras-reset-after", "false",
+                       "--dy", "dy", "--dh0", "dh0.npy", "--device", "cpu"], [
+        ("w.npz", golden(g, "weights.npz")), ("x", golden(g, "x.npy")), ("dy", golden(g, "dy.npy")),
+    ])
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 //! The `gru` command line from its arguments to the model and input it would run: argument
-//! parsing (`cli::parse_run`, `cli::parse_inspect`), reading every file named (from memory,
-//! not disk), importing the model or weight arrays, and checking the arrays against each
-//! other (`cli::load_problem`, `cli::inspect_report`); a problem that passes runs on the CPU
-//! reference path when it is small. An error is a legitimate outcome (one line, exit status
+//! parsing (`cli::parse_run`, `cli::parse_grad`, `cli::parse_inspect`), reading every file
+//! named (from memory, not disk), importing the model or weight arrays, and checking the
+//! arrays against each other (`cli::load_problem`, `cli::load_grad_problem` with dY and
+//! dY_h, `cli::inspect_report`); a problem that passes runs on the CPU reference path (the
+//! forward, or the backward for `grad`) when it is small. An error is a legitimate outcome (one line, exit status
 //! 1 or 2); a panic, a hang or a huge allocation is a bug.
 //!
 //! Input: `cli::MemoryFiles::from_fuzz_input`: sections separated by `\n%%%%\n`; the first
@@ -40,6 +41,33 @@ fuzz_target!(|data: &[u8]| {
             .try_fold(1usize, |acc, &n| acc.checked_mul(n));
             if work.is_some_and(|w| w <= 2_000_000) {
                 let _ = cpu::forward_model(problem.model(), &problem.input());
+            }
+        }
+        Some("grad") => {
+            let Ok(Some(grad)) = cli::parse_grad(rest.to_vec()) else {
+                return;
+            };
+            let Ok(loaded) = cli::load_grad_problem(&grad, &files) else {
+                return;
+            };
+            let problem = loaded.problem();
+            let d = problem.dims();
+            let work = [
+                d.seq_len,
+                d.batch.max(1),
+                d.input_size.saturating_add(d.hidden_size),
+                d.hidden_size.saturating_mul(3),
+                d.num_layers * d.num_directions,
+            ]
+            .iter()
+            .try_fold(1usize, |acc, &n| acc.checked_mul(n));
+            if work.is_some_and(|w| w <= 500_000) {
+                let _ = cpu::backward_model(
+                    problem.model(),
+                    &problem.input(),
+                    loaded.dy(),
+                    loaded.dy_h(),
+                );
             }
         }
         Some("inspect") => {

@@ -20,7 +20,7 @@ use crate::args::GradArgs;
 use crate::write::{self, NamedTensor};
 use crate::{
     describe_run, gpu_model, load_inputs, on_device, one_line, CliResult, DiskFiles, Failure,
-    Frame, GpuFailure, Network, Tensor,
+    Files, Frame, GpuFailure, Network, Problem, Tensor,
 };
 
 /// How a model's weights are named and shaped in its file: what `--grads` writes.
@@ -182,17 +182,42 @@ fn y_meaning(net: &Network) -> &'static str {
 }
 
 /// Runs `gru grad`.
-pub(crate) fn grad(args: GradArgs) -> CliResult {
-    let files = DiskFiles;
-    let p = load_inputs(&args.input, &files)?;
+/// What `gru grad` computes from: the problem `gru run` would run, and the loss's gradients
+/// `dY` (and `dY_h`) checked against the shapes `gru run` writes `Y` and `Y_h` in.
+pub struct GradProblem {
+    problem: Problem,
+    dy: Vec<f32>,
+    dy_h: Option<Vec<f32>>,
+}
+
+impl GradProblem {
+    /// The problem of the forward.
+    pub fn problem(&self) -> &Problem {
+        &self.problem
+    }
+
+    /// `dY`, in `Y`'s shape.
+    pub fn dy(&self) -> &[f32] {
+        &self.dy
+    }
+
+    /// `dY_h`, in `Y_h`'s shape, when given.
+    pub fn dy_h(&self) -> Option<&[f32]> {
+        self.dy_h.as_deref()
+    }
+}
+
+/// Reads and checks everything `gru grad` reads (the model or weight arrays, X and the other
+/// inputs as [`crate::load_problem`] does, then `dY` and `dY_h`), from `files`.
+pub fn load_grad_problem(args: &GradArgs, files: &dyn Files) -> CliResult<GradProblem> {
+    let p = load_inputs(&args.input, files)?;
     let net = &p.net;
     let dims = p.dims;
-    let outputs = &args.outputs;
-    let container = match &outputs.grads {
-        Some(path) => Some(net.weights.container(path, &net.what)?),
-        None => None,
-    };
-
+    // A --grads file the model's format cannot be written as is a usage error, found before
+    // dY is read.
+    if let Some(path) = &args.outputs.grads {
+        net.weights.container(path, &net.what)?;
+    }
     // dY and dY_h in the shapes `gru run` writes Y and Y_h in.
     let why = |output: &str| {
         format!(
@@ -201,18 +226,37 @@ pub(crate) fn grad(args: GradArgs) -> CliResult {
             net.what
         )
     };
-    let dy = Tensor::load("dY", &args.dy, &files)?;
+    let dy = Tensor::load("dY", &args.dy, files)?;
     dy.expect_shape(&dims.y_shape(), y_meaning(net), &why("Y"))?;
     let state_shape = net.state_shape(&dims);
     let dy_h = match &args.dy_h {
         Some(path) => {
-            let t = Tensor::load("dY_h", path, &files)?;
+            let t = Tensor::load("dY_h", path, files)?;
             t.expect_shape(&state_shape, net.state_meaning(), &why("Y_h"))?;
             Some(t.array.data)
         }
         None => None,
     };
-    let (dy, dy_h) = (dy.array.data, dy_h.as_deref());
+    Ok(GradProblem {
+        problem: p,
+        dy: dy.array.data,
+        dy_h,
+    })
+}
+
+pub(crate) fn grad(args: GradArgs) -> CliResult {
+    let files = DiskFiles;
+    let outputs = &args.outputs;
+    let loaded = load_grad_problem(&args, &files)?;
+    let p = &loaded.problem;
+    let net = &p.net;
+    let dims = p.dims;
+    let container = match &outputs.grads {
+        Some(path) => Some(net.weights.container(path, &net.what)?),
+        None => None,
+    };
+    let state_shape = net.state_shape(&dims);
+    let (dy, dy_h) = (&loaded.dy, loaded.dy_h.as_deref());
 
     let model = &net.model;
     let input = p.input();
@@ -221,10 +265,10 @@ pub(crate) fn grad(args: GradArgs) -> CliResult {
         || {
             let (mut gpu, describe) = gpu_model(model, Dtype::F32)?;
             let (_, saved) = gpu.forward_train(&input).map_err(GpuFailure::Run)?;
-            let g = gpu.backward(&saved, &dy, dy_h).map_err(GpuFailure::Run)?;
+            let g = gpu.backward(&saved, dy, dy_h).map_err(GpuFailure::Run)?;
             Ok((g, describe))
         },
-        || cpu::backward_model(model, &input, &dy, dy_h),
+        || cpu::backward_model(model, &input, dy, dy_h),
     )?;
 
     // Every output encoded before the first is written.
@@ -270,7 +314,7 @@ pub(crate) fn grad(args: GradArgs) -> CliResult {
     eprintln!(
         "gru: computed gradients on {}: {}; wrote {}",
         one_line(&ran_on),
-        describe_run(&p),
+        describe_run(p),
         wrote.join(", ")
     );
     Ok(())

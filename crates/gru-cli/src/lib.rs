@@ -30,6 +30,7 @@ pub use args::{
 };
 use args::{DeviceChoice, InputArgs, Source};
 use grad::WeightsFormat;
+pub use grad::{load_grad_problem, GradProblem};
 use gru_wgpu::{
     cpu, Convention, Dims, Direction, Dtype, GruError, GruInput, GruModel, GruWeights, Layout,
     OutputStyle,

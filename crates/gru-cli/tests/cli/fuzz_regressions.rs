@@ -79,7 +79,8 @@ fn onnx_target(data: &[u8]) -> Result<(), GruError> {
     Ok(())
 }
 
-/// The `cli` target; `Ok` when the command line would run (or inspect) without error.
+/// The `cli` target; `Ok` when the command line would run (or compute gradients, or inspect)
+/// without error.
 fn cli_target(data: &[u8]) -> Result<(), String> {
     let (args, files) = MemoryFiles::from_fuzz_input(data);
     let Some((command, rest)) = args.split_first() else {
@@ -97,6 +98,23 @@ fn cli_target(data: &[u8]) -> Result<(), String> {
             }
             Ok(())
         }
+        Some("grad") => {
+            let Some(grad) = cli::parse_grad(rest.to_vec()).map_err(failure)? else {
+                return Ok(());
+            };
+            let loaded = cli::load_grad_problem(&grad, &files).map_err(failure)?;
+            let problem = loaded.problem();
+            if problem.dims().seq_len * problem.dims().batch <= 10_000 {
+                cpu::backward_model(
+                    problem.model(),
+                    &problem.input(),
+                    loaded.dy(),
+                    loaded.dy_h(),
+                )
+                .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
         Some("inspect") => {
             let Some(inspect) = cli::parse_inspect(rest.to_vec()).map_err(failure)? else {
                 return Ok(());
@@ -105,7 +123,7 @@ fn cli_target(data: &[u8]) -> Result<(), String> {
                 .map(|_| ())
                 .map_err(failure)
         }
-        _ => Err("not run or inspect".into()),
+        _ => Err("not run, grad or inspect".into()),
     }
 }
 
@@ -197,6 +215,8 @@ fn valid_seeds_are_accepted() {
         "arrays_bidir_lbr",
         "inspect_onnx",
         "inspect_torch_prefix",
+        "grad_torch_packed",
+        "grad_keras",
     ] {
         cli_target(&read(&corpus.join("cli").join(name))).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
