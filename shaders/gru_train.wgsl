@@ -178,23 +178,36 @@ fn entries(b0: u32, s: u32) -> Entries {
     return e;
 }
 
-// Element `k` of the four rows starting at `base` of `hs` (which = 0), the reserve (1) or
-// the gradient buffer (2); zero (not loaded) for an entry without a step.
-fn gather(which: u32, base: vec4<u32>, live: vec4<bool>, k: u32) -> vec4<f32> {
-    var v = vec4<f32>(0.0);
+// Row starts for the four entries: entries without a step take a live entry's row (or 0), so
+// that loads need no branch; what they accumulate is masked out (`masked`) before use.
+fn fill_dead(base: vec4<u32>, live: vec4<bool>) -> vec4<u32> {
+    var any_row = 0u;
     for (var i = 0u; i < NB; i++) {
         if (live[i]) {
-            let at = base[i] + k;
-            if (which == 0u) {
-                v[i] = hs[at];
-            } else if (which == 1u) {
-                v[i] = reserve[at];
-            } else {
-                v[i] = outs[at];
-            }
+            any_row = base[i];
         }
     }
-    return v;
+    return select(vec4<u32>(any_row), base, live);
+}
+
+// Zero for the entries without a step.
+fn masked(v: vec4<f32>, live: vec4<bool>) -> vec4<f32> {
+    return select(vec4<f32>(0.0), v, live);
+}
+
+// Element `k` of the four rows starting at `base` (after fill_dead) of hs, the reserve or the
+// gradient buffer.
+fn gather_hs(base: vec4<u32>, k: u32) -> vec4<f32> {
+    return vec4<f32>(hs[base.x + k], hs[base.y + k], hs[base.z + k], hs[base.w + k]);
+}
+
+fn gather_reserve(base: vec4<u32>, k: u32) -> vec4<f32> {
+    return vec4<f32>(reserve[base.x + k], reserve[base.y + k], reserve[base.z + k],
+                     reserve[base.w + k]);
+}
+
+fn gather_outs(base: vec4<u32>, k: u32) -> vec4<f32> {
+    return vec4<f32>(outs[base.x + k], outs[base.y + k], outs[base.z + k], outs[base.w + k]);
 }
 
 fn forward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
@@ -210,6 +223,8 @@ fn forward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
             u_base[i] = reserve_index(d, s, b0 + i, 3u, 0u);
         }
     }
+    h_base = fill_dead(h_base, e.live);
+    u_base = fill_dead(u_base, e.live);
     let plane = HIDDEN * HIDDEN;
     for (var j = wid.x; j < HIDDEN; j += units) {
         var pz = vec4<f32>(0.0);
@@ -223,7 +238,7 @@ fn forward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
                     for (var u = 0u; u < UNROLL; u++) {
                         let k = k0 + u * LANES;
                         if (k < HIDDEN) {
-                            ph += rmat[row_h + k] * gather(1u, u_base, e.live, k);
+                            ph += rmat[row_h + k] * gather_reserve(u_base, k);
                         }
                     }
                 }
@@ -232,7 +247,7 @@ fn forward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
                     for (var u = 0u; u < UNROLL; u++) {
                         let k = k0 + u * LANES;
                         if (k < HIDDEN) {
-                            let h = gather(0u, h_base, e.live, k);
+                            let h = gather_hs(h_base, k);
                             pz += rmat[row_z + k] * h;
                             pr += rmat[row_z + plane + k] * h;
                             if (mode == FWD_RESET_AFTER) {
@@ -243,7 +258,7 @@ fn forward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
                 }
             }
         }
-        reduce3(lid, pz, pr, ph);
+        reduce3(lid, masked(pz, e.live), masked(pr, e.live), masked(ph, e.live));
         for (var i = lid; i < NB; i += LANES) {
             let b = b0 + i;
             if (b < lp.batch) {
@@ -272,6 +287,8 @@ fn forward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
             u_base[i] = reserve_index(d, s, b0 + i, 3u, 0u);
         }
     }
+    h_base = fill_dead(h_base, e.live);
+    u_base = fill_dead(u_base, e.live);
     let h3 = 3u * HIDDEN;
     for (var j = wid.x * LANES + lid; j < HIDDEN; j += groups_x * LANES) {
         var pz = vec4<f32>(0.0);
@@ -282,11 +299,11 @@ fn forward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
             let base = d * HIDDEN * h3 + j;
             if (mode == FWD_CANDIDATE) {
                 for (var k = 0u; k < HIDDEN; k++) {
-                    ph += rmat[base + k * h3 + 2u * HIDDEN] * gather(1u, u_base, e.live, k);
+                    ph += rmat[base + k * h3 + 2u * HIDDEN] * gather_reserve(u_base, k);
                 }
             } else {
                 for (var k = 0u; k < HIDDEN; k++) {
-                    let h = gather(0u, h_base, e.live, k);
+                    let h = gather_hs(h_base, k);
                     let at = base + k * h3;
                     pz += rmat[at] * h;
                     pr += rmat[at + HIDDEN] * h;
@@ -296,6 +313,9 @@ fn forward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
                 }
             }
         }
+        pz = masked(pz, e.live);
+        pr = masked(pr, e.live);
+        ph = masked(ph, e.live);
         for (var i = 0u; i < NB; i++) {
             let b = b0 + i;
             if (b < lp.batch) {
@@ -430,6 +450,7 @@ fn backward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
             g_base[i] = gh_index(d, rs, b0 + i) + first;
         }
     }
+    g_base = fill_dead(g_base, e.live);
     for (var k = wid.x; k < HIDDEN; k += units) {
         var p = vec4<f32>(0.0);
         if (e.any) {
@@ -438,12 +459,12 @@ fn backward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
                 for (var u = 0u; u < UNROLL; u++) {
                     let i = i0 + u * LANES;
                     if (i < count) {
-                        p += rmat[col + i] * gather(2u, g_base, e.live, i);
+                        p += rmat[col + i] * gather_outs(g_base, i);
                     }
                 }
             }
         }
-        reduce3(lid, p, vec4<f32>(0.0), vec4<f32>(0.0));
+        reduce3(lid, masked(p, e.live), vec4<f32>(0.0), vec4<f32>(0.0));
         for (var i = lid; i < NB; i += LANES) {
             let b = b0 + i;
             if (b < lp.batch && live) {
@@ -480,15 +501,17 @@ fn backward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
             g_base[i] = gh_index(d, rs, b0 + i) + first;
         }
     }
+    g_base = fill_dead(g_base, e.live);
     for (var k = wid.x * LANES + lid; k < HIDDEN; k += groups_x * LANES) {
         var p = vec4<f32>(0.0);
         if (e.any) {
             // R row-major: rmat[d·3H·H + (g·H + j)·H + k], row g·H + j = first + i.
             let col = 3u * d * HIDDEN * HIDDEN + first * HIDDEN + k;
             for (var i = 0u; i < count; i++) {
-                p += rmat[col + i * HIDDEN] * gather(2u, g_base, e.live, i);
+                p += rmat[col + i * HIDDEN] * gather_outs(g_base, i);
             }
         }
+        p = masked(p, e.live);
         if (live) {
             for (var i = 0u; i < NB; i++) {
                 if (b0 + i < lp.batch) {
