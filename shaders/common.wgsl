@@ -24,3 +24,17 @@ fn tanh_stable(x: f32) -> f32 {
     let s = select(-t, t, x >= 0.0);
     return select(s, x, is_nan_bits(x));
 }
+
+// ONNX's clip: x clamped to [−c, c] when `on`, NaN-preserving (a NaN compares false and
+// passes through). Each recurrent kernel's clip(x) calls it with its layer parameters.
+fn onnx_clip(x: f32, on: bool, c: f32) -> f32 {
+    if (on) {
+        if (x > c) {
+            return c;
+        }
+        if (x < -c) {
+            return -c;
+        }
+    }
+    return x;
+}

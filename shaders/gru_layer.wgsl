@@ -107,15 +107,7 @@ fn prev_state(d: u32, b: u32, k: u32, s: u32) -> f32 {
 
 // ONNX's clip, NaN-preserving (a NaN compares false and passes through).
 fn clip(x: f32) -> f32 {
-    if (lp.has_clip != 0u) {
-        if (x > lp.clip) {
-            return lp.clip;
-        }
-        if (x < -lp.clip) {
-            return -lp.clip;
-        }
-    }
-    return x;
+    return onnx_clip(x, lp.has_clip != 0u, lp.clip);
 }
 
 fn xp_at(t: u32, b: u32, d: u32, gate: u32, j: u32) -> f32 {

@@ -94,15 +94,7 @@ fn time_of(b: u32, d: u32, s: u32) -> u32 {
 }
 
 fn clip(x: f32) -> f32 {
-    if (lp.has_clip != 0u) {
-        if (x > lp.clip) {
-            return lp.clip;
-        }
-        if (x < -lp.clip) {
-            return -lp.clip;
-        }
-    }
-    return x;
+    return onnx_clip(x, lp.has_clip != 0u, lp.clip);
 }
 
 // c'(x): 0 where the clip clamped x, else 1.
@@ -210,10 +202,15 @@ fn gather_outs(base: vec4<u32>, k: u32) -> vec4<f32> {
     return vec4<f32>(outs[base.x + k], outs[base.y + k], outs[base.z + k], outs[base.w + k]);
 }
 
-fn forward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
-    let b0 = wid.y * NB;
-    let d = wid.z;
-    let s = sp.s;
+// A forward step's four entries b0 .. b0+3: which have step s, and where their states (hs)
+// and their u = r ⊙ h_prev rows (reserve) start (fill_dead applied).
+struct ForwardRows {
+    e: Entries,
+    h_base: vec4<u32>,
+    u_base: vec4<u32>,
+}
+
+fn forward_rows(b0: u32, d: u32, s: u32) -> ForwardRows {
     let e = entries(b0, s);
     var h_base = vec4<u32>(0u);
     var u_base = vec4<u32>(0u);
@@ -223,8 +220,31 @@ fn forward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
             u_base[i] = reserve_index(d, s, b0 + i, 3u, 0u);
         }
     }
-    h_base = fill_dead(h_base, e.live);
-    u_base = fill_dead(u_base, e.live);
+    return ForwardRows(e, fill_dead(h_base, e.live), fill_dead(u_base, e.live));
+}
+
+// Entry b of unit j after a forward dispatch's products pz, pr, ph: its step finished, or,
+// past its length, its state carried over unchanged.
+fn forward_entry(mode: u32, d: u32, b: u32, j: u32, pz: f32, pr: f32, ph: f32) {
+    let s = sp.s;
+    if (b >= lp.batch) {
+        return;
+    }
+    if (has_step(b, s)) {
+        forward_finish(mode, d, b, j, pz, pr, ph);
+    } else if (mode != FWD_GATES) {
+        hs[hs_index(d, s + 1u, b, j)] = hs[hs_index(d, s, b, j)];
+    }
+}
+
+fn forward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
+    let b0 = wid.y * NB;
+    let d = wid.z;
+    let s = sp.s;
+    let rows = forward_rows(b0, d, s);
+    let e = rows.e;
+    let h_base = rows.h_base;
+    let u_base = rows.u_base;
     let plane = HIDDEN * HIDDEN;
     for (var j = wid.x; j < HIDDEN; j += units) {
         var pz = vec4<f32>(0.0);
@@ -258,17 +278,9 @@ fn forward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
                 }
             }
         }
-        reduce3(lid, masked(pz, e.live), masked(pr, e.live), masked(ph, e.live));
+        reduce3(lid, pz, pr, ph);
         for (var i = lid; i < NB; i += LANES) {
-            let b = b0 + i;
-            if (b < lp.batch) {
-                if (has_step(b, s)) {
-                    forward_finish(mode, d, b, j, red[0][i], red[LANES][i], red[2u * LANES][i]);
-                } else if (mode != FWD_GATES) {
-                    // No step for this entry: the state carries over unchanged.
-                    hs[hs_index(d, s + 1u, b, j)] = hs[hs_index(d, s, b, j)];
-                }
-            }
+            forward_entry(mode, d, b0 + i, j, red[0][i], red[LANES][i], red[2u * LANES][i]);
         }
         workgroupBarrier();
     }
@@ -278,17 +290,10 @@ fn forward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
     let b0 = wid.y * NB;
     let d = wid.z;
     let s = sp.s;
-    let e = entries(b0, s);
-    var h_base = vec4<u32>(0u);
-    var u_base = vec4<u32>(0u);
-    for (var i = 0u; i < NB; i++) {
-        if (e.live[i]) {
-            h_base[i] = hs_index(d, s, b0 + i, 0u);
-            u_base[i] = reserve_index(d, s, b0 + i, 3u, 0u);
-        }
-    }
-    h_base = fill_dead(h_base, e.live);
-    u_base = fill_dead(u_base, e.live);
+    let rows = forward_rows(b0, d, s);
+    let e = rows.e;
+    let h_base = rows.h_base;
+    let u_base = rows.u_base;
     let h3 = 3u * HIDDEN;
     for (var j = wid.x * LANES + lid; j < HIDDEN; j += groups_x * LANES) {
         var pz = vec4<f32>(0.0);
@@ -313,18 +318,8 @@ fn forward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
                 }
             }
         }
-        pz = masked(pz, e.live);
-        pr = masked(pr, e.live);
-        ph = masked(ph, e.live);
         for (var i = 0u; i < NB; i++) {
-            let b = b0 + i;
-            if (b < lp.batch) {
-                if (has_step(b, s)) {
-                    forward_finish(mode, d, b, j, pz[i], pr[i], ph[i]);
-                } else if (mode != FWD_GATES) {
-                    hs[hs_index(d, s + 1u, b, j)] = hs[hs_index(d, s, b, j)];
-                }
-            }
+            forward_entry(mode, d, b0 + i, j, pz[i], pr[i], ph[i]);
         }
     }
 }
@@ -422,35 +417,52 @@ const BWD_RESET_AFTER: u32 = 0u;
 const BWD_GATES: u32 = 1u;
 const BWD_CANDIDATE: u32 = 2u;
 
+// The G_h rows a backward dispatch n reduces for four entries b0 .. b0+3: step n's
+// (BWD_RESET_AFTER: all 3H; BWD_GATES: the z and r rows) or step n − 1's h row
+// (BWD_CANDIDATE, whose dispatch 0 does nothing: `live` false); which entries have that step,
+// and where their rows start (fill_dead applied).
+struct BackwardRows {
+    e: Entries,
+    live: bool,
+    first: u32,
+    count: u32,
+    g_base: vec4<u32>,
+}
+
+fn backward_rows(mode: u32, b0: u32, d: u32, n: u32) -> BackwardRows {
+    var rows = BackwardRows(Entries(vec4<bool>(false), false), true, 0u, 3u * HIDDEN,
+                            vec4<u32>(0u));
+    var rs = n;
+    if (mode == BWD_GATES) {
+        rows.count = 2u * HIDDEN;
+    }
+    if (mode == BWD_CANDIDATE) {
+        rows.live = n > 0u;
+        rs = n - 1u;
+        rows.first = 2u * HIDDEN;
+        rows.count = HIDDEN;
+    }
+    if (rows.live) {
+        rows.e = entries(b0, rs);
+    }
+    for (var i = 0u; i < NB; i++) {
+        if (rows.e.live[i]) {
+            rows.g_base[i] = gh_index(d, rs, b0 + i) + rows.first;
+        }
+    }
+    rows.g_base = fill_dead(rows.g_base, rows.e.live);
+    return rows;
+}
+
 fn backward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
     let b0 = wid.y * NB;
     let d = wid.z;
-    let n = sp.s;
-    // The G_h rows reduced: step n's (BWD_RESET_AFTER, BWD_GATES) or step n − 1's h row
-    // (BWD_CANDIDATE).
-    var rs = n;
-    var first = 0u;
-    var count = 3u * HIDDEN;
-    if (mode == BWD_GATES) {
-        count = 2u * HIDDEN;
-    }
-    if (mode == BWD_CANDIDATE) {
-        rs = n - 1u;
-        first = 2u * HIDDEN;
-        count = HIDDEN;
-    }
-    let live = n > 0u || mode != BWD_CANDIDATE;
-    var e = Entries(vec4<bool>(false), false);
-    if (live) {
-        e = entries(b0, rs);
-    }
-    var g_base = vec4<u32>(0u);
-    for (var i = 0u; i < NB; i++) {
-        if (e.live[i]) {
-            g_base[i] = gh_index(d, rs, b0 + i) + first;
-        }
-    }
-    g_base = fill_dead(g_base, e.live);
+    let rows = backward_rows(mode, b0, d, sp.s);
+    let e = rows.e;
+    let live = rows.live;
+    let first = rows.first;
+    let count = rows.count;
+    let g_base = rows.g_base;
     for (var k = wid.x; k < HIDDEN; k += units) {
         var p = vec4<f32>(0.0);
         if (e.any) {
@@ -466,9 +478,8 @@ fn backward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
         }
         reduce3(lid, masked(p, e.live), vec4<f32>(0.0), vec4<f32>(0.0));
         for (var i = lid; i < NB; i += LANES) {
-            let b = b0 + i;
-            if (b < lp.batch && live) {
-                backward_finish(mode, d, b, k, red[0][i]);
+            if (b0 + i < lp.batch && live) {
+                backward_finish(mode, d, b0 + i, k, red[0][i]);
             }
         }
         workgroupBarrier();
@@ -478,30 +489,12 @@ fn backward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
 fn backward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
     let b0 = wid.y * NB;
     let d = wid.z;
-    let n = sp.s;
-    var rs = n;
-    var first = 0u;
-    var count = 3u * HIDDEN;
-    if (mode == BWD_GATES) {
-        count = 2u * HIDDEN;
-    }
-    if (mode == BWD_CANDIDATE) {
-        rs = n - 1u;
-        first = 2u * HIDDEN;
-        count = HIDDEN;
-    }
-    let live = n > 0u || mode != BWD_CANDIDATE;
-    var e = Entries(vec4<bool>(false), false);
-    if (live) {
-        e = entries(b0, rs);
-    }
-    var g_base = vec4<u32>(0u);
-    for (var i = 0u; i < NB; i++) {
-        if (e.live[i]) {
-            g_base[i] = gh_index(d, rs, b0 + i) + first;
-        }
-    }
-    g_base = fill_dead(g_base, e.live);
+    let rows = backward_rows(mode, b0, d, sp.s);
+    let e = rows.e;
+    let live = rows.live;
+    let first = rows.first;
+    let count = rows.count;
+    let g_base = rows.g_base;
     for (var k = wid.x * LANES + lid; k < HIDDEN; k += groups_x * LANES) {
         var p = vec4<f32>(0.0);
         if (e.any) {

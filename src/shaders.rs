@@ -2,7 +2,7 @@
 //!
 //! Each kernel family is one file in `shaders/`; a storage-type file (`dtype_f32.wgsl` or
 //! `dtype_f16.wgsl`: `alias S = f32;` or `f16`) comes first in every kernel, then
-//! `shaders/common.wgsl` (stable activations) in every kernel but `stream_state.wgsl`, then
+//! `shaders/common.wgsl` (stable activations, ONNX's clip) in every kernel but `stream_state.wgsl`, then
 //! `shaders/gemm_common.wgsl` in the input-projection kernels, and `shaders/gru_state.wgsl`
 //! (or `gru_state_vec4.wgsl`: the state bindings) then `shaders/gru_layer.wgsl` (the other
 //! bindings and index helpers of a layer) in the recurrent ones, and `gru_split.wgsl` (the split

@@ -16,6 +16,21 @@ use gru_cli::{self as cli, MemoryFiles};
 use gru_wgpu::cpu;
 use libfuzzer_sys::fuzz_target;
 
+/// Whether a forward over `d` costs at most `limit` multiply-adds (roughly), so that the CPU
+/// reference runs it in a fuzzing iteration's time.
+fn small(d: &gru_wgpu::Dims, limit: usize) -> bool {
+    [
+        d.seq_len,
+        d.batch.max(1),
+        d.input_size.saturating_add(d.hidden_size),
+        d.hidden_size.saturating_mul(3),
+        d.num_layers * d.num_directions,
+    ]
+    .iter()
+    .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+    .is_some_and(|w| w <= limit)
+}
+
 fuzz_target!(|data: &[u8]| {
     let (args, files) = MemoryFiles::from_fuzz_input(data);
     let Some((command, rest)) = args.split_first() else {
@@ -29,17 +44,7 @@ fuzz_target!(|data: &[u8]| {
             let Ok(problem) = cli::load_problem(&run, &files) else {
                 return;
             };
-            let d = problem.dims();
-            let work = [
-                d.seq_len,
-                d.batch.max(1),
-                d.input_size.saturating_add(d.hidden_size),
-                d.hidden_size.saturating_mul(3),
-                d.num_layers * d.num_directions,
-            ]
-            .iter()
-            .try_fold(1usize, |acc, &n| acc.checked_mul(n));
-            if work.is_some_and(|w| w <= 2_000_000) {
+            if small(problem.dims(), 2_000_000) {
                 let _ = cpu::forward_model(problem.model(), &problem.input());
             }
         }
@@ -51,17 +56,7 @@ fuzz_target!(|data: &[u8]| {
                 return;
             };
             let problem = loaded.problem();
-            let d = problem.dims();
-            let work = [
-                d.seq_len,
-                d.batch.max(1),
-                d.input_size.saturating_add(d.hidden_size),
-                d.hidden_size.saturating_mul(3),
-                d.num_layers * d.num_directions,
-            ]
-            .iter()
-            .try_fold(1usize, |acc, &n| acc.checked_mul(n));
-            if work.is_some_and(|w| w <= 500_000) {
+            if small(problem.dims(), 500_000) {
                 let _ = cpu::backward_model(
                     problem.model(),
                     &problem.input(),

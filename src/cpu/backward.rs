@@ -414,7 +414,9 @@ pub(crate) fn backward64(
     }
 }
 
-fn check_len(what: &str, got: usize, expected: usize, shape: Vec<usize>) -> Result<()> {
+/// [`GruError::InvalidArgument`] for a tensor `what` of `got` values where `expected` (of
+/// `shape`) were due.
+pub(crate) fn check_len(what: &str, got: usize, expected: usize, shape: Vec<usize>) -> Result<()> {
     if got != expected {
         return Err(GruError::invalid(
             what,

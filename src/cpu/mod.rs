@@ -194,7 +194,7 @@ fn run(model: &ModelView<'_>, input: &GruInput<'_>) -> Result<GruOutput> {
     Ok(GruOutput { y, y_h, dims })
 }
 
-mod backward;
+pub(crate) mod backward;
 pub use backward::{
     backward, backward_model, GruGradients, KerasLayerGradients, LayerGradients,
     PyTorchLayerGradients,

@@ -69,7 +69,8 @@ pub(super) struct TrainGemmParams {
     pub(super) _pad: u32,
 }
 
-/// `TrainLayerParams` of `gru_train.wgsl`.
+/// The header of `TrainMeta` in `gru_train.wgsl` (the entries' lengths follow it in the same
+/// read-only storage buffer).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(super) struct TrainLayerParams {
@@ -87,8 +88,6 @@ pub(super) struct TrainLayerParams {
 
 /// Bytes of [`TrainGemmParams`].
 pub(super) const TRAIN_GEMM_PARAMS: usize = std::mem::size_of::<TrainGemmParams>();
-/// Bytes of [`TrainLayerParams`].
-pub(super) const TRAIN_LAYER_PARAMS: usize = std::mem::size_of::<TrainLayerParams>();
 
 /// Bytes of [`GemmParams`] (`Params` of the input-projection kernels).
 pub(super) const GEMM_PARAMS: usize = std::mem::size_of::<GemmParams>();
@@ -98,13 +97,7 @@ pub(super) const STEP_PARAMS: usize = std::mem::size_of::<StepParams>();
 pub(super) const LAYER_PARAMS: usize = std::mem::size_of::<LayerParams>();
 /// Bytes of the largest parameter struct: the least stride of one parameter slot.
 pub(super) const PARAMS_SLOT: usize = {
-    let sizes = [
-        GEMM_PARAMS,
-        STEP_PARAMS,
-        LAYER_PARAMS,
-        TRAIN_GEMM_PARAMS,
-        TRAIN_LAYER_PARAMS,
-    ];
+    let sizes = [GEMM_PARAMS, STEP_PARAMS, LAYER_PARAMS, TRAIN_GEMM_PARAMS];
     let mut most = 0;
     let mut i = 0;
     while i < sizes.len() {

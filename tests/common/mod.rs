@@ -430,6 +430,62 @@ impl NetCase {
     }
 }
 
+/// The ranges [`NetCase::random`] draws from (each size uniform in `1..=max`).
+#[derive(Clone, Copy, Debug)]
+pub struct NetRanges {
+    pub max_t: usize,
+    pub max_b: usize,
+    pub max_i: usize,
+    pub max_h: usize,
+    /// Clip (on a third of the cases): `clip_min + 2·k/100`, k in `0..100`.
+    pub clip_min: f32,
+    pub weight_scale: f32,
+    pub x_scale: f32,
+}
+
+impl NetCase {
+    /// A random case of the whole surface drawn from `rng` (recorded as `seed`): T, B, lengths
+    /// (a third without; else entry 0 full, entry 1 anything including 0, the others ≥ 1),
+    /// convention, direction, 1–3 layers, I, H, layout, output style, clip, initial_h.
+    pub fn random(seed: u64, rng: &mut Rng, r: &NetRanges) -> NetCase {
+        let t = 1 + rng.below(r.max_t);
+        let b = 1 + rng.below(r.max_b);
+        let lens = (rng.below(3) > 0).then(|| {
+            (0..b)
+                .map(|k| match k % 4 {
+                    0 => t as i64,                // one full-length entry
+                    1 => rng.below(t + 1) as i64, // anything, including 0
+                    _ => 1 + rng.below(t) as i64,
+                })
+                .collect()
+        });
+        NetCase {
+            seed,
+            convention: [Convention::ResetAfter, Convention::ResetBefore][rng.below(2)],
+            direction: [
+                gru_wgpu::Direction::Forward,
+                gru_wgpu::Direction::Reverse,
+                gru_wgpu::Direction::Bidirectional,
+            ][rng.below(3)],
+            layers: 1 + rng.below(3),
+            i: 1 + rng.below(r.max_i),
+            h: 1 + rng.below(r.max_h),
+            t,
+            b,
+            layout: [
+                gru_wgpu::Layout::SequenceMajor,
+                gru_wgpu::Layout::BatchMajor,
+            ][rng.below(2)],
+            style: [gru_wgpu::OutputStyle::Onnx, gru_wgpu::OutputStyle::PyTorch][rng.below(2)],
+            clip: (rng.below(3) == 0).then(|| r.clip_min + 2.0 * rng.below(100) as f32 / 100.0),
+            lens,
+            initial_h: rng.below(2) == 0,
+            weight_scale: r.weight_scale,
+            x_scale: r.x_scale,
+        }
+    }
+}
+
 /// `[i0, i1, …]` of a flat row-major index into an array of `shape` (for failure messages).
 pub fn unravel(mut index: usize, shape: &[usize]) -> Vec<usize> {
     let mut at = vec![0; shape.len()];

@@ -14,12 +14,12 @@ use std::time::Instant;
 
 use gru_wgpu::gpu::{GpuContext, GpuGru, StepStructure};
 use gru_wgpu::seeded::uniform;
-use gru_wgpu::{cpu, Convention, Direction, GruInput, GruModel, GruWeights};
+use gru_wgpu::{cpu, Convention, Direction, GruInput, GruModel};
 use serde::Serialize;
 
 use crate::args::Options;
 use crate::rows::finite;
-use crate::{median, time_n, Sink};
+use crate::{bench_layer, median, time_n, Sink};
 
 const HEADER: &str = "convention     I     H    B     T  fwd µs/step  train µs/step  bwd µs/step  bwd/fwd  cpu bwd µs/step  grads ok  worst   rel err   fwd wgs/loop      bwd disp×wgs/loop";
 
@@ -110,16 +110,7 @@ pub fn run(o: &Options) -> Result<(), String> {
     for &convention in &o.conventions {
         for &h in &o.hidden {
             let i = o.input.unwrap_or(h);
-            let k = 1.0 / (h as f32).sqrt();
-            let weights = GruWeights::new(
-                convention,
-                i,
-                h,
-                uniform(1, 3 * h * i, k),
-                uniform(2, 3 * h * h, k),
-                Some(uniform(3, 6 * h, k)),
-            )
-            .map_err(|e| e.to_string())?;
+            let weights = bench_layer(convention, i, h, 0)?;
             let network = GruModel::new(Direction::Forward, vec![vec![weights]], None)
                 .map_err(|e| e.to_string())?;
             let mut model = GpuGru::from_model(&ctx, &network).map_err(|e| e.to_string())?;

@@ -265,16 +265,7 @@ fn run(o: &Options, sink: &mut Sink) -> Result<Vec<Row>, String> {
     for &convention in &o.conventions {
         for &h in &o.hidden {
             let i = o.input.unwrap_or(h);
-            let k = 1.0 / (h as f32).sqrt();
-            let weights = GruWeights::new(
-                convention,
-                i,
-                h,
-                uniform(1, 3 * h * i, k),
-                uniform(2, 3 * h * h, k),
-                Some(uniform(3, 6 * h, k)),
-            )
-            .map_err(|e| e.to_string())?;
+            let weights = bench_layer(convention, i, h, 0)?;
             let network = GruModel::new(Direction::Forward, vec![vec![weights.clone()]], None)
                 .map_err(|e| e.to_string())?;
             let mut models = Vec::new();
@@ -492,6 +483,26 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     v.get(v.len() / 2).copied()
 }
 
+/// The benchmarks' layer: every weight uniform in ±1/√H (PyTorch's initialisation), drawn
+/// from seeds `seed + 1` (W), `seed + 2` (R) and `seed + 3` (B).
+fn bench_layer(
+    convention: Convention,
+    i: usize,
+    h: usize,
+    seed: u64,
+) -> Result<GruWeights, String> {
+    let k = 1.0 / (h as f32).sqrt();
+    GruWeights::new(
+        convention,
+        i,
+        h,
+        uniform(seed + 1, 3 * h * i, k),
+        uniform(seed + 2, 3 * h * h, k),
+        Some(uniform(seed + 3, 6 * h, k)),
+    )
+    .map_err(|e| e.to_string())
+}
+
 /// `--streaming`: a session of N streams of an L-layer model fed one frame per stream per call.
 fn streaming(o: &Options) -> Result<(), String> {
     let ctx = GpuContext::new().map_err(|e| e.to_string())?;
@@ -499,23 +510,12 @@ fn streaming(o: &Options) -> Result<(), String> {
     let h = o.hidden[0];
     let i = o.input.unwrap_or(128);
     let convention = o.conventions[0];
-    let k = 1.0 / (h as f32).sqrt();
     let layers = (0..o.layers.max(1))
         .map(|l| {
             let input = if l == 0 { i } else { h };
-            let seed = 10 * l as u64;
-            GruWeights::new(
-                convention,
-                input,
-                h,
-                uniform(seed + 1, 3 * h * input, k),
-                uniform(seed + 2, 3 * h * h, k),
-                Some(uniform(seed + 3, 6 * h, k)),
-            )
-            .map(|w| vec![w])
+            bench_layer(convention, input, h, 10 * l as u64).map(|w| vec![w])
         })
-        .collect::<gru_wgpu::Result<Vec<_>>>()
-        .map_err(|e| e.to_string())?;
+        .collect::<Result<Vec<_>, String>>()?;
     let network = GruModel::new(Direction::Forward, layers, None).map_err(|e| e.to_string())?;
     let mut sink = Sink::new(o.json.clone());
     println!(

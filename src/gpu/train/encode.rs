@@ -13,7 +13,7 @@ use crate::gpu::params::{
 use crate::gpu::weights::LayerWeights;
 use crate::input::Dims;
 
-use super::{f32_bytes, StepSet, TrainPipelines};
+use super::{StepSet, TrainPipelines};
 
 /// Rows of K one GEMM dispatch sums: 16 per loop trip, so at most 32768 trips per invocation
 /// (half of lavapipe's 65535-trip cap, REFERENCES.md §6); longer sums are split into several
@@ -37,44 +37,58 @@ pub(in crate::gpu) struct PlanLimits {
     stride: u32,
 }
 
-/// Checks every buffer of a training forward and backward over `dims` against the device's
-/// binding limits, and the batch and directions against the dispatch limit.
-fn check_train(limits: &wgpu::Limits, dims: &Dims, stride: u32) -> Result<PlanLimits> {
+/// Every buffer of a training forward and backward over `dims` whose size could pass a
+/// binding limit: its name and shape for `dims.batch` entries, and its floats per entry of the
+/// batch and independent of it.
+fn train_buffers(dims: &Dims) -> [(String, u64, u64); 7] {
     let (t, b, h) = (dims.seq_len, dims.batch, dims.hidden_size);
-    let nd = dims.num_directions;
-    let k_max = dims.input_size.max(nd * h);
-    let sizes = [
+    let (nd, nl) = (dims.num_directions, dims.num_layers);
+    let k = dims.input_size.max(nd * h);
+    let [t, h, nd, nl, k] = [t, h, nd, nl, k].map(|v| v as u64);
+    [
+        (format!("training X [T={t}, B={b}, K={k}]"), t * k, 0),
         (
-            format!("training X [T={t}, B={b}, K={k_max}]"),
-            t * b * k_max,
-        ),
-        (
-            format!("training XP [T·B={}, D·3H={}]", t * b, nd * 3 * h),
-            t * b * nd * 3 * h,
+            format!("training XP [T={t}, B={b}, D·3H={}]", nd * 3 * h),
+            t * nd * 3 * h,
+            0,
         ),
         (
             format!("state sequence [D={nd}, T+1={}, B={b}, H={h}]", t + 1),
-            nd * (t + 1) * b * h,
+            nd * (t + 1) * h,
+            0,
         ),
         (
             format!("reserve space [D={nd}, T={t}, B={b}, 4H={}]", 4 * h),
-            nd * t * b * 4 * h,
+            nd * t * 4 * h,
+            0,
         ),
         (
             format!(
-                "gate gradients G_x and G_h [2, T·B={}, D·3H={}]",
-                t * b,
+                "gate gradients G_x and G_h [2, T={t}, B={b}, D·3H={}]",
                 nd * 3 * h
             ),
-            2 * t * b * nd * 3 * h,
+            2 * t * nd * 3 * h,
+            0,
+        ),
+        (
+            format!("initial states and dY_h [L·D={}, B={b}, H={h}]", nl * nd),
+            nl * nd * h,
+            0,
         ),
         (
             "one layer's and direction's weight gradients [3H·K + 3H·H + 6H]".to_string(),
-            3 * h * k_max + 3 * h * h + 6 * h,
+            0,
+            3 * h * k + 3 * h * h + 6 * h,
         ),
-    ];
-    for (what, n) in sizes {
-        check_binding(limits, what, f32_bytes(n))?;
+    ]
+}
+
+/// Checks every buffer of a training forward and backward over `dims` against the device's
+/// binding limits, and the batch against the dispatch limit.
+fn check_train(limits: &wgpu::Limits, dims: &Dims, stride: u32) -> Result<PlanLimits> {
+    let b = dims.batch;
+    for (what, per_entry, fixed) in train_buffers(dims) {
+        check_binding(limits, what, 4 * (per_entry * b as u64 + fixed))?;
     }
     let max_groups = limits.max_compute_workgroups_per_dimension;
     check_limit(
@@ -83,10 +97,11 @@ fn check_train(limits: &wgpu::Limits, dims: &Dims, stride: u32) -> Result<PlanLi
         (b as u64).div_ceil(STEP_ENTRIES as u64),
         max_groups as u64,
     )?;
+    let t = dims.seq_len as u64;
     check_limit(
         format!("{} step-parameter slots of {stride} bytes", t + 1),
         "max_buffer_size",
-        (t as u64 + 1) * stride as u64,
+        (t + 1) * stride as u64,
         limits.max_buffer_size,
     )?;
     Ok(PlanLimits {
@@ -105,26 +120,13 @@ pub(super) fn train_chunk(
     dims: &Dims,
     stride: u32,
 ) -> Result<(usize, PlanLimits)> {
-    let (t, h, nd) = (
-        dims.seq_len as u64,
-        dims.hidden_size as u64,
-        dims.num_directions as u64,
-    );
-    let k_max = (dims.input_size as u64).max(nd * h);
-    let per_entry = [
-        t * k_max,
-        t * nd * 3 * h,
-        nd * (t + 1) * h,
-        nd * t * 4 * h,
-        2 * t * nd * 3 * h,
-        dims.num_layers as u64 * nd * h,
-    ]
-    .into_iter()
-    .max()
-    .unwrap_or(1)
-    .max(1)
-        * 4;
-    let fit = binding_limit(limits) / per_entry;
+    let room = binding_limit(limits);
+    let fit = train_buffers(dims)
+        .iter()
+        .filter(|(_, per_entry, _)| *per_entry > 0)
+        .map(|(_, per_entry, fixed)| room.saturating_sub(4 * fixed) / (4 * per_entry))
+        .min()
+        .unwrap_or(u64::MAX);
     let most = 4 * limits.max_compute_workgroups_per_dimension.max(1) as u64;
     let batch = dims.batch as u64;
     let mut chunk = fit.min(most).min(batch).max(1);
@@ -186,7 +188,6 @@ pub(super) struct Plan<'m> {
     gemm_params: Vec<TrainGemmParams>,
     bindings: Vec<StepBinding>,
     steps: usize,
-    ones: wgpu::Buffer,
 }
 
 /// One direction's weight gradients: what [`Plan::weight_gradients`] reads and where it
@@ -200,7 +201,6 @@ pub(super) struct WeightGrads<'a> {
     pub(super) out: &'a wgpu::Buffer,
     pub(super) d: usize,
     pub(super) k: usize,
-    pub(super) base: usize,
     pub(super) dims: &'a Dims,
     pub(super) reset_before: bool,
     /// Add to what `out` holds (every chunk of the batch after the first).
@@ -220,14 +220,6 @@ impl<'m> Plan<'m> {
         pipelines: &'m TrainPipelines,
         limits: &PlanLimits,
     ) -> Self {
-        let ones = model
-            .ctx
-            .device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("ones"),
-                contents: bytemuck::cast_slice(&[1.0f32; 4]),
-                usage: wgpu::BufferUsages::STORAGE,
-            });
         Plan {
             model,
             pipelines,
@@ -236,7 +228,6 @@ impl<'m> Plan<'m> {
             gemm_params: Vec::new(),
             bindings: Vec::new(),
             steps: 0,
-            ones,
         }
     }
 
@@ -412,7 +403,7 @@ impl<'m> Plan<'m> {
             self.ops.push(Op::Gemm {
                 a: a.clone(),
                 b: b.clone(),
-                bias: bias.unwrap_or(&self.ones).clone(),
+                bias: bias.unwrap_or(&self.pipelines.ones).clone(),
                 c: c.clone(),
                 slot: u(self.gemm_params.len() - 1),
                 groups,
@@ -486,8 +477,8 @@ impl<'m> Plan<'m> {
         );
     }
 
-    /// One direction's `dW [3H, K]`, `dR [3H, H]` and `dB [6H]`, written at `g.base` of
-    /// `g.out` in that order.
+    /// One direction's `dW [3H, K]`, `dR [3H, H]` and `dB [6H]`, written to `g.out` in that
+    /// order.
     pub(super) fn weight_gradients(&mut self, g: &WeightGrads<'_>) {
         let dims = g.dims;
         let (t, b, h, nd) = (
@@ -500,7 +491,7 @@ impl<'m> Plan<'m> {
         let (width, h3) = (nd * 3 * h, 3 * h);
         let d = g.d;
         let accumulate = g.accumulate as u32;
-        let dw = g.base;
+        let dw = 0;
         let dr = dw + h3 * g.k;
         let db = dr + h3 * h;
         // dW = G_xᵀ X: A(m, row) = G_x[row, d·3H + m], B(row, n) = X[row, n].
@@ -577,7 +568,7 @@ impl<'m> Plan<'m> {
         }
         // dWb and dRb: column sums, 1ᵀ G (A = a ones vector, strides 0).
         for (off, sk, c_off) in [(d * h3, width, db), (gh, h3, db + h3)] {
-            let ones = self.ones.clone();
+            let ones = self.pipelines.ones.clone();
             self.gemm(
                 &ones,
                 g.grads,
@@ -673,16 +664,8 @@ impl<'m> Plan<'m> {
                 })
             })
             .collect();
-        let (h, nd) = (
-            self.model.hidden_size,
-            self.model.direction.num_directions(),
-        );
-        let units = if self.model.training_direct() {
-            (h as u32).div_ceil(64)
-        } else {
-            h as u32
-        }
-        .min(self.limits.max_groups);
+        let nd = self.model.direction.num_directions();
+        let units = self.model.training_groups_x();
         let mut encoder =
             device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
         let mut i = 0;

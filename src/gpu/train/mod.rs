@@ -31,6 +31,9 @@ mod encode;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use wgpu::util::DeviceExt;
+
+use crate::cpu::backward::check_len;
 use crate::cpu::{GruGradients, LayerGradients};
 use crate::dtype::Dtype;
 use crate::error::{GruError, Result};
@@ -67,6 +70,9 @@ pub(in crate::gpu) struct StepSet {
 
 /// The pipelines of training, built on first use.
 pub(in crate::gpu) struct TrainPipelines {
+    /// `[1, 1, 1, 1]`: the stride-0 operand of the bias gradients' column sums, and the bias
+    /// binding of GEMMs without a bias.
+    ones: wgpu::Buffer,
     /// `train_gemm`: 16×16 tiles through workgroup memory (GPUs).
     gemm: wgpu::ComputePipeline,
     /// `train_gemm_direct`: register-blocked, no workgroup memory (CPU adapters, with the
@@ -220,7 +226,13 @@ impl GpuGru {
             };
             let split = set(false)?;
             let direct = set(true)?;
+            let ones = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("ones"),
+                contents: bytemuck::cast_slice(&[1.0f32; 4]),
+                usage: wgpu::BufferUsages::STORAGE,
+            });
             let pipelines = TrainPipelines {
+                ones,
                 gemm,
                 gemm_direct,
                 gemm_layout: kernels.bind_group_layout(device, LayoutFamily::TrainGemm)?,
@@ -537,7 +549,6 @@ impl GpuGru {
                                 out,
                                 d,
                                 k,
-                                base: 0,
                                 dims: &cd,
                                 reset_before,
                                 accumulate: c > 0,
@@ -619,6 +630,23 @@ impl GpuGru {
             && 3 * self.hidden_size <= DIRECT_MAX_K
     }
 
+    /// Workgroups in x of a training step dispatch: one per hidden unit (GPU shape) or per 64
+    /// units (CPU-adapter shape), at most the device's limit (each then takes several).
+    pub(super) fn training_groups_x(&self) -> u32 {
+        let h = self.hidden_size as u32;
+        let units = if self.training_direct() {
+            h.div_ceil(LANES)
+        } else {
+            h
+        };
+        units.min(
+            self.ctx
+                .limits()
+                .max_compute_workgroups_per_dimension
+                .max(1),
+        )
+    }
+
     /// The parallel structure of one timestep of one layer of the training forward and of
     /// the backward over `batch` entries (what a GPU's step time follows; gru-bench prints
     /// it). GPU shape: per dispatch `min(H, max groups) · ⌈B/4⌉ · D` workgroups of 64 lanes,
@@ -629,19 +657,9 @@ impl GpuGru {
     pub fn training_structure(&self, batch: usize) -> (StepStructure, StepStructure) {
         let h = self.hidden_size as u64;
         let d = self.direction.num_directions() as u64;
-        let units = h.min(
-            self.ctx
-                .limits()
-                .max_compute_workgroups_per_dimension
-                .max(1) as u64,
-        );
         let lanes = LANES as u64;
         let direct = self.training_direct();
-        let groups_x = if direct {
-            h.div_ceil(lanes).min(units)
-        } else {
-            units
-        };
+        let groups_x = self.training_groups_x() as u64;
         let workgroups = groups_x * (batch as u64).div_ceil(encode::STEP_ENTRIES as u64) * d;
         let loop_of = |k: u64| {
             if direct {
@@ -675,15 +693,4 @@ impl GpuGru {
             .as_ref()
             .ok_or_else(|| gpu_message("training", "the training pipelines were not built"))
     }
-}
-
-fn check_len(what: &str, got: usize, expected: usize, shape: Vec<usize>) -> Result<()> {
-    if got != expected {
-        return Err(GruError::invalid(
-            what,
-            format!("{expected} values (shape {shape:?})"),
-            format!("{got} values"),
-        ));
-    }
-    Ok(())
 }

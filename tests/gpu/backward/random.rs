@@ -3,9 +3,9 @@
 
 use crate::common;
 
-use common::{gpu, rounded_reference, tolerance, NetCase, Rng};
+use common::{gpu, rounded_reference, tolerance, NetCase, NetRanges, Rng};
 use gru_wgpu::gpu::{GemmKernel, GpuGru, StepKernel};
-use gru_wgpu::{cpu, Convention, Direction, Dtype, Layout, OutputStyle};
+use gru_wgpu::{cpu, Dtype};
 
 /// Per-tensor check of gradients: `max|g − e| ≤ 1e-5 + 1e-4·max|e|`; returns a report line
 /// (worst index, got, expected, bound) on failure.
@@ -37,38 +37,16 @@ pub fn compare_grad(what: &str, got: &[f64], expected: &[f64]) -> Option<String>
 /// A random case of the surface (T ≤ 12, B ≤ 6, H ≤ 24, up to 3 layers).
 pub fn random_case(seed: u64) -> NetCase {
     let mut rng = Rng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xB5);
-    let t = 1 + rng.below(12);
-    let b = 1 + rng.below(6);
-    let lens = (rng.below(3) > 0).then(|| {
-        (0..b)
-            .map(|k| match k % 4 {
-                0 => t as i64,
-                1 => rng.below(t + 1) as i64,
-                _ => 1 + rng.below(t) as i64,
-            })
-            .collect()
-    });
-    NetCase {
-        seed,
-        convention: [Convention::ResetAfter, Convention::ResetBefore][rng.below(2)],
-        direction: [
-            Direction::Forward,
-            Direction::Reverse,
-            Direction::Bidirectional,
-        ][rng.below(3)],
-        layers: 1 + rng.below(3),
-        i: 1 + rng.below(12),
-        h: 1 + rng.below(24),
-        t,
-        b,
-        layout: [Layout::SequenceMajor, Layout::BatchMajor][rng.below(2)],
-        style: [OutputStyle::Onnx, OutputStyle::PyTorch][rng.below(2)],
-        clip: (rng.below(3) == 0).then(|| 0.5 + rng.below(100) as f32 / 50.0),
-        lens,
-        initial_h: rng.below(2) == 0,
+    let ranges = NetRanges {
+        max_t: 12,
+        max_b: 6,
+        max_i: 12,
+        max_h: 24,
+        clip_min: 0.5,
         weight_scale: 1.5,
         x_scale: 1.0,
-    }
+    };
+    NetCase::random(seed, &mut rng, &ranges)
 }
 
 /// Runs `case` forward and backward on the GPU and on the CPU reference; `None` when every

@@ -5,7 +5,8 @@
 use crate::common;
 
 use common::{
-    configs, each_config, gpu, random_weights, rounded_reference, tolerance, NetCase, PerDtype, Rng,
+    configs, each_config, gpu, random_weights, rounded_reference, tolerance, NetCase, NetRanges,
+    PerDtype, Rng,
 };
 use gru_wgpu::gpu::GpuGru;
 use gru_wgpu::{cpu, Convention, Direction, Dtype, GruInput, GruModel, Layout, OutputStyle};
@@ -13,38 +14,16 @@ use gru_wgpu::{cpu, Convention, Direction, Dtype, GruInput, GruModel, Layout, Ou
 /// A random case of the whole surface (weights at twice the usual scale, X at 1.5).
 fn random_case(seed: u64) -> NetCase {
     let mut rng = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
-    let t = 1 + rng.below(9);
-    let b = 1 + rng.below(7);
-    let lens = (rng.below(3) > 0).then(|| {
-        (0..b)
-            .map(|k| match k % 4 {
-                0 => t as i64,                // one full-length entry
-                1 => rng.below(t + 1) as i64, // anything, including 0
-                _ => 1 + rng.below(t) as i64,
-            })
-            .collect()
-    });
-    NetCase {
-        seed,
-        convention: [Convention::ResetAfter, Convention::ResetBefore][rng.below(2)],
-        direction: [
-            Direction::Forward,
-            Direction::Reverse,
-            Direction::Bidirectional,
-        ][rng.below(3)],
-        layers: 1 + rng.below(3),
-        i: 1 + rng.below(12),
-        h: 1 + rng.below(20),
-        t,
-        b,
-        layout: [Layout::SequenceMajor, Layout::BatchMajor][rng.below(2)],
-        style: [OutputStyle::Onnx, OutputStyle::PyTorch][rng.below(2)],
-        clip: (rng.below(3) == 0).then(|| 0.25 + 2.0 * rng.below(100) as f32 / 100.0),
-        lens,
-        initial_h: rng.below(2) == 0,
+    let ranges = NetRanges {
+        max_t: 9,
+        max_b: 7,
+        max_i: 12,
+        max_h: 20,
+        clip_min: 0.25,
         weight_scale: 2.0,
         x_scale: 1.5,
-    }
+    };
+    NetCase::random(seed, &mut rng, &ranges)
 }
 
 fn run(case: &NetCase) -> Option<String> {
