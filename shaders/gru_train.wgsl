@@ -32,7 +32,7 @@
 
 struct TrainStepParams {
     s: u32,
-    _pad0: u32,
+    s_end: u32,   // the persistent entry points: the end of their range
     _pad1: u32,
     _pad2: u32,
 }
@@ -55,12 +55,15 @@ struct TrainMeta {
 
 @group(0) @binding(0) var<storage, read> src: array<f32>;           // xp | dY
 @group(0) @binding(1) var<storage, read> rmat: array<f32>;          // R rows | Rᵀ, then Rb
-@group(0) @binding(2) var<storage, read_write> hs: array<f32>;
-@group(0) @binding(3) var<storage, read_write> reserve: array<f32>;
-@group(0) @binding(4) var<storage, read_write> outs: array<f32>;    // y | G_x and G_h
+// Bindings 2 (hs), 3 (reserve) and 4 (outs: y | G_x and G_h) and their accessors:
+// train_state.wgsl (scalar arrays) or train_state_vec4.wgsl, placed before this file.
 @group(0) @binding(5) var<storage, read> lp: TrainMeta;
 @group(0) @binding(6) var<storage, read_write> carry: array<f32>;
 @group(0) @binding(7) var<storage, read> sp: TrainStepParams;
+
+// The step s (forward) or dispatch n (backward) being run: sp.s, or in the persistent entry
+// points each of their range in turn.
+var<private> cur_s: u32;
 
 override HIDDEN: u32 = 1u;
 // Lanes per workgroup (a power of two, at most 64): 64 on GPUs; fewer on CPU adapters, where
@@ -190,16 +193,18 @@ fn masked(v: vec4<f32>, live: vec4<bool>) -> vec4<f32> {
 // Element `k` of the four rows starting at `base` (after fill_dead) of hs, the reserve or the
 // gradient buffer.
 fn gather_hs(base: vec4<u32>, k: u32) -> vec4<f32> {
-    return vec4<f32>(hs[base.x + k], hs[base.y + k], hs[base.z + k], hs[base.w + k]);
+    return vec4<f32>(hs_at(base.x + k), hs_at(base.y + k), hs_at(base.z + k),
+                     hs_at(base.w + k));
 }
 
 fn gather_reserve(base: vec4<u32>, k: u32) -> vec4<f32> {
-    return vec4<f32>(reserve[base.x + k], reserve[base.y + k], reserve[base.z + k],
-                     reserve[base.w + k]);
+    return vec4<f32>(reserve_at(base.x + k), reserve_at(base.y + k), reserve_at(base.z + k),
+                     reserve_at(base.w + k));
 }
 
 fn gather_outs(base: vec4<u32>, k: u32) -> vec4<f32> {
-    return vec4<f32>(outs[base.x + k], outs[base.y + k], outs[base.z + k], outs[base.w + k]);
+    return vec4<f32>(outs_at(base.x + k), outs_at(base.y + k), outs_at(base.z + k),
+                     outs_at(base.w + k));
 }
 
 // A forward step's four entries b0 .. b0+3: which have step s, and where their states (hs)
@@ -226,21 +231,21 @@ fn forward_rows(b0: u32, d: u32, s: u32) -> ForwardRows {
 // Entry b of unit j after a forward dispatch's products pz, pr, ph: its step finished, or,
 // past its length, its state carried over unchanged.
 fn forward_entry(mode: u32, d: u32, b: u32, j: u32, pz: f32, pr: f32, ph: f32) {
-    let s = sp.s;
+    let s = cur_s;
     if (b >= lp.batch) {
         return;
     }
     if (has_step(b, s)) {
         forward_finish(mode, d, b, j, pz, pr, ph);
     } else if (mode != FWD_GATES) {
-        hs[hs_index(d, s + 1u, b, j)] = hs[hs_index(d, s, b, j)];
+        set_hs(hs_index(d, s + 1u, b, j), hs_at(hs_index(d, s, b, j)));
     }
 }
 
 fn forward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
     let b0 = wid.y * NB;
     let d = wid.z;
-    let s = sp.s;
+    let s = cur_s;
     let rows = forward_rows(b0, d, s);
     let e = rows.e;
     let h_base = rows.h_base;
@@ -289,7 +294,7 @@ fn forward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
 fn forward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
     let b0 = wid.y * NB;
     let d = wid.z;
-    let s = sp.s;
+    let s = cur_s;
     let rows = forward_rows(b0, d, s);
     let e = rows.e;
     let h_base = rows.h_base;
@@ -302,7 +307,33 @@ fn forward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
         if (e.any) {
             // Rᵀ: rmat[d·H·3H + k·3H + g·H + j].
             let base = d * HIDDEN * h3 + j;
-            if (mode == FWD_CANDIDATE) {
+            if (VEC4_VIEW && HIDDEN % 4u == 0u) {
+                // Four units k of the four entries' rows per trip, one vec4 load per entry
+                // (every row starts at a multiple of H); tr[c] holds unit 4·kq + c.
+                let rows = select(h_base, u_base, mode == FWD_CANDIDATE) / vec4<u32>(4u);
+                for (var kq = 0u; kq < HIDDEN / 4u; kq++) {
+                    var tr: mat4x4<f32>;
+                    if (mode == FWD_CANDIDATE) {
+                        tr = transpose(mat4x4<f32>(reserve_4(rows.x + kq), reserve_4(rows.y + kq),
+                                                   reserve_4(rows.z + kq), reserve_4(rows.w + kq)));
+                    } else {
+                        tr = transpose(mat4x4<f32>(hs_4(rows.x + kq), hs_4(rows.y + kq),
+                                                   hs_4(rows.z + kq), hs_4(rows.w + kq)));
+                    }
+                    for (var c = 0u; c < 4u; c++) {
+                        let at = base + (4u * kq + c) * h3;
+                        if (mode == FWD_CANDIDATE) {
+                            ph += rmat[at + 2u * HIDDEN] * tr[c];
+                        } else {
+                            pz += rmat[at] * tr[c];
+                            pr += rmat[at + HIDDEN] * tr[c];
+                            if (mode == FWD_RESET_AFTER) {
+                                ph += rmat[at + 2u * HIDDEN] * tr[c];
+                            }
+                        }
+                    }
+                }
+            } else if (mode == FWD_CANDIDATE) {
                 for (var k = 0u; k < HIDDEN; k++) {
                     ph += rmat[base + k * h3 + 2u * HIDDEN] * gather_reserve(u_base, k);
                 }
@@ -325,16 +356,16 @@ fn forward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
 }
 
 fn forward_finish(mode: u32, d: u32, b: u32, j: u32, pz: f32, pr: f32, ph: f32) {
-    let s = sp.s;
+    let s = cur_s;
     let t = time_of(b, d, s);
-    let h = hs[hs_index(d, s, b, j)];
+    let h = hs_at(hs_index(d, s, b, j));
     if (mode == FWD_GATES) {
         let a_z = xp_at(t, b, d, 0u, j) + pz + rb_at(d, 0u, j);
         let a_r = xp_at(t, b, d, 1u, j) + pr + rb_at(d, 1u, j);
         let r = sigmoid_stable(clip(a_r));
-        reserve[reserve_index(d, s, b, 0u, j)] = a_z;
-        reserve[reserve_index(d, s, b, 1u, j)] = a_r;
-        reserve[reserve_index(d, s, b, 3u, j)] = r * h;
+        set_reserve(reserve_index(d, s, b, 0u, j), a_z);
+        set_reserve(reserve_index(d, s, b, 1u, j), a_r);
+        set_reserve(reserve_index(d, s, b, 3u, j), r * h);
         return;
     }
     var a_z: f32;
@@ -345,19 +376,19 @@ fn forward_finish(mode: u32, d: u32, b: u32, j: u32, pz: f32, pr: f32, ph: f32) 
         let q = ph + rb_at(d, 2u, j);
         let r = sigmoid_stable(clip(a_r));
         a_n = xp_at(t, b, d, 2u, j) + r * q;
-        reserve[reserve_index(d, s, b, 0u, j)] = a_z;
-        reserve[reserve_index(d, s, b, 1u, j)] = a_r;
-        reserve[reserve_index(d, s, b, 3u, j)] = q;
+        set_reserve(reserve_index(d, s, b, 0u, j), a_z);
+        set_reserve(reserve_index(d, s, b, 1u, j), a_r);
+        set_reserve(reserve_index(d, s, b, 3u, j), q);
     } else {
-        a_z = reserve[reserve_index(d, s, b, 0u, j)];
+        a_z = reserve_at(reserve_index(d, s, b, 0u, j));
         a_n = xp_at(t, b, d, 2u, j) + ph + rb_at(d, 2u, j);
     }
-    reserve[reserve_index(d, s, b, 2u, j)] = a_n;
+    set_reserve(reserve_index(d, s, b, 2u, j), a_n);
     let z = sigmoid_stable(clip(a_z));
     let n = tanh_stable(clip(a_n));
     let next = (1.0 - z) * n + z * h;
-    hs[hs_index(d, s + 1u, b, j)] = next;
-    outs[by_time(t, b, d, HIDDEN) + j] = next;
+    set_hs(hs_index(d, s + 1u, b, j), next);
+    set_outs(by_time(t, b, d, HIDDEN) + j, next);
 }
 
 @compute @workgroup_size(LANES)
@@ -366,6 +397,7 @@ fn train_step_reset_after(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
+    cur_s = sp.s;
     if (DIRECT) {
         forward_step_direct(FWD_RESET_AFTER, lid, wid, groups.x);
     } else {
@@ -379,6 +411,7 @@ fn train_gates_reset_before(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
+    cur_s = sp.s;
     if (DIRECT) {
         forward_step_direct(FWD_GATES, lid, wid, groups.x);
     } else {
@@ -392,6 +425,7 @@ fn train_candidate_reset_before(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
+    cur_s = sp.s;
     if (DIRECT) {
         forward_step_direct(FWD_CANDIDATE, lid, wid, groups.x);
     } else {
@@ -457,7 +491,7 @@ fn backward_rows(mode: u32, b0: u32, d: u32, n: u32) -> BackwardRows {
 fn backward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
     let b0 = wid.y * NB;
     let d = wid.z;
-    let rows = backward_rows(mode, b0, d, sp.s);
+    let rows = backward_rows(mode, b0, d, cur_s);
     let e = rows.e;
     let live = rows.live;
     let first = rows.first;
@@ -489,7 +523,7 @@ fn backward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
 fn backward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
     let b0 = wid.y * NB;
     let d = wid.z;
-    let rows = backward_rows(mode, b0, d, sp.s);
+    let rows = backward_rows(mode, b0, d, cur_s);
     let e = rows.e;
     let live = rows.live;
     let first = rows.first;
@@ -500,8 +534,23 @@ fn backward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
         if (e.any) {
             // R row-major: rmat[d·3H·H + (g·H + j)·H + k], row g·H + j = first + i.
             let col = 3u * d * HIDDEN * HIDDEN + first * HIDDEN + k;
-            for (var i = 0u; i < count; i++) {
-                p += rmat[col + i * HIDDEN] * gather_outs(g_base, i);
+            if (VEC4_VIEW && HIDDEN % 4u == 0u) {
+                // Four rows of the four entries' G_h per trip, one vec4 load per entry (every
+                // row starts at a multiple of H); tr[c] holds row 4·iq + c.
+                let q = g_base / vec4<u32>(4u);
+                for (var iq = 0u; iq < count / 4u; iq++) {
+                    let tr = transpose(mat4x4<f32>(outs_4(q.x + iq), outs_4(q.y + iq),
+                                                   outs_4(q.z + iq), outs_4(q.w + iq)));
+                    let at = col + 4u * iq * HIDDEN;
+                    p += rmat[at] * tr[0];
+                    p += rmat[at + HIDDEN] * tr[1];
+                    p += rmat[at + 2u * HIDDEN] * tr[2];
+                    p += rmat[at + 3u * HIDDEN] * tr[3];
+                }
+            } else {
+                for (var i = 0u; i < count; i++) {
+                    p += rmat[col + i * HIDDEN] * gather_outs(g_base, i);
+                }
             }
         }
         p = masked(p, e.live);
@@ -516,18 +565,18 @@ fn backward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
 }
 
 fn backward_finish(mode: u32, d: u32, b: u32, k: u32, product: f32) {
-    let n = sp.s;
+    let n = cur_s;
     let ci = lp.carry_base + (d * lp.batch + b) * HIDDEN + k;
     if (mode == BWD_CANDIDATE) {
         let s = n - 1u;
         if (has_step(b, s)) {
             let t = time_of(b, d, s);
-            let a_r = reserve[reserve_index(d, s, b, 1u, k)];
+            let a_r = reserve_at(reserve_index(d, s, b, 1u, k));
             let r = sigmoid_stable(clip(a_r));
-            let h = hs[hs_index(d, s, b, k)];
+            let h = hs_at(hs_index(d, s, b, k));
             let g_r = product * h * r * (1.0 - r) * clip_grad(a_r);
-            outs[by_time(t, b, d, 3u * HIDDEN) + HIDDEN + k] = g_r;
-            outs[gh_index(d, s, b) + HIDDEN + k] = g_r;
+            set_outs(by_time(t, b, d, 3u * HIDDEN) + HIDDEN + k, g_r);
+            set_outs(gh_index(d, s, b) + HIDDEN + k, g_r);
             carry[ci] = carry[ci] + product * r;
         }
         return;
@@ -544,29 +593,29 @@ fn backward_finish(mode: u32, d: u32, b: u32, k: u32, product: f32) {
     }
     let t = time_of(b, d, s);
     let g = dprev + src[by_time(t, b, d, HIDDEN) + k];
-    let a_z = reserve[reserve_index(d, s, b, 0u, k)];
-    let a_n = reserve[reserve_index(d, s, b, 2u, k)];
+    let a_z = reserve_at(reserve_index(d, s, b, 0u, k));
+    let a_n = reserve_at(reserve_index(d, s, b, 2u, k));
     let z = sigmoid_stable(clip(a_z));
     let c = tanh_stable(clip(a_n));
-    let h = hs[hs_index(d, s, b, k)];
+    let h = hs_at(hs_index(d, s, b, k));
     let g_n = g * (1.0 - z) * (1.0 - c * c) * clip_grad(a_n);
     let g_z = g * (h - c) * z * (1.0 - z) * clip_grad(a_z);
     let gx = by_time(t, b, d, 3u * HIDDEN);
     let gh = gh_index(d, s, b);
-    outs[gx + k] = g_z;
-    outs[gx + 2u * HIDDEN + k] = g_n;
-    outs[gh + k] = g_z;
+    set_outs(gx + k, g_z);
+    set_outs(gx + 2u * HIDDEN + k, g_n);
+    set_outs(gh + k, g_z);
     carry[ci] = g * z;
     if (mode == BWD_RESET_AFTER) {
-        let a_r = reserve[reserve_index(d, s, b, 1u, k)];
+        let a_r = reserve_at(reserve_index(d, s, b, 1u, k));
         let r = sigmoid_stable(clip(a_r));
-        let q = reserve[reserve_index(d, s, b, 3u, k)];
+        let q = reserve_at(reserve_index(d, s, b, 3u, k));
         let g_r = g_n * q * r * (1.0 - r) * clip_grad(a_r);
-        outs[gx + HIDDEN + k] = g_r;
-        outs[gh + HIDDEN + k] = g_r;
-        outs[gh + 2u * HIDDEN + k] = g_n * r;
+        set_outs(gx + HIDDEN + k, g_r);
+        set_outs(gh + HIDDEN + k, g_r);
+        set_outs(gh + 2u * HIDDEN + k, g_n * r);
     } else {
-        outs[gh + 2u * HIDDEN + k] = g_n;
+        set_outs(gh + 2u * HIDDEN + k, g_n);
     }
 }
 
@@ -576,6 +625,7 @@ fn grad_step_reset_after(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
+    cur_s = sp.s;
     if (DIRECT) {
         backward_step_direct(BWD_RESET_AFTER, lid, wid, groups.x);
     } else {
@@ -589,6 +639,7 @@ fn grad_gates_reset_before(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
+    cur_s = sp.s;
     if (DIRECT) {
         backward_step_direct(BWD_GATES, lid, wid, groups.x);
     } else {
@@ -602,9 +653,80 @@ fn grad_candidate_reset_before(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
+    cur_s = sp.s;
     if (DIRECT) {
         backward_step_direct(BWD_CANDIDATE, lid, wid, groups.x);
     } else {
         backward_step(BWD_CANDIDATE, lid, wid, groups.x);
     }
+}
+
+// ---- persistent: many steps in one dispatch ------------------------------------------------
+//
+// The CPU-adapter shape over a range of steps in one dispatch, where the inference forward
+// takes its persistent path (few units: a dispatch would cost more than its step): one
+// workgroup per four entries and direction holds all H units (lane l takes units l, l + 64,
+// …; the host dispatches one workgroup in x), and a storage barrier separates the phases,
+// since each reads every unit of what the one before wrote (the state, u = r ⊙ h, G_h). The
+// forward runs steps sp.s .. sp.s_end − 1 in order, the backward dispatches n = sp.s_end − 1
+// down to sp.s; the host bounds a range by the loop budget (REFERENCES.md §6).
+
+fn persistent_forward(before: bool, lid: u32, wid: vec3<u32>) {
+    for (var s = sp.s; s < sp.s_end; s++) {
+        cur_s = s;
+        if (before) {
+            forward_step_direct(FWD_GATES, lid, wid, 1u);
+            storageBarrier();
+            forward_step_direct(FWD_CANDIDATE, lid, wid, 1u);
+        } else {
+            forward_step_direct(FWD_RESET_AFTER, lid, wid, 1u);
+        }
+        storageBarrier();
+    }
+}
+
+fn persistent_backward(before: bool, lid: u32, wid: vec3<u32>) {
+    for (var n = sp.s_end; n > sp.s; n--) {
+        cur_s = n - 1u;
+        if (before) {
+            backward_step_direct(BWD_GATES, lid, wid, 1u);
+            storageBarrier();
+            backward_step_direct(BWD_CANDIDATE, lid, wid, 1u);
+        } else {
+            backward_step_direct(BWD_RESET_AFTER, lid, wid, 1u);
+        }
+        storageBarrier();
+    }
+}
+
+@compute @workgroup_size(LANES)
+fn train_persistent_reset_after(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    persistent_forward(false, lid, wid);
+}
+
+@compute @workgroup_size(LANES)
+fn train_persistent_reset_before(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    persistent_forward(true, lid, wid);
+}
+
+@compute @workgroup_size(LANES)
+fn grad_persistent_reset_after(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    persistent_backward(false, lid, wid);
+}
+
+@compute @workgroup_size(LANES)
+fn grad_persistent_reset_before(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    persistent_backward(true, lid, wid);
 }

@@ -112,12 +112,24 @@ fn train_gemm(
 }
 
 // The same GEMM without workgroup memory, for CPU adapters (as input_projection_direct.wgsl
-// is for the forward): a workgroup of 64 invocations covers 8 rows × 256 columns of C
-// (rows from the workgroup id, the same for every invocation, so a CPU loads each A value
-// once for the whole workgroup; invocation c owns columns 4c .. 4c+3), eight vec4
-// accumulators per invocation, one k per loop trip in the same ascending order. Rows past m
-// read row m − 1 and are not stored; columns past n read zero and are not stored. Loop trips
-// per invocation: k_end − k_begin (the host keeps it at most TRAIN_GEMM_DIRECT_MAX_K).
+// is for the forward): the 64 invocations of a workgroup form row groups of `quads` lanes
+// (`direct_quads`: enough column quads for n, a power of two ≤ 64), each lane owning 4
+// columns of 8 rows (eight vec4 accumulators); a workgroup covers 8 · (64 / quads) rows ×
+// 4 · quads columns of C, so every lane has columns even where n is narrow (n = 64: four
+// row groups of 16 lanes). One k per loop trip in ascending order. Rows past m read row
+// m − 1 and are not stored; columns past n read zero and are not stored. Loop trips per
+// invocation: k_end − k_begin (the host keeps it at most TRAIN_GEMM_DIRECT_MAX_K). The host
+// computes the same block sizes (train/encode.rs).
+
+// Lanes per row group of train_gemm_direct for n columns: ⌈n/4⌉ rounded up to a power of
+// two, at most 64.
+fn direct_quads(n: u32) -> u32 {
+    let q = (n + 3u) / 4u;
+    if (q <= 1u) {
+        return 1u;
+    }
+    return min(64u, 1u << (32u - countLeadingZeros(q - 1u)));
+}
 
 fn load_b4(k: u32, n0: u32) -> vec4<f32> {
     var v = vec4<f32>(0.0);
@@ -156,13 +168,16 @@ fn train_gemm_direct(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    let blocks_m = (gp.m + 7u) / 8u;
-    let blocks_n = (gp.n + 255u) / 256u;
+    let quads = direct_quads(gp.n);
+    let block_m = 8u * (64u / quads);
+    let block_n = 4u * quads;
+    let blocks_m = (gp.m + block_m - 1u) / block_m;
+    let blocks_n = (gp.n + block_n - 1u) / block_n;
     let last = gp.m - 1u;
     for (var bm = wid.y; bm < blocks_m; bm += groups.y) {
         for (var bn = wid.x; bn < blocks_n; bn += groups.x) {
-            let m0 = bm * 8u;
-            let n0 = bn * 256u + lid * 4u;
+            let m0 = bm * block_m + (lid / quads) * 8u;
+            let n0 = bn * block_n + (lid % quads) * 4u;
             var rows: array<u32, 8>;
             for (var i = 0u; i < 8u; i++) {
                 rows[i] = gp.a_off + min(m0 + i, last) * gp.a_sm;

@@ -5,8 +5,9 @@
 //! `shaders/common.wgsl` (stable activations, ONNX's clip) in every kernel but `stream_state.wgsl`, then
 //! `shaders/gemm_common.wgsl` in the input-projection kernels, and `shaders/gru_state.wgsl`
 //! (or `gru_state_vec4.wgsl`: the state bindings) then `shaders/gru_layer.wgsl` (the other
-//! bindings and index helpers of a layer) in the recurrent ones, and `gru_split.wgsl` (the split
-//! step kernel's body) before the split kernel's entry-point files, at compile time of the
+//! bindings and index helpers of a layer) in the recurrent ones, `gru_split.wgsl` (the split
+//! step kernel's body) before the split kernel's entry-point files, and `train_state.wgsl` (or
+//! `train_state_vec4.wgsl`) before `gru_train.wgsl`, at compile time of the
 //! crate: one fixed source per kernel and storage type. Kernels are specialised with
 //! WGSL `override` constants when their pipelines are created, never by editing source text.
 
@@ -82,8 +83,12 @@ pub enum Kernel {
     /// `dR`, bias gradients), deterministic.
     TrainGemm,
     /// `gru_train.wgsl`: the training forward's steps (keeping the reserve space) and the
-    /// backward's steps in reverse time.
+    /// backward's steps in reverse time (bindings 2 to 4 from `train_state.wgsl`).
     GruTrain,
+    /// `gru_train.wgsl` again, with bindings 2 to 4 viewed as vec4 arrays
+    /// (`train_state_vec4.wgsl`): the CPU-adapter shape's module when H is a multiple of 4
+    /// (its loops then read four elements of a row per load).
+    GruTrainVec4,
 }
 
 /// The one table of kernel files: each [`Kernel`], its preludes (after the storage-type file)
@@ -144,12 +149,13 @@ kernel_files! {
         "gru_split_subgroup.wgsl";
     StreamState => [] "stream_state.wgsl";
     TrainGemm => [] "train_gemm.wgsl";
-    GruTrain => ["common.wgsl"] "gru_train.wgsl";
+    GruTrain => ["common.wgsl", "train_state.wgsl"] "gru_train.wgsl";
+    GruTrainVec4 => ["common.wgsl", "train_state_vec4.wgsl"] "gru_train.wgsl";
 }
 
 impl Kernel {
     /// Every kernel family.
-    pub const ALL: [Kernel; 10] = [
+    pub const ALL: [Kernel; 11] = [
         Kernel::InputProjection,
         Kernel::InputProjectionDirect,
         Kernel::GruStep,
@@ -160,6 +166,7 @@ impl Kernel {
         Kernel::StreamState,
         Kernel::TrainGemm,
         Kernel::GruTrain,
+        Kernel::GruTrainVec4,
     ];
 
     /// The compute entry points the crate uses from this file.
@@ -177,13 +184,17 @@ impl Kernel {
             Kernel::GruPersistent => &["persistent_reset_after", "persistent_reset_before"],
             Kernel::StreamState => &["gather_state", "scatter_state"],
             Kernel::TrainGemm => &["train_gemm", "train_gemm_direct"],
-            Kernel::GruTrain => &[
+            Kernel::GruTrain | Kernel::GruTrainVec4 => &[
                 "train_step_reset_after",
                 "train_gates_reset_before",
                 "train_candidate_reset_before",
                 "grad_step_reset_after",
                 "grad_gates_reset_before",
                 "grad_candidate_reset_before",
+                "train_persistent_reset_after",
+                "train_persistent_reset_before",
+                "grad_persistent_reset_after",
+                "grad_persistent_reset_before",
             ],
         }
     }
@@ -196,7 +207,7 @@ impl Kernel {
             Kernel::GruStep | Kernel::GruStepVec4 => &["HIDDEN", "WG", "DIRECT", "VEC_H"],
             Kernel::GruPersistent => &["HIDDEN", "WG"],
             Kernel::GruSplit | Kernel::GruSplitSubgroup => &["HIDDEN"],
-            Kernel::GruTrain => &["HIDDEN", "LANES", "DIRECT"],
+            Kernel::GruTrain | Kernel::GruTrainVec4 => &["HIDDEN", "LANES", "DIRECT"],
         }
     }
 

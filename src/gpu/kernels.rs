@@ -77,7 +77,7 @@ impl LayoutFamily {
             | Kernel::GruSplitSubgroup => LayoutFamily::Step,
             Kernel::StreamState => LayoutFamily::StreamState,
             Kernel::TrainGemm => LayoutFamily::TrainGemm,
-            Kernel::GruTrain => LayoutFamily::TrainStep,
+            Kernel::GruTrain | Kernel::GruTrainVec4 => LayoutFamily::TrainStep,
         }
     }
 

@@ -31,4 +31,4 @@ pub use path::{
 };
 pub use session::{GruSession, StreamId};
 pub use timestamps::ForwardTiming;
-pub use train::Saved;
+pub use train::{Saved, TrainShape};

@@ -85,6 +85,8 @@ fn every_shader_file_is_a_known_kernel() {
     known.insert("gru_state_vec4.wgsl".to_string());
     known.insert("gemm_common.wgsl".to_string());
     known.insert("gru_split.wgsl".to_string());
+    known.insert("train_state.wgsl".to_string());
+    known.insert("train_state_vec4.wgsl".to_string());
     assert_eq!(
         on_disk, known,
         "shaders/ and gru_wgpu::shaders::Kernel disagree"

@@ -8,7 +8,10 @@
 //! gradient tensor against the f64 CPU reference (`max|g − e| ≤ 1e-5 + 1e-4·max|e|` per
 //! tensor; `grads_worst_ratio` is the largest `max|g − e|` over that bound, ≤ 1 within it).
 //! The structure columns give, per dispatch of one step, the workgroups, lanes and longest
-//! serial loop of the inference step kernel, the training forward's and the backward's.
+//! serial loop of the inference step kernel, the training forward's and the backward's, and
+//! the backward's kernel shape and dispatches per step (`1/n`: one dispatch covers n steps).
+//! `--path` sets the model's path for both the inference forward and training (training
+//! takes its persistent shape where the forward takes the persistent path).
 
 use std::time::Instant;
 
@@ -21,7 +24,7 @@ use crate::args::Options;
 use crate::rows::finite;
 use crate::{bench_layer, median, time_n, Sink};
 
-const HEADER: &str = "convention     I     H    B     T  fwd µs/step  train µs/step  bwd µs/step  bwd/fwd  cpu bwd µs/step  grads ok  worst   rel err   fwd wgs/loop      bwd disp×wgs/loop";
+const HEADER: &str = "convention     I     H    B     T  fwd µs/step  train µs/step  bwd µs/step  bwd/fwd  cpu bwd µs/step  grads ok  worst   rel err   fwd wgs/loop  bwd kernel           disp×wgs/loop";
 
 /// One `--backward` row of the JSON file.
 #[derive(Debug, Serialize)]
@@ -32,6 +35,7 @@ struct BackwardRow {
     b: usize,
     t: usize,
     adapter: String,
+    path: Option<String>,
     forward_us_per_step: Option<f64>,
     train_forward_us_per_step: Option<f64>,
     backward_us_per_step: Option<f64>,
@@ -47,6 +51,7 @@ struct BackwardRow {
     train_dispatches: f64,
     train_workgroups: u64,
     train_longest_loop: u64,
+    backward_kernel: String,
     backward_dispatches: f64,
     backward_workgroups: u64,
     backward_invocations: u64,
@@ -93,6 +98,15 @@ fn per_step(times: &[std::time::Duration], t: usize) -> Option<f64> {
     )
 }
 
+/// Dispatches per step: `2`, or `1/75` where one dispatch covers 75 steps.
+fn per_step_count(d: f64) -> String {
+    if d >= 1.0 || d <= 0.0 {
+        format!("{d}")
+    } else {
+        format!("1/{}", (1.0 / d).round())
+    }
+}
+
 fn opt(v: Option<f64>, width: usize, precision: usize) -> String {
     match v {
         Some(v) => format!("{v:>width$.precision$}"),
@@ -114,10 +128,18 @@ pub fn run(o: &Options) -> Result<(), String> {
             let network = GruModel::new(Direction::Forward, vec![vec![weights]], None)
                 .map_err(|e| e.to_string())?;
             let mut model = GpuGru::from_model(&ctx, &network).map_err(|e| e.to_string())?;
-            for &b in &o.batch {
-                for &t in &o.seq_len {
-                    let shape = format!("{convention:?} I={i} H={h} B={b} T={t}");
+            for (&path, &b, &t) in o.paths.iter().flat_map(|p| {
+                o.batch
+                    .iter()
+                    .flat_map(move |b| o.seq_len.iter().map(move |t| (p, b, t)))
+            }) {
+                {
+                    let shape = format!("{convention:?} I={i} H={h} B={b} T={t} path={path:?}");
                     eprintln!("{shape}");
+                    if let Err(e) = model.set_kernel_path(path) {
+                        sink.fail(&shape, e);
+                        continue;
+                    }
                     let x = uniform(4, t * b * i, 1.0);
                     let input = GruInput::new(&x, t, b);
                     let dy = uniform(5, t * b * h, 1.0);
@@ -187,6 +209,7 @@ pub fn run(o: &Options) -> Result<(), String> {
                         b,
                         t,
                         adapter: adapter.clone(),
+                        path: path.map(|p| format!("{p:?}")),
                         forward_us_per_step: fwd_us,
                         train_forward_us_per_step: train_us,
                         backward_us_per_step: bwd_us,
@@ -202,6 +225,7 @@ pub fn run(o: &Options) -> Result<(), String> {
                         train_dispatches: tf.dispatches_per_step,
                         train_workgroups: tf.workgroups,
                         train_longest_loop: tf.longest_loop,
+                        backward_kernel: tb.kernel.to_string(),
                         backward_dispatches: tb.dispatches_per_step,
                         backward_workgroups: tb.workgroups,
                         backward_invocations: tb.invocations,
@@ -212,7 +236,7 @@ pub fn run(o: &Options) -> Result<(), String> {
                         Convention::ResetBefore => "before",
                     };
                     let line = format!(
-                        "{conv:<10} {i:>5} {h:>5} {b:>4} {t:>5}  {}  {}  {}  {}  {}  {:>8}  {}  {}  {:>7}/{:<6} {:>3}×{:>7}/{:<6}",
+                        "{conv:<10} {i:>5} {h:>5} {b:>4} {t:>5}  {}  {}  {}  {}  {}  {:>8}  {}  {}  {:>7}/{:<6} {:<20} {:>4}×{:>5}/{:<6}",
                         opt(fwd_us, 11, 1),
                         opt(train_us, 13, 1),
                         opt(bwd_us, 11, 1),
@@ -229,7 +253,8 @@ pub fn run(o: &Options) -> Result<(), String> {
                         },
                         inference.workgroups,
                         inference.longest_loop,
-                        tb.dispatches_per_step,
+                        tb.kernel,
+                        per_step_count(tb.dispatches_per_step),
                         tb.workgroups,
                         tb.longest_loop,
                     );

@@ -1,6 +1,8 @@
 //! Recording training's work (buffers, GEMMs, step dispatches, copies) and encoding it as one
 //! command encoder and one submit.
 
+use std::collections::HashMap;
+
 use wgpu::util::DeviceExt;
 
 use crate::error::Result;
@@ -13,7 +15,7 @@ use crate::gpu::params::{
 use crate::gpu::weights::LayerWeights;
 use crate::input::Dims;
 
-use super::{StepSet, TrainPipelines};
+use super::{StepSet, TrainPipelines, TrainShape};
 
 /// Rows of K one GEMM dispatch sums: 16 per loop trip, so at most 32768 trips per invocation
 /// (half of lavapipe's 65535-trip cap, REFERENCES.md §6); longer sums are split into several
@@ -174,7 +176,8 @@ enum Op {
         binding: usize,
         forward: bool,
         pipeline: usize,
-        s: usize,
+        /// The slot of its step parameters.
+        slot: usize,
     },
 }
 
@@ -187,7 +190,10 @@ pub(super) struct Plan<'m> {
     ops: Vec<Op>,
     gemm_params: Vec<TrainGemmParams>,
     bindings: Vec<StepBinding>,
-    steps: usize,
+    shape: TrainShape,
+    /// The step ranges `(s, s_end)` dispatched, each one slot of the step parameters.
+    step_ranges: Vec<(usize, usize)>,
+    step_slots: HashMap<(usize, usize), usize>,
 }
 
 /// One direction's weight gradients: what [`Plan::weight_gradients`] reads and where it
@@ -219,6 +225,7 @@ impl<'m> Plan<'m> {
         model: &'m GpuGru,
         pipelines: &'m TrainPipelines,
         limits: &PlanLimits,
+        shape: TrainShape,
     ) -> Self {
         Plan {
             model,
@@ -227,7 +234,9 @@ impl<'m> Plan<'m> {
             ops: Vec::new(),
             gemm_params: Vec::new(),
             bindings: Vec::new(),
-            steps: 0,
+            shape,
+            step_ranges: Vec::new(),
+            step_slots: HashMap::new(),
         }
     }
 
@@ -327,40 +336,72 @@ impl<'m> Plan<'m> {
         self.bindings.len() - 1
     }
 
-    /// Dispatches per step of the training forward.
     /// Whether the GEMMs run `train_gemm_direct` (the model's input projection runs the
     /// direct kernel: CPU adapters) rather than the tiled `train_gemm`.
     fn direct_gemm(&self) -> bool {
         self.model.gemm_kernel() == crate::gpu::path::GemmKernel::Direct
     }
 
-    /// The step pipelines of the model's lane count.
+    /// The step pipelines of the plan's shape.
     fn steps(&self) -> &StepSet {
-        if self.model.training_direct() {
-            &self.pipelines.direct
-        } else {
-            &self.pipelines.split
+        match self.shape {
+            TrainShape::Split => &self.pipelines.split,
+            TrainShape::Direct => &self.pipelines.direct,
+            TrainShape::Persistent { .. } => &self.pipelines.persistent,
         }
     }
 
-    pub(super) fn forward_dispatches(&self) -> usize {
-        self.steps().forward.len()
+    /// Every step of a layer's training forward over the resources of `binding`, in order:
+    /// a dispatch per step and pipeline, or per range of steps (persistent).
+    pub(super) fn forward_steps(&mut self, binding: usize, t: usize) {
+        if let TrainShape::Persistent { steps } = self.shape {
+            for s in (0..t).step_by(steps) {
+                self.step(binding, true, 0, s, (s + steps).min(t));
+            }
+            return;
+        }
+        for s in 0..t {
+            for p in 0..self.steps().forward.len() {
+                self.step(binding, true, p, s, s + 1);
+            }
+        }
     }
 
-    /// Dispatches per step of the backward.
-    pub(super) fn backward_dispatches(&self) -> usize {
-        self.steps().backward.len()
+    /// Every dispatch of a layer's backward over the resources of `binding`: n = T, T − 1,
+    /// …, 0 (the last only finishes d initial_h), a dispatch per n and pipeline, or per range
+    /// of them (persistent, each range run downwards).
+    pub(super) fn backward_steps(&mut self, binding: usize, t: usize) {
+        if let TrainShape::Persistent { steps } = self.shape {
+            let mut end = t + 1;
+            while end > 0 {
+                let begin = end.saturating_sub(steps);
+                self.step(binding, false, 0, begin, end);
+                end = begin;
+            }
+            return;
+        }
+        for n in (1..=t).rev() {
+            for p in 0..self.steps().backward.len() {
+                self.step(binding, false, p, n, n + 1);
+            }
+        }
+        // Dispatch 0 only finishes d initial_h; reset-before's candidate has nothing there.
+        self.step(binding, false, 0, 0, 1);
     }
 
-    /// Dispatch `pipeline` of a forward (or backward) step with parameter `s`, over the
-    /// resources of `binding`.
-    pub(super) fn step(&mut self, binding: usize, forward: bool, pipeline: usize, s: usize) {
-        self.steps = self.steps.max(s + 1);
+    /// Dispatch `pipeline` of the forward (or backward) step set over the resources of
+    /// `binding`, with step parameters `s .. s_end`.
+    fn step(&mut self, binding: usize, forward: bool, pipeline: usize, s: usize, s_end: usize) {
+        let next = self.step_ranges.len();
+        let slot = *self.step_slots.entry((s, s_end)).or_insert(next);
+        if slot == next {
+            self.step_ranges.push((s, s_end));
+        }
         self.ops.push(Op::Step {
             binding,
             forward,
             pipeline,
-            s,
+            slot,
         });
     }
 
@@ -380,7 +421,10 @@ impl<'m> Plan<'m> {
         let most = self.limits.max_groups as usize;
         let direct = self.direct_gemm();
         let (tile_n, tile_m, max_k) = if direct {
-            (256, 8, TRAIN_GEMM_DIRECT_MAX_K)
+            // train_gemm_direct's blocks (direct_quads in train_gemm.wgsl): row groups of
+            // `quads` lanes, ⌈n/4⌉ rounded up to a power of two, at most 64.
+            let quads = (p.n as usize).div_ceil(4).next_power_of_two().min(64);
+            (4 * quads, 8 * (64 / quads), TRAIN_GEMM_DIRECT_MAX_K)
         } else {
             (GEMM_TILE, GEMM_TILE, TRAIN_GEMM_MAX_K)
         };
@@ -616,10 +660,11 @@ impl<'m> Plan<'m> {
             contents: &gemm_bytes,
             usage: wgpu::BufferUsages::UNIFORM,
         });
-        let step_bytes = slots(self.steps, STEP_PARAMS, &|i, dst| {
+        let step_bytes = slots(self.step_ranges.len(), STEP_PARAMS, &|i, dst| {
+            let (s, s_end) = self.step_ranges[i];
             let p = StepParams {
-                s: i as u32,
-                s_end: i as u32 + 1,
+                s: u(s),
+                s_end: u(s_end),
                 _pad: [0; 2],
             };
             dst.copy_from_slice(bytemuck::bytes_of(&p))
@@ -665,7 +710,7 @@ impl<'m> Plan<'m> {
             })
             .collect();
         let nd = self.model.direction.num_directions();
-        let units = self.model.training_groups_x();
+        let units = self.model.training_groups_x(self.shape);
         let mut encoder =
             device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
         let mut i = 0;
@@ -727,7 +772,7 @@ impl<'m> Plan<'m> {
                                 binding,
                                 forward,
                                 pipeline,
-                                s,
+                                slot,
                             } => {
                                 let p = if *forward {
                                     &self.steps().forward[*pipeline]
@@ -739,7 +784,7 @@ impl<'m> Plan<'m> {
                                 pass.set_bind_group(
                                     0,
                                     &step_groups[*binding],
-                                    &[(*s * stride) as u32],
+                                    &[(*slot * stride) as u32],
                                 );
                                 pass.dispatch_workgroups(
                                     units,

@@ -39,8 +39,9 @@ use crate::dtype::Dtype;
 use crate::error::{GruError, Result};
 use crate::gpu::errors::{gpu_message, scoped};
 use crate::gpu::kernels::LayoutFamily;
+use crate::gpu::kernels::PERSISTENT_LOOP_BUDGET;
 use crate::gpu::model::GpuGru;
-use crate::gpu::path::{StepKernel, StepStructure};
+use crate::gpu::path::{KernelPath, StepKernel, StepStructure};
 use crate::gpu::readback::read_bytes;
 use crate::input::{Dims, GruInput, GruOutput};
 use crate::shaders::Kernel;
@@ -84,6 +85,27 @@ pub(in crate::gpu) struct TrainPipelines {
     split: StepSet,
     /// The CPU-adapter shape (`DIRECT`): one unit per lane.
     direct: StepSet,
+    /// The CPU-adapter shape over ranges of steps (`train_persistent_*`, `grad_persistent_*`):
+    /// one pipeline each way.
+    persistent: StepSet,
+}
+
+/// The shape the training step kernels take (see `shaders/gru_train.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrainShape {
+    /// The GPU shape: each hidden unit's dot products split over 64 lanes, one dispatch per
+    /// step (two for reset-before).
+    Split,
+    /// The CPU-adapter shape: one hidden unit per lane, the whole dot product in one loop, one
+    /// dispatch per step (two for reset-before).
+    Direct,
+    /// The CPU-adapter shape with one workgroup per four entries and direction holding all H
+    /// units, `steps` steps (backward: dispatches) per dispatch, a storage barrier between
+    /// them: where the inference forward takes its persistent path and H ≤ 64.
+    Persistent {
+        /// Steps per dispatch, bounded by the loop budget.
+        steps: usize,
+    },
 }
 
 /// Lanes per workgroup of the training step kernels.
@@ -208,7 +230,13 @@ impl GpuGru {
                     &["grad_gates_reset_before", "grad_candidate_reset_before"],
                 ),
             };
-            let mut set = |direct: bool| {
+            let mut set = |direct: bool, fwd: &[&'static str], bwd: &[&'static str]| {
+                // The CPU-adapter shape reads rows four elements per load where it can.
+                let kernel = if direct && self.hidden_size.is_multiple_of(4) {
+                    Kernel::GruTrainVec4
+                } else {
+                    Kernel::GruTrain
+                };
                 let constants = [
                     ("HIDDEN", h),
                     ("LANES", LANES as f64),
@@ -216,16 +244,28 @@ impl GpuGru {
                 ];
                 let forward = fwd
                     .iter()
-                    .map(|e| pipeline(Kernel::GruTrain, e, &constants))
+                    .map(|e| pipeline(kernel, e, &constants))
                     .collect::<Result<Vec<_>>>()?;
                 let backward = bwd
                     .iter()
-                    .map(|e| pipeline(Kernel::GruTrain, e, &constants))
+                    .map(|e| pipeline(kernel, e, &constants))
                     .collect::<Result<Vec<_>>>()?;
                 Ok::<_, GruError>(StepSet { forward, backward })
             };
-            let split = set(false)?;
-            let direct = set(true)?;
+            let split = set(false, fwd, bwd)?;
+            let direct = set(true, fwd, bwd)?;
+            let persistent = match self.convention {
+                Convention::ResetAfter => set(
+                    true,
+                    &["train_persistent_reset_after"],
+                    &["grad_persistent_reset_after"],
+                ),
+                Convention::ResetBefore => set(
+                    true,
+                    &["train_persistent_reset_before"],
+                    &["grad_persistent_reset_before"],
+                ),
+            }?;
             let ones = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("ones"),
                 contents: bytemuck::cast_slice(&[1.0f32; 4]),
@@ -239,6 +279,7 @@ impl GpuGru {
                 step_layout: kernels.bind_group_layout(device, LayoutFamily::TrainStep)?,
                 split,
                 direct,
+                persistent,
             };
             Ok::<_, GruError>((pipelines, created))
         })??;
@@ -282,10 +323,11 @@ impl GpuGru {
         let x = to_internal_rows(input.x, &dims, i);
         let h0 = input.initial_h.map(|h0| to_internal_state(h0, &dims));
         let ranges = chunks(b, chunk);
-        let direct = self.training_direct();
+        let shape = self.training_shape(b);
+        let direct = shape != TrainShape::Split;
         let result = scoped(&ctx, "training forward", || {
             let device = ctx.device();
-            let mut plan = Plan::new(self, pipelines, &plan_limits);
+            let mut plan = Plan::new(self, pipelines, &plan_limits, shape);
             let dummy = plan.storage("unused", 16);
             let mut saved = Vec::with_capacity(ranges.len());
             let mut readbacks = Vec::with_capacity(ranges.len());
@@ -336,11 +378,7 @@ impl GpuGru {
                         lens: lens_c.clone(),
                     };
                     let group = plan.step_binding(binding);
-                    for s in 0..t {
-                        for p in 0..plan.forward_dispatches() {
-                            plan.step(group, true, p, s);
-                        }
-                    }
+                    plan.forward_steps(group, t);
                     layers.push(SavedLayer {
                         input: layer_in.clone(),
                         width,
@@ -467,10 +505,11 @@ impl GpuGru {
                 None => vec![0.0; nl * nd * b * h],
             };
             let reset_before = self.convention == Convention::ResetBefore;
-            let direct = self.training_direct();
+            let shape = self.training_shape(b);
+            let direct = shape != TrainShape::Split;
             let result = scoped(&ctx, "backward", || {
                 let device = ctx.device();
-                let mut plan = Plan::new(self, pipelines, &plan_limits);
+                let mut plan = Plan::new(self, pipelines, &plan_limits, shape);
                 let outs: Vec<Vec<wgpu::Buffer>> = widths
                     .iter()
                     .map(|&k| {
@@ -530,13 +569,7 @@ impl GpuGru {
                             lens: chunk.lens.clone(),
                         };
                         let group = plan.step_binding(binding);
-                        let dispatches = plan.backward_dispatches();
-                        for step in (1..=t).rev() {
-                            for p in 0..dispatches {
-                                plan.step(group, false, p, step);
-                            }
-                        }
-                        plan.step(group, false, 0, 0);
+                        plan.backward_steps(group, t);
                         // dX = G_x · W: [T·B, D·3H] · [D·3H, K].
                         plan.input_gradient(&grads, weights, &dx[l % 2], rows, nd * 3 * h, k);
                         for (d, out) in outs[l].iter().enumerate() {
@@ -630,14 +663,37 @@ impl GpuGru {
             && 3 * self.hidden_size <= DIRECT_MAX_K
     }
 
-    /// Workgroups in x of a training step dispatch: one per hidden unit (GPU shape) or per 64
-    /// units (CPU-adapter shape), at most the device's limit (each then takes several).
-    pub(super) fn training_groups_x(&self) -> u32 {
-        let h = self.hidden_size as u32;
-        let units = if self.training_direct() {
-            h.div_ceil(LANES)
+    /// The shape of the training step kernels for a batch of `batch` entries: persistent
+    /// where the inference forward takes its persistent path ([`GpuGru::kernel_path`]) and
+    /// H ≤ 64 (one unit per lane: a workgroup holds an entry's whole state in its lanes;
+    /// past that each lane would run several units in turn, with fewer workgroups than the
+    /// step-by-step shape: slower on lavapipe at H = 256, B = 16), else the CPU-adapter
+    /// shape where [`GpuGru::training_direct`], else the GPU shape.
+    pub fn training_shape(&self, batch: usize) -> TrainShape {
+        if self.kernel_path(batch) == KernelPath::Persistent && self.hidden_size <= LANES as usize {
+            // Loop trips of one step per lane (the longest phase sequence: 3H reduced, plus
+            // the four-element inner loops, the entry loops and the finishing), bounded by the
+            // budget the inference forward's persistent path keeps.
+            let per_step = 2 * 3 * self.hidden_size + 48;
+            TrainShape::Persistent {
+                steps: (PERSISTENT_LOOP_BUDGET / per_step).max(1),
+            }
+        } else if self.training_direct() {
+            TrainShape::Direct
         } else {
-            h
+            TrainShape::Split
+        }
+    }
+
+    /// Workgroups in x of a training step dispatch of `shape`: one per hidden unit (GPU
+    /// shape), per 64 units (CPU-adapter shape) or one (persistent), at most the device's
+    /// limit (each then takes several).
+    pub(super) fn training_groups_x(&self, shape: TrainShape) -> u32 {
+        let h = self.hidden_size as u32;
+        let units = match shape {
+            TrainShape::Split => h,
+            TrainShape::Direct => h.div_ceil(LANES),
+            TrainShape::Persistent { .. } => 1,
         };
         units.min(
             self.ctx
@@ -652,30 +708,34 @@ impl GpuGru {
     /// it). GPU shape: per dispatch `min(H, max groups) · ⌈B/4⌉ · D` workgroups of 64 lanes,
     /// each lane looping over its share of the reduced axis (the forward: H; the backward: 3H
     /// for reset-after, 2H then H for reset-before), four elements per trip, then 6 rounds of
-    /// the lanes' tree. CPU-adapter shape ([`GpuGru::training_direct`]): `⌈H/64⌉ · ⌈B/4⌉ · D`
-    /// workgroups, each lane looping over the whole reduced axis.
+    /// the lanes' tree. CPU-adapter shape ([`TrainShape::Direct`]): `⌈H/64⌉ · ⌈B/4⌉ · D`
+    /// workgroups, each lane looping over the whole reduced axis. Persistent: `⌈B/4⌉ · D`
+    /// workgroups, one dispatch per `steps` steps, each lane looping over the reduced axis
+    /// for each of its `⌈H/64⌉` units.
     pub fn training_structure(&self, batch: usize) -> (StepStructure, StepStructure) {
         let h = self.hidden_size as u64;
         let d = self.direction.num_directions() as u64;
         let lanes = LANES as u64;
-        let direct = self.training_direct();
-        let groups_x = self.training_groups_x() as u64;
+        let shape = self.training_shape(batch);
+        let groups_x = self.training_groups_x(shape) as u64;
         let workgroups = groups_x * (batch as u64).div_ceil(encode::STEP_ENTRIES as u64) * d;
-        let loop_of = |k: u64| {
-            if direct {
-                h.div_ceil(groups_x * lanes) * k
-            } else {
+        let loop_of = |k: u64| match shape {
+            TrainShape::Split => {
                 h.div_ceil(groups_x) * (k.div_ceil(lanes * 4) + lanes.ilog2() as u64)
             }
+            _ => h.div_ceil(groups_x * lanes) * k,
         };
-        let (dispatches, backward_k) = match self.convention {
+        let (mut dispatches, backward_k) = match self.convention {
             Convention::ResetAfter => (1.0, 3 * h),
             Convention::ResetBefore => (2.0, 2 * h),
         };
-        let (fwd_name, bwd_name) = if direct {
-            ("train-forward-direct", "backward-direct")
-        } else {
-            ("train-forward", "backward")
+        let (fwd_name, bwd_name) = match shape {
+            TrainShape::Split => ("train-forward", "backward"),
+            TrainShape::Direct => ("train-forward-direct", "backward-direct"),
+            TrainShape::Persistent { steps } => {
+                dispatches = 1.0 / steps as f64;
+                ("train-forward-persistent", "backward-persistent")
+            }
         };
         let structure = |kernel, k| StepStructure {
             kernel,

@@ -83,9 +83,11 @@ fn both(
     )];
     if let Some(ctx) = gpu() {
         let mut m = GpuGru::from_model(ctx, model).expect("gpu model");
-        for (step, gemm, variant) in TRAIN_VARIANTS {
-            m.set_step_kernel(Some(step));
-            m.set_gemm_kernel(Some(gemm));
+        for v in &TRAIN_VARIANTS {
+            if !v.apply(&mut m) {
+                continue;
+            }
+            let variant = v.name;
             let (_, saved) = m.forward_train(input).expect("training forward");
             out.push((variant, m.backward(&saved, dy, dyh).expect("gpu backward")));
         }

@@ -31,18 +31,21 @@ fn check(c: NetCase) {
     }
 }
 
-/// T = 1000, one layer, both conventions (the gradient flows back through 1000 steps).
+/// T = 1000 and T = 3000, one layer, both conventions (the gradient flows back through
+/// thousands of steps). At H = 64 and T = 3000 one persistent dispatch over every step would
+/// pass lavapipe's 65535 loop trips and stop silently (REFERENCES.md §6): this checks that
+/// the persistent ranges keep under it.
 #[test]
 fn thousand_steps() {
-    for (seed, conv) in [
-        (1000, Convention::ResetAfter),
-        (1001, Convention::ResetBefore),
+    for (seed, conv, t, h, len) in [
+        (1000, Convention::ResetAfter, 1000, 24, 613),
+        (1001, Convention::ResetBefore, 3000, 64, 1613),
     ] {
         check(NetCase {
-            t: 1000,
-            h: 24,
+            t,
+            h,
             b: 2,
-            lens: Some(vec![1000, 613]),
+            lens: Some(vec![t as i64, len]),
             ..case(seed, conv, Direction::Forward, 1)
         });
     }

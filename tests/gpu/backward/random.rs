@@ -4,7 +4,7 @@
 use crate::common;
 
 use common::{gpu, rounded_reference, tolerance, NetCase, NetRanges, Rng};
-use gru_wgpu::gpu::{GemmKernel, GpuGru, StepKernel};
+use gru_wgpu::gpu::{GemmKernel, GpuGru, KernelPath, StepKernel, TrainShape};
 use gru_wgpu::{cpu, Dtype};
 
 /// Per-tensor check of gradients: `max|g − e| ≤ 1e-5 + 1e-4·max|e|`; returns a report line
@@ -55,20 +55,66 @@ pub fn check_case(case: &NetCase, with_dy_h: bool) -> Option<String> {
     check_case_on(gpu()?, case, with_dy_h).1
 }
 
+/// A training kernel variant: the model's step kernel, GEMM and path choices, and the shape
+/// they must give.
+pub struct TrainVariant {
+    pub step: StepKernel,
+    pub gemm: GemmKernel,
+    pub path: KernelPath,
+    pub name: &'static str,
+}
+
+impl TrainVariant {
+    /// Sets the variant's choices on `model`; false where the variant does not exist for it
+    /// (training's persistent shape takes H ≤ 64). Panics if the model then trains in another shape.
+    pub fn apply(&self, model: &mut GpuGru) -> bool {
+        model.set_step_kernel(Some(self.step));
+        model.set_gemm_kernel(Some(self.gemm));
+        if model.set_kernel_path(Some(self.path)).is_err() {
+            return false;
+        }
+        if self.path == KernelPath::Persistent && model.hidden_size() > 64 {
+            return false;
+        }
+        let shape = model.training_shape(1);
+        let expected = match (self.path, self.step) {
+            (KernelPath::Persistent, _) => matches!(shape, TrainShape::Persistent { .. }),
+            (_, StepKernel::Split) => shape == TrainShape::Split,
+            _ => shape == TrainShape::Direct,
+        };
+        assert!(
+            expected,
+            "{}: the model trains in the {shape:?} shape",
+            self.name
+        );
+        true
+    }
+}
+
 /// The training kernel variants: the GPU shape (64 lanes per workgroup, with the split step
-/// kernel; the tiled GEMM) and the CPU-adapter shape (a unit per lane, with the direct step kernel;
-/// the register-blocked GEMM). Every check runs both, whatever the adapter.
-pub const TRAIN_VARIANTS: [(StepKernel, GemmKernel, &str); 2] = [
-    (
-        StepKernel::Split,
-        GemmKernel::Tiled,
-        "GPU shape (split, tiled GEMM)",
-    ),
-    (
-        StepKernel::Direct,
-        GemmKernel::Direct,
-        "CPU shape (direct, direct GEMM)",
-    ),
+/// kernel; the tiled GEMM), the CPU-adapter shape (a unit per lane, with the direct step
+/// kernel; the register-blocked GEMM) and the persistent one (the CPU-adapter shape over
+/// ranges of steps, with the persistent path; H ≤ 64). Every check runs each that exists for
+/// its H, whatever the adapter.
+pub const TRAIN_VARIANTS: [TrainVariant; 3] = [
+    TrainVariant {
+        step: StepKernel::Split,
+        gemm: GemmKernel::Tiled,
+        path: KernelPath::StepFused,
+        name: "GPU shape (split, tiled GEMM)",
+    },
+    TrainVariant {
+        step: StepKernel::Direct,
+        gemm: GemmKernel::Direct,
+        path: KernelPath::StepFused,
+        name: "CPU shape (direct, direct GEMM)",
+    },
+    TrainVariant {
+        step: StepKernel::Direct,
+        gemm: GemmKernel::Direct,
+        path: KernelPath::Persistent,
+        name: "persistent CPU shape (direct GEMM)",
+    },
 ];
 
 /// [`check_case`] on `ctx`, in every [`TRAIN_VARIANTS`]; also returns how many chunks of
@@ -90,9 +136,11 @@ pub fn check_case_on(
     let want = cpu::backward_model(&data.model, &input, &dy, dy_h).expect("cpu backward");
     let mut report = String::new();
     let mut chunks = 0;
-    for (step, gemm, variant) in TRAIN_VARIANTS {
-        model.set_step_kernel(Some(step));
-        model.set_gemm_kernel(Some(gemm));
+    for v in &TRAIN_VARIANTS {
+        if !v.apply(&mut model) {
+            continue;
+        }
+        let variant = v.name;
         let (out, saved) = model.forward_train(&input).expect("training forward");
         for (name, g, e) in [("Y", &out.y, &expected.y), ("Y_h", &out.y_h, &expected.y_h)] {
             let c = tolerance(Dtype::F32).compare(g, e);

@@ -14,9 +14,13 @@ fn gradients_are_bitwise_reproducible() {
     let data = case.data();
     let input = case.input(&data);
     let mut model = GpuGru::from_model(ctx, &data.model).expect("model");
-    for (step, gemm, variant) in TRAIN_VARIANTS {
-        model.set_step_kernel(Some(step));
-        model.set_gemm_kernel(Some(gemm));
+    for v in &TRAIN_VARIANTS {
+        assert!(
+            v.apply(&mut model),
+            "{case:?}: {} must exist for it",
+            v.name
+        );
+        let variant = v.name;
         let (out, saved) = model.forward_train(&input).expect("forward");
         let dy = Rng::new(3).vec(out.dims.y_len(), 1.0);
         let a = model.backward(&saved, &dy, None).expect("backward");
