@@ -47,7 +47,7 @@ struct TrainMeta {
     rb_offset: u32,   // D · 3H · H: where Rb starts in R's buffer
     gh_base: u32,     // where G_h starts in the backward's gradient buffer
     carry_base: u32,  // (layer · D) · B · H
-    _pad0: u32,
+    from_start: u32,  // 1 unless this piece of a sequence split over time starts after t = 0
     _pad1: u32,
     _pad2: u32,
     lens: array<u32>,  // [B] sequence lengths
@@ -583,7 +583,10 @@ fn backward_finish(mode: u32, d: u32, b: u32, k: u32, product: f32) {
     }
     let dprev = carry[ci] + product;
     if (n == 0u) {
-        carry[ci] = select(dprev, 0.0, lp.lens[b] == 0u);
+        // A length-0 entry's Y_h is zero (onnxruntime), so nothing reaches its initial state;
+        // in a later piece of a sequence split over time an entry whose steps ended in an
+        // earlier piece passes its carry on.
+        carry[ci] = select(dprev, 0.0, lp.lens[b] == 0u && lp.from_start != 0u);
         return;
     }
     let s = n - 1u;

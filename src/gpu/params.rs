@@ -83,7 +83,9 @@ pub(super) struct TrainLayerParams {
     pub(super) rb_offset: u32,
     pub(super) gh_base: u32,
     pub(super) carry_base: u32,
-    pub(super) _pad: [u32; 3],
+    /// 1 unless the piece of a sequence split over time starts after `t = 0`.
+    pub(super) from_start: u32,
+    pub(super) _pad: [u32; 2],
 }
 
 /// Bytes of [`TrainGemmParams`].

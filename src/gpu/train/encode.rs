@@ -112,39 +112,86 @@ fn check_train(limits: &wgpu::Limits, dims: &Dims, stride: u32) -> Result<PlanLi
     })
 }
 
-/// The entries one chunk of a training forward and backward over `dims` takes: the whole
-/// batch when every buffer fits the device's binding limit, else the most that do (a
-/// multiple of 4, the step kernels' entries per workgroup, where at least 4 fit); with the
-/// plan's limits checked for that chunk. One entry that does not fit is the
-/// [`crate::GruError::DeviceLimit`] of the buffer that does not.
-pub(super) fn train_chunk(
+/// The pieces a training forward and backward over `dims` run in: `(steps, entries)` of
+/// each, with the plan's limits checked for one piece.
+///
+/// The whole problem when every buffer fits the device's binding limit; else chunks of the
+/// batch, the most entries that fit (a multiple of 4, the step kernels' entries per
+/// workgroup, where at least 4 fit); and where one entry of the whole sequence does not fit,
+/// a forward-only network (`reverse` false) splits the sequence over time as the inference
+/// forward does ([`crate::gpu::limits`]' split): pieces of at most 4 entries and the most
+/// steps that fit, the state and its gradient carried from piece to piece. A network with a
+/// reverse direction cannot split over time: a
+/// [`crate::GruError::DeviceLimit`] naming that, as one step of one entry that does not fit.
+pub(super) fn train_pieces(
     limits: &wgpu::Limits,
     dims: &Dims,
     stride: u32,
-) -> Result<(usize, PlanLimits)> {
+    reverse: bool,
+) -> Result<((usize, usize), PlanLimits)> {
     let room = binding_limit(limits);
-    let fit = train_buffers(dims)
-        .iter()
-        .filter(|(_, per_entry, _)| *per_entry > 0)
-        .map(|(_, per_entry, fixed)| room.saturating_sub(4 * fixed) / (4 * per_entry))
-        .min()
-        .unwrap_or(u64::MAX);
+    // The entries (or steps of `per`) that fit every buffer that grows with them.
+    let fit = |d: &Dims| {
+        train_buffers(d)
+            .iter()
+            .filter(|(_, per_entry, _)| *per_entry > 0)
+            .map(|(_, per_entry, fixed)| room.saturating_sub(4 * fixed) / (4 * per_entry))
+            .min()
+            .unwrap_or(u64::MAX)
+    };
     let most = 4 * limits.max_compute_workgroups_per_dimension.max(1) as u64;
     let batch = dims.batch as u64;
-    let mut chunk = fit.min(most).min(batch).max(1);
-    if chunk < batch && chunk >= STEP_ENTRIES as u64 {
-        chunk -= chunk % STEP_ENTRIES as u64;
-    }
-    let chunk = chunk as usize;
+    let entries = fit(dims);
+    let (steps, chunk) = if entries >= 1 || dims.seq_len <= 1 {
+        let mut chunk = entries.min(most).min(batch).max(1);
+        if chunk < batch && chunk >= STEP_ENTRIES as u64 {
+            chunk -= chunk % STEP_ENTRIES as u64;
+        }
+        (dims.seq_len, chunk as usize)
+    } else if reverse {
+        return Err(crate::GruError::DeviceLimit {
+            what: format!(
+                "one entry of T = {} steps in training (a network with a reverse direction                  cannot be split over time)",
+                dims.seq_len
+            ),
+            limit: "max_storage_buffer_binding_size",
+            needed: train_buffers(&Dims { batch: 1, ..*dims })
+                .iter()
+                .map(|(_, per_entry, fixed)| 4 * (per_entry + fixed))
+                .max()
+                .unwrap_or(0),
+            available: room,
+        });
+    } else {
+        // Over time: the most steps whose buffers fit for a piece of up to 4 entries (the
+        // buffers grow with T·B, so halving the steps halves them).
+        let chunk = batch.min(most).min(STEP_ENTRIES as u64).max(1) as usize;
+        let piece = |t: usize| Dims {
+            seq_len: t,
+            batch: chunk,
+            ..*dims
+        };
+        let (mut lo, mut hi) = (1, dims.seq_len);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if fit(&piece(mid)) >= chunk as u64 {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        (lo, chunk)
+    };
     let plan = check_train(
         limits,
         &Dims {
+            seq_len: steps,
             batch: chunk,
             ..*dims
         },
         stride,
     )?;
-    Ok((chunk, plan))
+    Ok(((steps, chunk), plan))
 }
 
 /// The resources of one layer's step dispatches: bindings 0 to 4 and 6 of `gru_train.wgsl`
@@ -310,6 +357,7 @@ impl<'m> Plan<'m> {
         dims: &Dims,
         gh_base: usize,
         carry_base: usize,
+        from_start: bool,
     ) -> TrainLayerParams {
         let m = self.model;
         let h = dims.hidden_size;
@@ -326,7 +374,8 @@ impl<'m> Plan<'m> {
             rb_offset: u(dims.num_directions * 3 * h * h),
             gh_base: u(gh_base),
             carry_base: u(carry_base),
-            _pad: [0; 3],
+            from_start: from_start as u32,
+            _pad: [0; 2],
         }
     }
 

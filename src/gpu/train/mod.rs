@@ -25,6 +25,15 @@
 //! output), `dW = G_xᵀ X`, `dR = G_hᵀ H_prev` (`G_hᵀ U` for reset-before's candidate rows),
 //! and the bias gradients as column sums. Every sum runs in a fixed order (no atomics): the
 //! gradients are bitwise the same run to run on one adapter.
+//!
+//! # Past the device's limits
+//!
+//! As the inference forward: where a buffer of the whole batch would pass a storage binding,
+//! the batch runs in chunks of entries; where one entry of the whole sequence would, a
+//! forward-only network runs the sequence in pieces of as many steps as fit (each piece's
+//! state sequence starts from where the piece before left it; the backward runs the pieces
+//! last first, the state gradient carried from each to the one before). The weight gradients
+//! accumulate over the pieces in order. Everything stays one submit.
 
 mod buffers;
 mod encode;
@@ -46,6 +55,7 @@ use crate::gpu::readback::read_bytes;
 use crate::input::{Dims, GruInput, GruOutput};
 use crate::shaders::Kernel;
 use crate::weights::Convention;
+use crate::Direction;
 
 use buffers::{
     from_internal_state, from_internal_y, put_entries, take_entries, to_internal_rows,
@@ -136,11 +146,15 @@ pub struct Saved {
     chunks: Vec<SavedChunk>,
 }
 
-/// The saved tensors of entries `first .. first + batch` (one chunk of the batch).
+/// The saved tensors of entries `first .. first + batch` (one chunk of the batch) over steps
+/// `t0 .. t0 + steps` (one piece of a sequence split over time; the whole sequence unless it
+/// is).
 pub(super) struct SavedChunk {
     first: usize,
     batch: usize,
-    /// `[batch]` sequence lengths.
+    t0: usize,
+    steps: usize,
+    /// `[batch]` sequence lengths within the piece: `clamp(len − t0, 0, steps)`.
     lens: Vec<u32>,
     layers: Vec<SavedLayer>,
 }
@@ -170,19 +184,26 @@ impl Saved {
             .sum()
     }
 
-    /// How many chunks of entries the forward ran in (1 unless a buffer of the whole batch
-    /// would pass the device's binding limit; 0 for an empty batch).
+    /// How many pieces the forward ran in: chunks of entries, each in pieces of the sequence
+    /// (1 unless a buffer of the whole batch would pass the device's binding limit; 0 for an
+    /// empty batch).
     pub fn chunks(&self) -> usize {
         self.chunks.len()
     }
 }
 
-/// `(first, count)` of each chunk of `chunk` entries of a batch of `batch`.
+/// `(first, count)` of each chunk of `chunk` entries of a batch of `batch` (of each piece
+/// of `chunk` steps of a sequence of `batch` steps).
 fn chunks(batch: usize, chunk: usize) -> Vec<(usize, usize)> {
     (0..batch)
         .step_by(chunk.max(1))
         .map(|b0| (b0, chunk.max(1).min(batch - b0)))
         .collect()
+}
+
+/// Rows `t0 .. t0 + steps` of a `[T, B, inner]` array.
+fn time_rows(v: &[f32], b: usize, inner: usize, t0: usize, steps: usize) -> &[f32] {
+    &v[t0 * b * inner..(t0 + steps) * b * inner]
 }
 
 /// Bytes of `n` f32 values.
@@ -294,8 +315,9 @@ impl GpuGru {
     /// otherwise). One submit: per layer one GEMM for the input projection of every step and
     /// direction, then per step one dispatch (reset-after) or two (reset-before). Where a
     /// buffer of the whole batch would pass the device's binding limit, the batch runs in
-    /// chunks of entries (still one submit); one entry that does not fit is a
-    /// [`GruError::DeviceLimit`].
+    /// chunks of entries, and where one entry does not fit, a forward-only network runs in
+    /// pieces of the sequence (still one submit; module docs); one entry that does not fit
+    /// with a reverse direction, or one step of one entry, is a [`GruError::DeviceLimit`].
     pub fn forward_train(&mut self, input: &GruInput<'_>) -> Result<(GruOutput, Saved)> {
         self.check_trainable()?;
         let dims = self.validate(input)?;
@@ -314,29 +336,53 @@ impl GpuGru {
             return Ok((out, saved));
         }
         self.train_pipelines()?;
-        let (chunk, plan_limits) =
-            encode::train_chunk(self.ctx.limits(), &dims, self.uniform_stride)?;
+        let ((steps, chunk), plan_limits) = encode::train_pieces(
+            self.ctx.limits(),
+            &dims,
+            self.uniform_stride,
+            self.direction != Direction::Forward,
+        )?;
         let pipelines = self.built_train_pipelines()?;
         let ctx = self.ctx.clone();
         let (t, b, h, i) = (dims.seq_len, dims.batch, dims.hidden_size, dims.input_size);
         let (nd, nl) = (dims.num_directions, dims.num_layers);
         let x = to_internal_rows(input.x, &dims, i);
         let h0 = input.initial_h.map(|h0| to_internal_state(h0, &dims));
-        let ranges = chunks(b, chunk);
+        // Pieces: chunks of entries outside, pieces of the sequence inside (each continues the
+        // one before it); one piece of 0 steps for T = 0.
+        let times = if t == 0 {
+            vec![(0, 0)]
+        } else {
+            chunks(t, steps)
+        };
+        let pieces: Vec<(usize, usize, usize, usize)> = chunks(b, chunk)
+            .into_iter()
+            .flat_map(|(b0, n)| times.iter().map(move |&(t0, tc)| (b0, n, t0, tc)))
+            .collect();
         let shape = self.training_shape(b);
         let direct = shape != TrainShape::Split;
         let result = scoped(&ctx, "training forward", || {
             let device = ctx.device();
             let mut plan = Plan::new(self, pipelines, &plan_limits, shape);
             let dummy = plan.storage("unused", 16);
-            let mut saved = Vec::with_capacity(ranges.len());
-            let mut readbacks = Vec::with_capacity(ranges.len());
-            for &(b0, n) in &ranges {
-                let cd = Dims { batch: n, ..dims };
-                let lens_c = lens[b0..b0 + n].to_vec();
-                let x_c = take_entries(&x, t, b, i, b0, n);
+            let mut saved: Vec<SavedChunk> = Vec::with_capacity(pieces.len());
+            let mut readbacks = Vec::with_capacity(pieces.len());
+            for &(b0, n, t0, t) in &pieces {
+                let cd = Dims {
+                    batch: n,
+                    seq_len: t,
+                    ..dims
+                };
+                let lens_c: Vec<u32> = lens[b0..b0 + n]
+                    .iter()
+                    .map(|&len| (len as usize).saturating_sub(t0).min(t) as u32)
+                    .collect();
+                let x_c = take_entries(time_rows(&x, b, i, t0, t), t, b, i, b0, n);
                 let mut layer_in = plan.upload("X [T, B, I]", bytemuck::cast_slice(&x_c));
-                let h0_buf = h0.as_ref().map(|h0| {
+                // The state the piece starts from: initial_h, or where the piece before it
+                // (the last saved: same entries) left each layer's state sequence.
+                let before = saved.last().filter(|_| t0 > 0);
+                let h0_buf = h0.as_ref().filter(|_| t0 == 0).map(|h0| {
                     let c = take_entries(h0, nl * nd, b, h, b0, n);
                     plan.upload("initial_h [L, D, B, H]", bytemuck::cast_slice(&c))
                 });
@@ -350,15 +396,15 @@ impl GpuGru {
                     let y = plan.storage("Y [T, B, D·H]", f32_bytes(t * n * nd * h));
                     let weights = &self.layers[l];
                     plan.input_projection(&layer_in, width, weights, &xp, t * n, nd * 3 * h);
-                    if let Some(h0_buf) = &h0_buf {
-                        for d in 0..nd {
-                            plan.copy(
-                                h0_buf,
-                                f32_bytes((l * nd + d) * n * h),
-                                &hs,
-                                f32_bytes(d * (t + 1) * n * h),
-                                f32_bytes(n * h),
-                            );
+                    for d in 0..nd {
+                        let to = f32_bytes(d * (t + 1) * n * h);
+                        if let Some(before) = before {
+                            let tb = before.steps;
+                            let from = f32_bytes((d * (tb + 1) + tb) * n * h);
+                            plan.copy(&before.layers[l].hs, from, &hs, to, f32_bytes(n * h));
+                        } else if let Some(h0_buf) = &h0_buf {
+                            let from = f32_bytes((l * nd + d) * n * h);
+                            plan.copy(h0_buf, from, &hs, to, f32_bytes(n * h));
                         }
                     }
                     let binding = StepBinding {
@@ -374,7 +420,7 @@ impl GpuGru {
                             y.clone(),
                             dummy.clone(),
                         ],
-                        layer: plan.layer_params(&cd, 0, 0),
+                        layer: plan.layer_params(&cd, 0, 0, t0 == 0),
                         lens: lens_c.clone(),
                     };
                     let group = plan.step_binding(binding);
@@ -407,6 +453,8 @@ impl GpuGru {
                 saved.push(SavedChunk {
                     first: b0,
                     batch: n,
+                    t0,
+                    steps: t,
                     lens: lens_c,
                     layers,
                 });
@@ -417,11 +465,13 @@ impl GpuGru {
         let (submission, readbacks, saved) = result;
         let mut y_int = vec![0.0f32; t * b * nd * h];
         let mut st_int = vec![0.0f32; nl * nd * b * h];
-        for (readback, &(b0, n)) in readbacks.iter().zip(&ranges) {
+        // In order: a later piece's final states replace the earlier one's.
+        for (readback, &(b0, n, t0, tc)) in readbacks.iter().zip(&pieces) {
             let data = read_bytes(&ctx, readback, submission.clone())?;
             let values: &[f32] = bytemuck::cast_slice(&data);
-            let y_len = t * n * nd * h;
-            put_entries(&mut y_int, &values[..y_len], t, b, nd * h, b0, n);
+            let y_len = tc * n * nd * h;
+            let y_rows = &mut y_int[t0 * b * nd * h..];
+            put_entries(y_rows, &values[..y_len], tc, b, nd * h, b0, n);
             put_entries(&mut st_int, &values[y_len..], nl * nd, b, h, b0, n);
         }
         ctx.check_lost()?;
@@ -444,7 +494,8 @@ impl GpuGru {
     /// widened to f64 (the type of [`crate::cpu::backward`]'s). Semantics as the CPU
     /// reference: steps past an entry's length take no gradient, `dY_h` enters at the entry's
     /// last valid step, clamped pre-activations pass none. One submit, in the forward's
-    /// chunks of entries; the weight gradients accumulate over the chunks in order.
+    /// chunks of entries and pieces of the sequence (the last piece first); the weight
+    /// gradients accumulate over them in order.
     ///
     /// Errors: `saved` from another model ([`GruError::InvalidArgument`]), a length that does
     /// not match ([`GruError::InvalidArgument`]), a device error.
@@ -486,15 +537,14 @@ impl GpuGru {
         let mut dx_int = vec![0.0f32; t * b * i];
         let mut dh0_int = vec![0.0f32; nl * nd * b * h];
         let mut weights_out = vec![0.0f32; total];
-        if let Some(largest) = saved.chunks.iter().map(|c| c.batch).max() {
+        if !saved.chunks.is_empty() {
             self.train_pipelines()?;
-            let (_, plan_limits) = encode::train_chunk(
+            // The forward's pieces, whose limits were checked then.
+            let (_, plan_limits) = encode::train_pieces(
                 self.ctx.limits(),
-                &Dims {
-                    batch: largest,
-                    ..dims
-                },
+                &dims,
                 self.uniform_stride,
+                self.direction != Direction::Forward,
             )?;
             let pipelines = self.built_train_pipelines()?;
             let ctx = self.ctx.clone();
@@ -524,82 +574,94 @@ impl GpuGru {
                     })
                     .collect();
                 let mut readbacks = Vec::with_capacity(saved.chunks.len());
-                for (c, chunk) in saved.chunks.iter().enumerate() {
-                    let (b0, n) = (chunk.first, chunk.batch);
-                    let cd = Dims { batch: n, ..dims };
-                    let rows = t * n;
-                    let gx_len = rows * nd * 3 * h;
-                    let dx_len = rows * widths.iter().copied().max().unwrap_or(0);
-                    let dy_c = take_entries(&dy_int, t, b, nd * h, b0, n);
+                // Each chunk of entries (its pieces of the sequence in order) runs its pieces
+                // last first, the carry passing from each to the one before.
+                let mut accumulate = false;
+                for group in saved.chunks.chunk_by(|p, q| p.first == q.first) {
+                    let (b0, n) = (group[0].first, group[0].batch);
                     let carry_c = take_entries(&carry0, nl * nd, b, h, b0, n);
-                    let dy_buf = plan.upload("dY [T, B, D·H]", bytemuck::cast_slice(&dy_c));
                     let carry = plan.upload("carry [L, D, B, H]", bytemuck::cast_slice(&carry_c));
-                    let grads = plan.storage(
-                        "G_x [T, B, D, 3H] + G_h [D, T, B, 3H]",
-                        f32_bytes(2 * gx_len),
-                    );
-                    let dx = [
-                        plan.storage("dX (even layers)", f32_bytes(dx_len)),
-                        plan.storage("dX (odd layers)", f32_bytes(dx_len)),
-                    ];
-                    for l in (0..nl).rev() {
-                        let layer = &chunk.layers[l];
-                        let weights = &self.layers[l];
-                        let k = layer.width;
-                        let source = if l + 1 == nl {
-                            dy_buf.clone()
-                        } else {
-                            dx[(l + 1) % 2].clone()
+                    for chunk in group.iter().rev() {
+                        let (t0, t) = (chunk.t0, chunk.steps);
+                        let cd = Dims {
+                            batch: n,
+                            seq_len: t,
+                            ..dims
                         };
-                        plan.clear(&grads);
-                        let binding = StepBinding {
-                            buffers: [
-                                source,
-                                if direct {
-                                    weights.rows.clone()
-                                } else {
-                                    weights.rec.clone()
-                                },
-                                layer.hs.clone(),
-                                layer.reserve.clone(),
-                                grads.clone(),
-                                carry.clone(),
-                            ],
-                            layer: plan.layer_params(&cd, gx_len, l * nd * n * h),
-                            lens: chunk.lens.clone(),
-                        };
-                        let group = plan.step_binding(binding);
-                        plan.backward_steps(group, t);
-                        // dX = G_x · W: [T·B, D·3H] · [D·3H, K].
-                        plan.input_gradient(&grads, weights, &dx[l % 2], rows, nd * 3 * h, k);
-                        for (d, out) in outs[l].iter().enumerate() {
-                            plan.weight_gradients(&encode::WeightGrads {
-                                grads: &grads,
-                                gh_base: gx_len,
-                                input: &layer.input,
-                                hs: &layer.hs,
-                                reserve: &layer.reserve,
-                                out,
-                                d,
-                                k,
-                                dims: &cd,
-                                reset_before,
-                                accumulate: c > 0,
-                            });
+                        let rows = t * n;
+                        let gx_len = rows * nd * 3 * h;
+                        let dx_len = rows * widths.iter().copied().max().unwrap_or(0);
+                        let dy_rows = time_rows(&dy_int, b, nd * h, t0, t);
+                        let dy_c = take_entries(dy_rows, t, b, nd * h, b0, n);
+                        let dy_buf = plan.upload("dY [T, B, D·H]", bytemuck::cast_slice(&dy_c));
+                        let grads = plan.storage(
+                            "G_x [T, B, D, 3H] + G_h [D, T, B, 3H]",
+                            f32_bytes(2 * gx_len),
+                        );
+                        let dx = [
+                            plan.storage("dX (even layers)", f32_bytes(dx_len)),
+                            plan.storage("dX (odd layers)", f32_bytes(dx_len)),
+                        ];
+                        for l in (0..nl).rev() {
+                            let layer = &chunk.layers[l];
+                            let weights = &self.layers[l];
+                            let k = layer.width;
+                            let source = if l + 1 == nl {
+                                dy_buf.clone()
+                            } else {
+                                dx[(l + 1) % 2].clone()
+                            };
+                            plan.clear(&grads);
+                            let binding = StepBinding {
+                                buffers: [
+                                    source,
+                                    if direct {
+                                        weights.rows.clone()
+                                    } else {
+                                        weights.rec.clone()
+                                    },
+                                    layer.hs.clone(),
+                                    layer.reserve.clone(),
+                                    grads.clone(),
+                                    carry.clone(),
+                                ],
+                                layer: plan.layer_params(&cd, gx_len, l * nd * n * h, t0 == 0),
+                                lens: chunk.lens.clone(),
+                            };
+                            let group = plan.step_binding(binding);
+                            plan.backward_steps(group, t);
+                            // dX = G_x · W: [T·B, D·3H] · [D·3H, K].
+                            plan.input_gradient(&grads, weights, &dx[l % 2], rows, nd * 3 * h, k);
+                            for (d, out) in outs[l].iter().enumerate() {
+                                plan.weight_gradients(&encode::WeightGrads {
+                                    grads: &grads,
+                                    gh_base: gx_len,
+                                    input: &layer.input,
+                                    hs: &layer.hs,
+                                    reserve: &layer.reserve,
+                                    out,
+                                    d,
+                                    k,
+                                    dims: &cd,
+                                    reset_before,
+                                    accumulate,
+                                });
+                            }
                         }
+                        accumulate = true;
+                        let dx0_len = rows * i;
+                        let carry_len = nl * nd * n * h;
+                        let readback = plan.readback(f32_bytes(dx0_len + carry_len));
+                        plan.copy(&dx[0], 0, &readback, 0, f32_bytes(dx0_len));
+                        plan.copy(
+                            &carry,
+                            0,
+                            &readback,
+                            f32_bytes(dx0_len),
+                            f32_bytes(carry_len),
+                        );
+                        readbacks.push((readback, chunk));
                     }
-                    let dx0_len = rows * i;
-                    let carry_len = nl * nd * n * h;
-                    let readback = plan.readback(f32_bytes(dx0_len + carry_len));
-                    plan.copy(&dx[0], 0, &readback, 0, f32_bytes(dx0_len));
-                    plan.copy(
-                        &carry,
-                        0,
-                        &readback,
-                        f32_bytes(dx0_len),
-                        f32_bytes(carry_len),
-                    );
-                    readbacks.push(readback);
                 }
                 let weights_readback = plan.readback(f32_bytes(total));
                 for ((layer_outs, &start), &k) in outs.iter().zip(&starts).zip(&widths) {
@@ -617,12 +679,15 @@ impl GpuGru {
                 (submission, readbacks, weights_readback)
             })?;
             let (submission, readbacks, weights_readback) = result;
-            for (readback, chunk) in readbacks.iter().zip(&saved.chunks) {
-                let (b0, n) = (chunk.first, chunk.batch);
+            // In the order they ran: a chunk's first piece (t0 = 0), whose carry is d initial_h,
+            // comes last.
+            for (readback, chunk) in &readbacks {
+                let (b0, n, t0, tc) = (chunk.first, chunk.batch, chunk.t0, chunk.steps);
                 let data = read_bytes(&ctx, readback, submission.clone())?;
                 let values: &[f32] = bytemuck::cast_slice(&data);
-                let dx0_len = t * n * i;
-                put_entries(&mut dx_int, &values[..dx0_len], t, b, i, b0, n);
+                let dx0_len = tc * n * i;
+                let dx_rows = &mut dx_int[t0 * b * i..];
+                put_entries(dx_rows, &values[..dx0_len], tc, b, i, b0, n);
                 put_entries(&mut dh0_int, &values[dx0_len..], nl * nd, b, h, b0, n);
             }
             let data = read_bytes(&ctx, &weights_readback, submission)?;

@@ -2,8 +2,8 @@
 //! 8 KiB and whose dispatches to 3 workgroups per dimension, the training forward and the
 //! backward run the batch in chunks of entries (the weight gradients accumulating over the
 //! chunks), each step kernel's workgroups take several hidden units, and the GEMMs walk
-//! their tiles: the gradients still equal the f64 reference. One entry beyond a binding is a
-//! typed error.
+//! their tiles: the gradients still equal the f64 reference. One entry beyond a binding splits
+//! over time in a forward-only network and is a typed error otherwise.
 
 use super::random::{check_case_on, random_case};
 use crate::common::{gpu, own_device};
@@ -51,22 +51,63 @@ fn the_batch_runs_in_chunks_past_a_binding() {
     assert!(chunked >= 12, "only {chunked} of 24 cases ran in chunks");
 }
 
+/// A sequence whose one entry passes a binding splits over time when the network is
+/// forward-only, as the inference forward does: pieces of a few steps, the state carried
+/// forward and its gradient back from piece to piece, the weight gradients accumulating; the
+/// gradients still equal the f64 reference (lengths ending in earlier pieces, 0, dY_h or
+/// not, stacked layers).
 #[test]
-fn one_entry_beyond_a_binding_is_a_typed_error() {
+fn a_sequence_beyond_a_binding_splits_over_time() {
     let Some(small) = small_device() else { return };
-    let mut case = random_case(3);
-    case.t = 200;
-    case.h = 16;
-    case.b = 1;
-    case.lens = None;
-    case.direction = Direction::Forward;
-    let data = case.data();
-    let mut model = GpuGru::from_model(&small, &data.model).expect("model");
-    match model.forward_train(&case.input(&data)) {
-        Err(GruError::DeviceLimit { limit, needed, .. }) => {
-            assert_eq!(limit, "max_storage_buffer_binding_size");
-            assert!(needed > 8 * 1024);
+    let mut failures = Vec::new();
+    for seed in 200..212 {
+        let mut case = random_case(seed);
+        case.direction = Direction::Forward;
+        case.t = 40 + (seed as usize % 5) * 13;
+        case.h = case.h.clamp(4, 12);
+        case.i = case.i.min(12);
+        case.b = 1 + (seed as usize % 6);
+        case.lens = (seed % 3 != 0).then(|| {
+            (0..case.b)
+                .map(|k| [case.t, 0, 3, case.t / 2 + 1, 9, case.t - 1][k % 6] as i64)
+                .collect()
+        });
+        let (pieces, report) = check_case_on(&small, &case, seed % 2 == 0);
+        assert!(
+            pieces > case.b.div_ceil(4),
+            "{case:?}: ran in {pieces} pieces: the sequence was not split over time"
+        );
+        failures.extend(report);
+    }
+    assert!(failures.is_empty(), "{}", failures.join(""));
+}
+
+/// A network with a reverse direction cannot split a sequence over time: one entry beyond a
+/// binding is a typed error that says so.
+#[test]
+fn a_reverse_sequence_beyond_a_binding_is_a_typed_error() {
+    let Some(small) = small_device() else { return };
+    for direction in [Direction::Reverse, Direction::Bidirectional] {
+        let mut case = random_case(3);
+        case.t = 200;
+        case.h = 16;
+        case.b = 1;
+        case.lens = None;
+        case.direction = direction;
+        let data = case.data();
+        let mut model = GpuGru::from_model(&small, &data.model).expect("model");
+        match model.forward_train(&case.input(&data)) {
+            Err(GruError::DeviceLimit {
+                what,
+                limit,
+                needed,
+                ..
+            }) => {
+                assert_eq!(limit, "max_storage_buffer_binding_size");
+                assert!(needed > 8 * 1024, "{what}: needed {needed}");
+                assert!(what.contains("cannot be split over time"), "{what}");
+            }
+            other => panic!("{direction:?}: expected a DeviceLimit error, got {other:?}"),
         }
-        other => panic!("expected a DeviceLimit error, got {other:?}"),
     }
 }
