@@ -291,7 +291,8 @@ fn forward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
     }
 }
 
-fn forward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
+// `staged`: the persistent shape, whose operand rows stage_forward put in `red`.
+fn forward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32, staged: bool) {
     let b0 = wid.y * NB;
     let d = wid.z;
     let s = cur_s;
@@ -307,7 +308,21 @@ fn forward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
         if (e.any) {
             // Rᵀ: rmat[d·H·3H + k·3H + g·H + j].
             let base = d * HIDDEN * h3 + j;
-            if (VEC4_VIEW && HIDDEN % 4u == 0u) {
+            if (staged) {
+                for (var k = 0u; k < HIDDEN; k++) {
+                    let h = red[k];
+                    let at = base + k * h3;
+                    if (mode == FWD_CANDIDATE) {
+                        ph += rmat[at + 2u * HIDDEN] * h;
+                    } else {
+                        pz += rmat[at] * h;
+                        pr += rmat[at + HIDDEN] * h;
+                        if (mode == FWD_RESET_AFTER) {
+                            ph += rmat[at + 2u * HIDDEN] * h;
+                        }
+                    }
+                }
+            } else if (VEC4_VIEW && HIDDEN % 4u == 0u) {
                 // Four units k of the four entries' rows per trip, one vec4 load per entry
                 // (every row starts at a multiple of H); tr[c] holds unit 4·kq + c.
                 let rows = select(h_base, u_base, mode == FWD_CANDIDATE) / vec4<u32>(4u);
@@ -399,7 +414,7 @@ fn train_step_reset_after(
 ) {
     cur_s = sp.s;
     if (DIRECT) {
-        forward_step_direct(FWD_RESET_AFTER, lid, wid, groups.x);
+        forward_step_direct(FWD_RESET_AFTER, lid, wid, groups.x, false);
     } else {
         forward_step(FWD_RESET_AFTER, lid, wid, groups.x);
     }
@@ -413,7 +428,7 @@ fn train_gates_reset_before(
 ) {
     cur_s = sp.s;
     if (DIRECT) {
-        forward_step_direct(FWD_GATES, lid, wid, groups.x);
+        forward_step_direct(FWD_GATES, lid, wid, groups.x, false);
     } else {
         forward_step(FWD_GATES, lid, wid, groups.x);
     }
@@ -427,7 +442,7 @@ fn train_candidate_reset_before(
 ) {
     cur_s = sp.s;
     if (DIRECT) {
-        forward_step_direct(FWD_CANDIDATE, lid, wid, groups.x);
+        forward_step_direct(FWD_CANDIDATE, lid, wid, groups.x, false);
     } else {
         forward_step(FWD_CANDIDATE, lid, wid, groups.x);
     }
@@ -520,7 +535,8 @@ fn backward_step(mode: u32, lid: u32, wid: vec3<u32>, units: u32) {
     }
 }
 
-fn backward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
+// `staged`: the persistent shape, whose G_h rows stage_backward put in `red`.
+fn backward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32, staged: bool) {
     let b0 = wid.y * NB;
     let d = wid.z;
     let rows = backward_rows(mode, b0, d, cur_s);
@@ -534,7 +550,11 @@ fn backward_step_direct(mode: u32, lid: u32, wid: vec3<u32>, groups_x: u32) {
         if (e.any) {
             // R row-major: rmat[d·3H·H + (g·H + j)·H + k], row g·H + j = first + i.
             let col = 3u * d * HIDDEN * HIDDEN + first * HIDDEN + k;
-            if (VEC4_VIEW && HIDDEN % 4u == 0u) {
+            if (staged) {
+                for (var i = 0u; i < count; i++) {
+                    p += rmat[col + i * HIDDEN] * red[i];
+                }
+            } else if (VEC4_VIEW && HIDDEN % 4u == 0u) {
                 // Four rows of the four entries' G_h per trip, one vec4 load per entry (every
                 // row starts at a multiple of H); tr[c] holds row 4·iq + c.
                 let q = g_base / vec4<u32>(4u);
@@ -630,7 +650,7 @@ fn grad_step_reset_after(
 ) {
     cur_s = sp.s;
     if (DIRECT) {
-        backward_step_direct(BWD_RESET_AFTER, lid, wid, groups.x);
+        backward_step_direct(BWD_RESET_AFTER, lid, wid, groups.x, false);
     } else {
         backward_step(BWD_RESET_AFTER, lid, wid, groups.x);
     }
@@ -644,7 +664,7 @@ fn grad_gates_reset_before(
 ) {
     cur_s = sp.s;
     if (DIRECT) {
-        backward_step_direct(BWD_GATES, lid, wid, groups.x);
+        backward_step_direct(BWD_GATES, lid, wid, groups.x, false);
     } else {
         backward_step(BWD_GATES, lid, wid, groups.x);
     }
@@ -658,7 +678,7 @@ fn grad_candidate_reset_before(
 ) {
     cur_s = sp.s;
     if (DIRECT) {
-        backward_step_direct(BWD_CANDIDATE, lid, wid, groups.x);
+        backward_step_direct(BWD_CANDIDATE, lid, wid, groups.x, false);
     } else {
         backward_step(BWD_CANDIDATE, lid, wid, groups.x);
     }
@@ -667,24 +687,61 @@ fn grad_candidate_reset_before(
 // ---- persistent: many steps in one dispatch ------------------------------------------------
 //
 // The CPU-adapter shape over a range of steps in one dispatch, where the inference forward
-// takes its persistent path (few units: a dispatch would cost more than its step): one
-// workgroup per four entries and direction holds all H units (lane l takes units l, l + 64,
-// …; the host dispatches one workgroup in x), and a storage barrier separates the phases,
-// since each reads every unit of what the one before wrote (the state, u = r ⊙ h, G_h). The
-// forward runs steps sp.s .. sp.s_end − 1 in order, the backward dispatches n = sp.s_end − 1
-// down to sp.s; the host bounds a range by the loop budget (REFERENCES.md §6).
+// takes its persistent path and H ≤ 64 (few units: a dispatch would cost more than its
+// step): one workgroup per four entries and direction holds all H units (lane l takes unit
+// l; the host dispatches one workgroup in x). Each phase first stages the rows it reduces
+// (the state, u = r ⊙ h, or G_h: every unit of what the phase before wrote) in `red`, and
+// barriers separate the phases. The forward runs steps sp.s .. sp.s_end − 1 in order, the
+// backward dispatches n = sp.s_end − 1 down to sp.s; the host bounds a range by the loop
+// budget (REFERENCES.md §6).
+
+// The operand rows of one phase of the four entries (the state, or u for the candidate)
+// into `red` as vec4 over the entries, as the inference persistent kernel keeps its state:
+// the product loop then reads one workgroup vec4 per unit instead of four rows of storage.
+// H ≤ 64 here, so the rows fit `red`.
+fn stage_forward(mode: u32, lid: u32, wid: vec3<u32>) {
+    let rows = forward_rows(wid.y * NB, wid.z, cur_s);
+    for (var k = lid; k < HIDDEN; k += LANES) {
+        if (mode == FWD_CANDIDATE) {
+            red[k] = gather_reserve(rows.u_base, k);
+        } else {
+            red[k] = gather_hs(rows.h_base, k);
+        }
+    }
+}
+
+// The G_h rows one backward phase reduces (≤ 3H = 192), into `red` likewise.
+fn stage_backward(mode: u32, lid: u32, wid: vec3<u32>) {
+    let rows = backward_rows(mode, wid.y * NB, wid.z, cur_s);
+    for (var i = lid; i < rows.count; i += LANES) {
+        red[i] = gather_outs(rows.g_base, i);
+    }
+}
+
+// Between phases: what one phase wrote to storage is visible to the next, and `red` is read
+// to the end before it is staged again.
+fn phase_barrier() {
+    storageBarrier();
+    workgroupBarrier();
+}
 
 fn persistent_forward(before: bool, lid: u32, wid: vec3<u32>) {
     for (var s = sp.s; s < sp.s_end; s++) {
         cur_s = s;
         if (before) {
-            forward_step_direct(FWD_GATES, lid, wid, 1u);
-            storageBarrier();
-            forward_step_direct(FWD_CANDIDATE, lid, wid, 1u);
+            stage_forward(FWD_GATES, lid, wid);
+            workgroupBarrier();
+            forward_step_direct(FWD_GATES, lid, wid, 1u, true);
+            phase_barrier();
+            stage_forward(FWD_CANDIDATE, lid, wid);
+            workgroupBarrier();
+            forward_step_direct(FWD_CANDIDATE, lid, wid, 1u, true);
         } else {
-            forward_step_direct(FWD_RESET_AFTER, lid, wid, 1u);
+            stage_forward(FWD_RESET_AFTER, lid, wid);
+            workgroupBarrier();
+            forward_step_direct(FWD_RESET_AFTER, lid, wid, 1u, true);
         }
-        storageBarrier();
+        phase_barrier();
     }
 }
 
@@ -692,13 +749,19 @@ fn persistent_backward(before: bool, lid: u32, wid: vec3<u32>) {
     for (var n = sp.s_end; n > sp.s; n--) {
         cur_s = n - 1u;
         if (before) {
-            backward_step_direct(BWD_GATES, lid, wid, 1u);
-            storageBarrier();
-            backward_step_direct(BWD_CANDIDATE, lid, wid, 1u);
+            stage_backward(BWD_GATES, lid, wid);
+            workgroupBarrier();
+            backward_step_direct(BWD_GATES, lid, wid, 1u, true);
+            phase_barrier();
+            stage_backward(BWD_CANDIDATE, lid, wid);
+            workgroupBarrier();
+            backward_step_direct(BWD_CANDIDATE, lid, wid, 1u, true);
         } else {
-            backward_step_direct(BWD_RESET_AFTER, lid, wid, 1u);
+            stage_backward(BWD_RESET_AFTER, lid, wid);
+            workgroupBarrier();
+            backward_step_direct(BWD_RESET_AFTER, lid, wid, 1u, true);
         }
-        storageBarrier();
+        phase_barrier();
     }
 }
 

@@ -36,8 +36,8 @@ struct TrainGemmParams {
     _pad: u32,
 }
 
-@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
+// Bindings 0 (a) and 1 (b) and their accessors: train_gemm_operands.wgsl (scalar arrays) or
+// train_gemm_operands_vec4.wgsl, placed before this file.
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<uniform> gp: TrainGemmParams;
@@ -49,14 +49,14 @@ var<workgroup> tile_b: array<f32, 256>;   // [k_local · 16 + n_local]
 
 fn load_a(m: u32, k: u32) -> f32 {
     if (m < gp.m && k < gp.k_end) {
-        return a[gp.a_off + m * gp.a_sm + k * gp.a_sk];
+        return a_at(gp.a_off + m * gp.a_sm + k * gp.a_sk);
     }
     return 0.0;
 }
 
 fn load_b(k: u32, n: u32) -> f32 {
     if (k < gp.k_end && n < gp.n) {
-        return b[gp.b_off + k * gp.b_sk + n * gp.b_sn];
+        return b_at(gp.b_off + k * gp.b_sk + n * gp.b_sn);
     }
     return 0.0;
 }
@@ -136,10 +136,32 @@ fn load_b4(k: u32, n0: u32) -> vec4<f32> {
     let at = gp.b_off + k * gp.b_sk;
     for (var i = 0u; i < 4u; i++) {
         if (n0 + i < gp.n) {
-            v[i] = b[at + (n0 + i) * gp.b_sn];
+            v[i] = b_at(at + (n0 + i) * gp.b_sn);
         }
     }
     return v;
+}
+
+// Which vec4 loads the direct GEMM's operands allow (uniform: from the parameters), with the
+// vec4 view (VEC4_OPERANDS): x, A's 8 rows of a block are consecutive and start at a multiple
+// of 4 (A read transposed: dW, dR); y, B's 4 columns of a lane are consecutive and start at a
+// multiple of 4 (n too, so a quad is wholly inside or outside); z, both operands are
+// contiguous along k with rows and columns starting at multiples of 4 and k_begin one too
+// (dX). Rows or columns a vec4 reads past m or n are never stored.
+fn direct_modes() -> vec3<bool> {
+    let a_rows = gp.a_sm == 1u && gp.a_off % 4u == 0u && gp.a_sk % 4u == 0u;
+    let b_cols = gp.b_sn == 1u && gp.b_off % 4u == 0u && gp.b_sk % 4u == 0u && gp.n % 4u == 0u;
+    let along_k = gp.a_sk == 1u && gp.b_sk == 1u && gp.a_off % 4u == 0u && gp.a_sm % 4u == 0u
+        && gp.b_off % 4u == 0u && gp.b_sn % 4u == 0u && gp.k_begin % 4u == 0u;
+    return vec3<bool>(VEC4_OPERANDS && a_rows, VEC4_OPERANDS && b_cols, VEC4_OPERANDS && along_k);
+}
+
+// B(k, n0 .. n0+3): one vec4 load where `quad` (direct_modes().y), else load_b4.
+fn direct_b(quad: bool, k: u32, n0: u32) -> vec4<f32> {
+    if (quad) {
+        return b_4((gp.b_off + k * gp.b_sk + n0) >> 2u);
+    }
+    return load_b4(k, n0);
 }
 
 fn store_c4(m: u32, n0: u32, acc: vec4<f32>) {
@@ -187,11 +209,54 @@ fn train_gemm_direct(
                 acc[i] = vec4<f32>(0.0);
             }
             if (n0 < gp.n) {
-                for (var k = gp.k_begin; k < gp.k_end; k++) {
-                    let bv = load_b4(k, n0);
-                    let ka = k * gp.a_sk;
-                    for (var i = 0u; i < 8u; i++) {
-                        acc[i] += a[rows[i] + ka] * bv;
+                let modes = direct_modes();
+                if (modes.z) {
+                    // dX = G_x · W (both operands contiguous along k): four k per trip, one
+                    // vec4 of A per row and one of B per column; bt[j] holds k0 + j.
+                    var k = gp.k_begin;
+                    for (; k + 4u <= gp.k_end; k += 4u) {
+                        let bq = gp.b_off + n0 * gp.b_sn + k;
+                        let bt = transpose(mat4x4<f32>(b_4(bq >> 2u), b_4((bq + gp.b_sn) >> 2u),
+                                                       b_4((bq + 2u * gp.b_sn) >> 2u),
+                                                       b_4((bq + 3u * gp.b_sn) >> 2u)));
+                        for (var i = 0u; i < 8u; i++) {
+                            let av = a_4((rows[i] + k) >> 2u);
+                            acc[i] += av.x * bt[0];
+                            acc[i] += av.y * bt[1];
+                            acc[i] += av.z * bt[2];
+                            acc[i] += av.w * bt[3];
+                        }
+                    }
+                    for (; k < gp.k_end; k++) {
+                        let bv = load_b4(k, n0);
+                        for (var i = 0u; i < 8u; i++) {
+                            acc[i] += a_at(rows[i] + k) * bv;
+                        }
+                    }
+                } else if (modes.x) {
+                    // dW, dR (A read transposed: its 8 rows are 8 consecutive elements).
+                    let a0 = gp.a_off + m0;
+                    for (var k = gp.k_begin; k < gp.k_end; k++) {
+                        let bv = direct_b(modes.y, k, n0);
+                        let q = (a0 + k * gp.a_sk) >> 2u;
+                        let lo = a_4(q);
+                        let hi = a_4(q + 1u);
+                        acc[0] += lo.x * bv;
+                        acc[1] += lo.y * bv;
+                        acc[2] += lo.z * bv;
+                        acc[3] += lo.w * bv;
+                        acc[4] += hi.x * bv;
+                        acc[5] += hi.y * bv;
+                        acc[6] += hi.z * bv;
+                        acc[7] += hi.w * bv;
+                    }
+                } else {
+                    for (var k = gp.k_begin; k < gp.k_end; k++) {
+                        let bv = direct_b(modes.y, k, n0);
+                        let ka = k * gp.a_sk;
+                        for (var i = 0u; i < 8u; i++) {
+                            acc[i] += a_at(rows[i] + ka) * bv;
+                        }
                     }
                 }
                 for (var i = 0u; i < 8u; i++) {

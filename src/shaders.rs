@@ -6,8 +6,9 @@
 //! `shaders/gemm_common.wgsl` in the input-projection kernels, and `shaders/gru_state.wgsl`
 //! (or `gru_state_vec4.wgsl`: the state bindings) then `shaders/gru_layer.wgsl` (the other
 //! bindings and index helpers of a layer) in the recurrent ones, `gru_split.wgsl` (the split
-//! step kernel's body) before the split kernel's entry-point files, and `train_state.wgsl` (or
-//! `train_state_vec4.wgsl`) before `gru_train.wgsl`, at compile time of the
+//! step kernel's body) before the split kernel's entry-point files, `train_state.wgsl` (or
+//! `train_state_vec4.wgsl`) before `gru_train.wgsl`, and `train_gemm_operands.wgsl` (or
+//! `train_gemm_operands_vec4.wgsl`) before `train_gemm.wgsl`, at compile time of the
 //! crate: one fixed source per kernel and storage type. Kernels are specialised with
 //! WGSL `override` constants when their pipelines are created, never by editing source text.
 
@@ -80,8 +81,12 @@ pub enum Kernel {
     /// streams.
     StreamState,
     /// `train_gemm.wgsl`: the strided f32 GEMM of training (input projection, `dX`, `dW`,
-    /// `dR`, bias gradients), deterministic.
+    /// `dR`, bias gradients), deterministic (A and B from `train_gemm_operands.wgsl`).
     TrainGemm,
+    /// `train_gemm.wgsl` again, with A and B viewed as vec4 arrays
+    /// (`train_gemm_operands_vec4.wgsl`): the direct GEMM's module, which then reads four
+    /// consecutive elements per load wherever an operand's strides allow.
+    TrainGemmVec4,
     /// `gru_train.wgsl`: the training forward's steps (keeping the reserve space) and the
     /// backward's steps in reverse time (bindings 2 to 4 from `train_state.wgsl`).
     GruTrain,
@@ -148,14 +153,15 @@ kernel_files! {
     GruSplitSubgroup => ["common.wgsl", "gru_state.wgsl", "gru_layer.wgsl", "gru_split.wgsl"]
         "gru_split_subgroup.wgsl";
     StreamState => [] "stream_state.wgsl";
-    TrainGemm => [] "train_gemm.wgsl";
+    TrainGemm => ["train_gemm_operands.wgsl"] "train_gemm.wgsl";
+    TrainGemmVec4 => ["train_gemm_operands_vec4.wgsl"] "train_gemm.wgsl";
     GruTrain => ["common.wgsl", "train_state.wgsl"] "gru_train.wgsl";
     GruTrainVec4 => ["common.wgsl", "train_state_vec4.wgsl"] "gru_train.wgsl";
 }
 
 impl Kernel {
     /// Every kernel family.
-    pub const ALL: [Kernel; 11] = [
+    pub const ALL: [Kernel; 12] = [
         Kernel::InputProjection,
         Kernel::InputProjectionDirect,
         Kernel::GruStep,
@@ -165,6 +171,7 @@ impl Kernel {
         Kernel::GruSplitSubgroup,
         Kernel::StreamState,
         Kernel::TrainGemm,
+        Kernel::TrainGemmVec4,
         Kernel::GruTrain,
         Kernel::GruTrainVec4,
     ];
@@ -184,6 +191,7 @@ impl Kernel {
             Kernel::GruPersistent => &["persistent_reset_after", "persistent_reset_before"],
             Kernel::StreamState => &["gather_state", "scatter_state"],
             Kernel::TrainGemm => &["train_gemm", "train_gemm_direct"],
+            Kernel::TrainGemmVec4 => &["train_gemm_direct"],
             Kernel::GruTrain | Kernel::GruTrainVec4 => &[
                 "train_step_reset_after",
                 "train_gates_reset_before",
@@ -202,7 +210,10 @@ impl Kernel {
     /// The `override` constants the crate sets on this file's pipelines.
     pub fn overrides(self) -> &'static [&'static str] {
         match self {
-            Kernel::InputProjection | Kernel::StreamState | Kernel::TrainGemm => &[],
+            Kernel::InputProjection
+            | Kernel::StreamState
+            | Kernel::TrainGemm
+            | Kernel::TrainGemmVec4 => &[],
             Kernel::InputProjectionDirect => &["VEC_K"],
             Kernel::GruStep | Kernel::GruStepVec4 => &["HIDDEN", "WG", "DIRECT", "VEC_H"],
             Kernel::GruPersistent => &["HIDDEN", "WG"],

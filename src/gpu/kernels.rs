@@ -76,7 +76,7 @@ impl LayoutFamily {
             | Kernel::GruSplit
             | Kernel::GruSplitSubgroup => LayoutFamily::Step,
             Kernel::StreamState => LayoutFamily::StreamState,
-            Kernel::TrainGemm => LayoutFamily::TrainGemm,
+            Kernel::TrainGemm | Kernel::TrainGemmVec4 => LayoutFamily::TrainGemm,
             Kernel::GruTrain | Kernel::GruTrainVec4 => LayoutFamily::TrainStep,
         }
     }

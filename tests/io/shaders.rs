@@ -87,6 +87,8 @@ fn every_shader_file_is_a_known_kernel() {
     known.insert("gru_split.wgsl".to_string());
     known.insert("train_state.wgsl".to_string());
     known.insert("train_state_vec4.wgsl".to_string());
+    known.insert("train_gemm_operands.wgsl".to_string());
+    known.insert("train_gemm_operands_vec4.wgsl".to_string());
     assert_eq!(
         on_disk, known,
         "shaders/ and gru_wgpu::shaders::Kernel disagree"

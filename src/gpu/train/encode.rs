@@ -291,11 +291,11 @@ impl<'m> Plan<'m> {
         self.model.ctx.device()
     }
 
-    /// A storage buffer holding `data`.
+    /// A storage buffer holding `data`, zero-padded to whole vec4s (at least one: storage
+    /// bindings must not be empty; the direct GEMM views its operands as vec4 arrays).
     pub(super) fn upload(&self, label: &str, data: &[u8]) -> wgpu::Buffer {
-        // Storage bindings must not be empty: pad to at least 16 bytes.
         let mut bytes = data.to_vec();
-        bytes.resize(bytes.len().max(16).next_multiple_of(4), 0);
+        bytes.resize(bytes.len().max(16).next_multiple_of(16), 0);
         self.device()
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
@@ -306,11 +306,11 @@ impl<'m> Plan<'m> {
             })
     }
 
-    /// A zeroed storage buffer of `bytes` (at least 16).
+    /// A zeroed storage buffer of `bytes`, rounded up to whole vec4s (at least one).
     pub(super) fn storage(&self, label: &str, bytes: u64) -> wgpu::Buffer {
         self.device().create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: bytes.max(16).next_multiple_of(4),
+            size: bytes.max(16).next_multiple_of(16),
             usage: wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_SRC
                 | wgpu::BufferUsages::COPY_DST,

@@ -86,8 +86,8 @@ pub(in crate::gpu) struct TrainPipelines {
     ones: wgpu::Buffer,
     /// `train_gemm`: 16×16 tiles through workgroup memory (GPUs).
     gemm: wgpu::ComputePipeline,
-    /// `train_gemm_direct`: register-blocked, no workgroup memory (CPU adapters, with the
-    /// direct input-projection kernel).
+    /// `train_gemm_direct` (through `train_gemm_operands_vec4.wgsl`): register-blocked, no
+    /// workgroup memory (CPU adapters, with the direct input-projection kernel).
     gemm_direct: wgpu::ComputePipeline,
     gemm_layout: wgpu::BindGroupLayout,
     step_layout: wgpu::BindGroupLayout,
@@ -243,7 +243,9 @@ impl GpuGru {
                 Ok::<_, GruError>(p)
             };
             let gemm = pipeline(Kernel::TrainGemm, "train_gemm", &[])?;
-            let gemm_direct = pipeline(Kernel::TrainGemm, "train_gemm_direct", &[])?;
+            // Through the vec4 view of its operands: every buffer a plan binds there is sized
+            // in whole vec4s (Plan::storage, Plan::upload; the weights' Wᵀ rows are padded to 4).
+            let gemm_direct = pipeline(Kernel::TrainGemmVec4, "train_gemm_direct", &[])?;
             let (fwd, bwd): (&[&'static str], &[&'static str]) = match self.convention {
                 Convention::ResetAfter => (&["train_step_reset_after"], &["grad_step_reset_after"]),
                 Convention::ResetBefore => (
