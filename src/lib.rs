@@ -53,6 +53,7 @@ pub mod input;
 pub mod io;
 pub mod model;
 pub mod npy;
+pub mod optim;
 pub mod seeded;
 pub mod shaders;
 pub mod tolerance;

@@ -9,5 +9,6 @@ mod common;
 mod conversions;
 mod import;
 mod npy;
+mod optim;
 mod shaders;
 mod types;
