@@ -94,6 +94,9 @@ pub enum Kernel {
     /// (`train_state_vec4.wgsl`): the CPU-adapter shape's module when H is a multiple of 4
     /// (its loops then read four elements of a row per load).
     GruTrainVec4,
+    /// `optim.wgsl`: the optimizer step (clipping, then the update of each parameter tensor
+    /// in place, the state on the device).
+    Optim,
 }
 
 /// The one table of kernel files: each [`Kernel`], its preludes (after the storage-type file)
@@ -157,11 +160,12 @@ kernel_files! {
     TrainGemmVec4 => ["train_gemm_operands_vec4.wgsl"] "train_gemm.wgsl";
     GruTrain => ["common.wgsl", "train_state.wgsl"] "gru_train.wgsl";
     GruTrainVec4 => ["common.wgsl", "train_state_vec4.wgsl"] "gru_train.wgsl";
+    Optim => [] "optim.wgsl";
 }
 
 impl Kernel {
     /// Every kernel family.
-    pub const ALL: [Kernel; 12] = [
+    pub const ALL: [Kernel; 13] = [
         Kernel::InputProjection,
         Kernel::InputProjectionDirect,
         Kernel::GruStep,
@@ -174,6 +178,7 @@ impl Kernel {
         Kernel::TrainGemmVec4,
         Kernel::GruTrain,
         Kernel::GruTrainVec4,
+        Kernel::Optim,
     ];
 
     /// The compute entry points the crate uses from this file.
@@ -192,6 +197,7 @@ impl Kernel {
             Kernel::StreamState => &["gather_state", "scatter_state"],
             Kernel::TrainGemm => &["train_gemm", "train_gemm_direct"],
             Kernel::TrainGemmVec4 => &["train_gemm_direct"],
+            Kernel::Optim => &["sum_squares", "norm_scale", "update"],
             Kernel::GruTrain | Kernel::GruTrainVec4 => &[
                 "train_step_reset_after",
                 "train_gates_reset_before",
@@ -213,7 +219,8 @@ impl Kernel {
             Kernel::InputProjection
             | Kernel::StreamState
             | Kernel::TrainGemm
-            | Kernel::TrainGemmVec4 => &[],
+            | Kernel::TrainGemmVec4
+            | Kernel::Optim => &[],
             Kernel::InputProjectionDirect => &["VEC_K"],
             Kernel::GruStep | Kernel::GruStepVec4 => &["HIDDEN", "WG", "DIRECT", "VEC_H"],
             Kernel::GruPersistent => &["HIDDEN", "WG"],

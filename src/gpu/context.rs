@@ -310,6 +310,13 @@ impl GpuContext {
         }
     }
 
+    /// Whether `other` is this context or a clone of it (whose buffers may be bound with
+    /// this one's). Contexts built separately count as different even around one device:
+    /// wgpu's ids repeat across instances, so they cannot tell.
+    pub(crate) fn same_device(&self, other: &GpuContext) -> bool {
+        Arc::ptr_eq(&self.lost, &other.lost)
+    }
+
     /// The device.
     pub fn device(&self) -> &wgpu::Device {
         &self.device

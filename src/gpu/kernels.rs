@@ -15,7 +15,8 @@ use crate::dtype::Dtype;
 use crate::error::Result;
 use crate::gpu::errors::{caught, gpu_error};
 use crate::gpu::params::{
-    step_entry, storage_entry, uniform_entry, GEMM_PARAMS, LAYER_PARAMS, TRAIN_GEMM_PARAMS,
+    params_entry, step_entry, storage_entry, uniform_entry, GEMM_PARAMS, LAYER_PARAMS,
+    OPTIM_PARAMS, TRAIN_GEMM_PARAMS,
 };
 use crate::shaders::Kernel;
 
@@ -63,6 +64,9 @@ pub(super) enum LayoutFamily {
     /// `gru_train.wgsl`: src, R, hs, reserve, outs, layer params and lengths, carry, step
     /// params (dynamic offset).
     TrainStep,
+    /// `optim.wgsl`: parameters, gradients, optimizer state, partial sums and clip factor,
+    /// optimizer params (dynamic offset).
+    Optim,
 }
 
 impl LayoutFamily {
@@ -78,6 +82,7 @@ impl LayoutFamily {
             Kernel::StreamState => LayoutFamily::StreamState,
             Kernel::TrainGemm | Kernel::TrainGemmVec4 => LayoutFamily::TrainGemm,
             Kernel::GruTrain | Kernel::GruTrainVec4 => LayoutFamily::TrainStep,
+            Kernel::Optim => LayoutFamily::Optim,
         }
     }
 
@@ -88,6 +93,7 @@ impl LayoutFamily {
             LayoutFamily::StreamState => "stream_state layout",
             LayoutFamily::TrainGemm => "train_gemm layout",
             LayoutFamily::TrainStep => "gru_train layout",
+            LayoutFamily::Optim => "optim layout",
         }
     }
 
@@ -133,6 +139,13 @@ impl LayoutFamily {
                 storage_entry(5, true),
                 storage_entry(6, false),
                 step_entry(7),
+            ],
+            LayoutFamily::Optim => vec![
+                storage_entry(0, false),
+                storage_entry(1, true),
+                storage_entry(2, false),
+                storage_entry(3, false),
+                params_entry(4, OPTIM_PARAMS),
             ],
         }
     }

@@ -8,6 +8,7 @@ mod feed;
 mod kernels;
 mod limits;
 mod model;
+mod optim;
 mod params;
 mod path;
 mod pipelines;
@@ -25,6 +26,7 @@ pub use context::{
 pub use feed::{Feed, Outputs};
 pub use kernels::{KernelStats, MAX_HIDDEN, PERSISTENT_MAX_HIDDEN};
 pub use model::{GpuGru, ModelOptions, ModelStats};
+pub use optim::{DeviceTensors, GpuOptimizer};
 pub use path::{
     auto_gemm_kernel, auto_kernel_path, auto_step_kernel, GemmKernel, KernelPath, StepKernel,
     StepStructure,

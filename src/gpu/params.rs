@@ -93,13 +93,42 @@ pub(super) const TRAIN_GEMM_PARAMS: usize = std::mem::size_of::<TrainGemmParams>
 
 /// Bytes of [`GemmParams`] (`Params` of the input-projection kernels).
 pub(super) const GEMM_PARAMS: usize = std::mem::size_of::<GemmParams>();
+/// `OptimParams` of `optim.wgsl` (field meanings there).
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub(super) struct OptimParams {
+    pub(super) n: u32,
+    pub(super) kind: u32,
+    pub(super) flags: u32,
+    pub(super) partial_base: u32,
+    pub(super) lr: f32,
+    pub(super) a: f32,
+    pub(super) b: f32,
+    pub(super) c: f32,
+    pub(super) d: f32,
+    pub(super) step_size: f32,
+    pub(super) bc2_sqrt: f32,
+    pub(super) clip: f32,
+    pub(super) partials: u32,
+    pub(super) scale_at: u32,
+    pub(super) _pad: [u32; 2],
+}
+
+/// Bytes of [`OptimParams`].
+pub(super) const OPTIM_PARAMS: usize = std::mem::size_of::<OptimParams>();
 /// Bytes of [`StepParams`].
 pub(super) const STEP_PARAMS: usize = std::mem::size_of::<StepParams>();
 /// Bytes of [`LayerParams`].
 pub(super) const LAYER_PARAMS: usize = std::mem::size_of::<LayerParams>();
 /// Bytes of the largest parameter struct: the least stride of one parameter slot.
 pub(super) const PARAMS_SLOT: usize = {
-    let sizes = [GEMM_PARAMS, STEP_PARAMS, LAYER_PARAMS, TRAIN_GEMM_PARAMS];
+    let sizes = [
+        GEMM_PARAMS,
+        STEP_PARAMS,
+        LAYER_PARAMS,
+        TRAIN_GEMM_PARAMS,
+        OPTIM_PARAMS,
+    ];
     let mut most = 0;
     let mut i = 0;
     while i < sizes.len() {
@@ -141,13 +170,18 @@ pub(super) fn uniform_entry(binding: u32, size: u64, dynamic: bool) -> wgpu::Bin
 /// lavapipe specialises (recompiles) a shader for the values of small uniforms that steer
 /// control flow, which would compile one shader variant per timestep.
 pub(super) fn step_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    params_entry(binding, STEP_PARAMS)
+}
+
+/// Parameters of `size` bytes in read-only storage with a dynamic offset (as [`step_entry`]).
+pub(super) fn params_entry(binding: u32, size: usize) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
         ty: wgpu::BindingType::Buffer {
             ty: wgpu::BufferBindingType::Storage { read_only: true },
             has_dynamic_offset: true,
-            min_binding_size: wgpu::BufferSize::new(STEP_PARAMS as u64),
+            min_binding_size: wgpu::BufferSize::new(size as u64),
         },
         count: None,
     }

@@ -12,6 +12,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/optim.rs"]
+mod golden_optim;
 
 mod backward;
 mod classifier;
@@ -20,6 +22,7 @@ mod context;
 mod f16;
 mod faults;
 mod long_sequence;
+mod optim;
 mod parity;
 mod properties;
 mod seed_article;

@@ -5,6 +5,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/optim.rs"]
+mod golden_optim;
 
 mod conversions;
 mod import;
