@@ -49,6 +49,7 @@ pub mod dtype;
 pub mod error;
 pub mod gpu;
 pub mod head;
+pub mod init;
 pub mod input;
 pub mod io;
 pub mod model;
