@@ -52,6 +52,7 @@ pub mod head;
 pub mod init;
 pub mod input;
 pub mod io;
+pub mod loss;
 pub mod model;
 pub mod npy;
 pub mod optim;

@@ -12,8 +12,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-#[path = "../common/optim.rs"]
-mod golden_optim;
+#[path = "../common/golden_files.rs"]
+mod golden_files;
 
 mod backward;
 mod classifier;

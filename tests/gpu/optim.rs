@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use crate::golden_optim::{cases, tensors, SIZES};
+use crate::golden_files::{cases, tensors, SIZES};
 use common::{gpu, own_device, Rng};
 use gru_wgpu::gpu::{DeviceTensors, GpuOptimizer};
 use gru_wgpu::optim::{Clip, Optimizer, OptimizerState};

@@ -5,11 +5,12 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-#[path = "../common/optim.rs"]
-mod golden_optim;
+#[path = "../common/golden_files.rs"]
+mod golden_files;
 
 mod conversions;
 mod import;
+mod loss;
 mod npy;
 mod optim;
 mod shaders;

@@ -4,7 +4,7 @@
 //! parameters after 1 and 10 steps of the same gradients, from tests/data/golden/optim_*
 //! (scripts/golden_optim.py).
 
-use crate::golden_optim::{cases, tensors, SIZES};
+use crate::golden_files::{cases, tensors, SIZES};
 use gru_wgpu::optim::{Clip, Optimizer, OptimizerState};
 
 /// Runs `optimizer` with `clip` over the case's ten steps and compares the parameters after

@@ -1,25 +1,25 @@
-//! The golden optimizer trajectories of `scripts/golden_optim.py` (tests/data/golden/optim_*):
-//! three parameter tensors, ten steps of gradients, the parameters after steps 1 and 10.
-//! Included by the test crates that read them (`io`, `gpu`: they link safetensors) as
-//! `golden_optim`, beside `common`.
+//! Golden safetensors files of tests/data/golden, and the optimizer cases of
+//! `scripts/golden_optim.py` (optim_*: three parameter tensors, ten steps of gradients, the
+//! parameters after steps 1 and 10). Included by the test crates that read them (`io`, `gpu`:
+//! they link safetensors) as `golden_files`, beside `common`.
+
+use std::collections::HashMap;
 
 use crate::common::repo_root;
 use gru_wgpu::optim::{Clip, Optimizer};
 
 pub const SIZES: [usize; 3] = [12, 5, 8];
 
-/// Every tensor of `case`'s optim.safetensors, widened to f64.
-pub fn tensors(case: &str) -> std::collections::HashMap<String, Vec<f64>> {
-    let path = repo_root()
-        .join("tests/data/golden")
-        .join(case)
-        .join("optim.safetensors");
-    let bytes = std::fs::read(&path).expect("optim.safetensors");
+/// Every tensor of `case`'s `file` (a safetensors file of float32 and float64 tensors), widened
+/// to f64, with its shape.
+pub fn load(case: &str, file: &str) -> HashMap<String, (Vec<usize>, Vec<f64>)> {
+    let path = repo_root().join("tests/data/golden").join(case).join(file);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
     st.tensors()
         .into_iter()
         .map(|(name, view)| {
-            let values = match view.dtype() {
+            let values: Vec<f64> = match view.dtype() {
                 safetensors::Dtype::F32 => view
                     .data()
                     .chunks_exact(4)
@@ -30,10 +30,19 @@ pub fn tensors(case: &str) -> std::collections::HashMap<String, Vec<f64>> {
                     .chunks_exact(8)
                     .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
                     .collect(),
-                other => panic!("{case}: {name}: dtype {other:?}"),
+                other => panic!("{case}/{file}: {name}: dtype {other:?}"),
             };
-            (name, values)
+            (name, (view.shape().to_vec(), values))
         })
+        .collect()
+}
+
+/// The optimizer case's tensors (`p{i}`, `g{s}_{i}`, `p{i}_step1`, `p{i}_step10`), without
+/// their shapes.
+pub fn tensors(case: &str) -> HashMap<String, Vec<f64>> {
+    load(case, "optim.safetensors")
+        .into_iter()
+        .map(|(name, (_, values))| (name, values))
         .collect()
 }
 
