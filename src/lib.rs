@@ -59,6 +59,7 @@ pub mod optim;
 pub mod seeded;
 pub mod shaders;
 pub mod tolerance;
+pub mod train;
 pub mod weights;
 
 pub use dtype::{Dtype, F16_MAX};

@@ -14,4 +14,5 @@ mod loss;
 mod npy;
 mod optim;
 mod shaders;
+mod train;
 mod types;

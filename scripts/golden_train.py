@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Golden training steps: the seed article's model shape — GRU(H) → Dense(1, sigmoid) —
+compiled with RMSprop (Keras's defaults) and binary cross-entropy, trained by Keras 3 (torch
+backend, float64) with `train_on_batch` for ten steps over fixed batches.
+
+Run from anywhere: `python scripts/golden_train.py`. Writes tests/data/golden/train_keras_*/:
+x.npy [N, T, I] and y.npy [N] (float32), weights.npz (the initial GRU kernel,
+recurrent_kernel, bias and dense_kernel, dense_bias, float32 — the file gru-wgpu's Keras
+importer reads), after_step1.npz and after_step10.npz (the same names, float64, after those
+optimizer steps), losses.npy (float64: train_on_batch's loss at each step, computed before
+that step's update). Step s trains on batch s mod 2 (entries 0..B−1, then B..2B−1). Seeded:
+the bytes are reproducible.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ["KERAS_BACKEND"] = "torch"
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from golden_common import CaseWriter, save_npz, versions  # noqa: E402
+
+torch.set_num_threads(1)
+
+SCRIPT = "scripts/golden_train.py"
+STEPS = 10
+
+
+def case(name, seed, reset_after, N=8, B=4, T=6, I=2, H=5):
+    rng = np.random.default_rng(seed)
+    bias_shape = (2, 3 * H) if reset_after else (3 * H,)
+    w32 = {
+        "kernel": rng.uniform(-0.5, 0.5, (I, 3 * H)).astype(np.float32),
+        "recurrent_kernel": rng.uniform(-0.5, 0.5, (H, 3 * H)).astype(np.float32),
+        "bias": rng.uniform(-0.3, 0.3, bias_shape).astype(np.float32),
+        "dense_kernel": rng.uniform(-0.5, 0.5, (H, 1)).astype(np.float32),
+        "dense_bias": rng.uniform(-0.1, 0.1, (1,)).astype(np.float32),
+    }
+    x32 = rng.standard_normal((N, T, I)).astype(np.float32)
+    y32 = rng.integers(0, 2, (N,)).astype(np.float32)
+    keras.config.set_floatx("float64")
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input((T, I), dtype="float64"),
+        keras.layers.GRU(H, reset_after=reset_after, dtype="float64"),
+        keras.layers.Dense(1, activation="sigmoid", dtype="float64"),
+    ])
+    model.set_weights([w32[k].astype(np.float64) for k in
+                       ("kernel", "recurrent_kernel", "bias", "dense_kernel", "dense_bias")])
+    model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["accuracy"])
+    losses, after = [], {}
+    for s in range(STEPS):
+        lo = (s % (N // B)) * B
+        out = model.train_on_batch(x32[lo:lo + B].astype(np.float64), y32[lo:lo + B].astype(np.float64))
+        losses.append(float(out[0] if isinstance(out, (list, tuple)) else out))
+        if s + 1 in (1, STEPS):
+            names = ("kernel", "recurrent_kernel", "bias", "dense_kernel", "dense_bias")
+            after[s + 1] = {n: np.asarray(v, dtype="<f8") for n, v in zip(names, model.get_weights())}
+    keras.config.set_floatx("float32")
+    cw = CaseWriter(name, {
+        "framework": "keras",
+        "generator": SCRIPT,
+        "versions": versions(keras, torch),
+        "keras_backend": keras.backend.backend(),
+        "seed": seed,
+        "what": "GRU → Dense(1, sigmoid), compile(optimizer='rmsprop', loss='binary_crossentropy'), "
+                "train_on_batch over fixed batches, float64",
+        "convention": {"reset_after": reset_after, "gate_order": "z, r, h (Keras)"},
+        "n": N, "batch_size": B, "seq_len": T, "input_size": I, "hidden_size": H, "steps": STEPS,
+        "batches": "step s trains on entries (s mod 2)·B .. (s mod 2)·B + B − 1",
+        "init": "kernel, recurrent_kernel U(-0.5, 0.5), bias U(-0.3, 0.3), dense_kernel U(-0.5, 0.5), "
+                "dense_bias U(-0.1, 0.1), x ~ N(0, 1), y in {0, 1}, float32, np.random.default_rng(seed)",
+    })
+    save_npz(cw.other("weights.npz", "initial weights (float32)", tensors=w32), w32)
+    for step, w in after.items():
+        save_npz(cw.other(f"after_step{step}.npz", f"weights after step {step} (float64)", tensors=w), w)
+    cw.f32("x.npy", x32, "inputs (N, T, I)")
+    cw.f32("y.npy", y32, "labels (N,)")
+    path = cw.other("losses.npy", "train_on_batch's loss per step (float64)",
+                    dtype="float64", shape=[STEPS])
+    np.save(path, np.asarray(losses, dtype="<f8"), allow_pickle=False)
+    cw.finish()
+
+
+def main():
+    case("train_keras_rmsprop_bce_reset_after", 61, True)
+    case("train_keras_rmsprop_bce_reset_before", 62, False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+//! The reference training step (`gru_wgpu::train::ReferenceTrainer`) against Keras 3 training
+//! the seed article's model shape — GRU(H) → Dense(1, sigmoid), RMSprop with Keras's defaults,
+//! binary cross-entropy — from the same weights on the same batches (float64;
+//! tests/data/golden/train_keras_*, scripts/golden_train.py): every step's loss, and every
+//! weight after steps 1 and 10, for reset_after True and False.
+
+use crate::common;
+
+use std::path::PathBuf;
+
+use gru_wgpu::io::keras;
+use gru_wgpu::loss::Loss;
+use gru_wgpu::optim::{Clip, Optimizer};
+use gru_wgpu::train::ReferenceTrainer;
+use gru_wgpu::{npy, GruInput, Layout};
+
+fn dir(case: &str) -> PathBuf {
+    common::repo_root().join("tests/data/golden").join(case)
+}
+
+/// The Keras file's GRU weights (crate layout: W, R, B) and head (weight `[1, H]`, bias) in
+/// the trainer's parameter order.
+fn keras_parameters(case: &str, file: &str) -> Vec<Vec<f64>> {
+    let k = keras::load(&dir(case).join(file), None).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let w = &k.model.layers()[0][0];
+    let dense = k.dense.expect("dense head");
+    let wide = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+    // kernel (H, 1) is weight [1, H] transposed: the same values for one output.
+    vec![
+        wide(w.w()),
+        wide(w.r()),
+        wide(w.b()),
+        wide(&dense.kernel),
+        wide(&dense.bias),
+    ]
+}
+
+fn check(case: &str) {
+    let initial = keras::load(&dir(case).join("weights.npz"), None).expect("weights.npz");
+    let dense = initial.dense.clone().expect("dense head");
+    let mut trainer = ReferenceTrainer::new(
+        initial.model.clone(),
+        &dense.kernel,
+        &dense.bias,
+        Loss::BinaryCrossentropy,
+        Optimizer::rmsprop_keras(),
+        Clip::None,
+    )
+    .expect("trainer");
+    let x = npy::read_f32(&dir(case).join("x.npy")).expect("x.npy");
+    let y = npy::read_f32(&dir(case).join("y.npy")).expect("y.npy");
+    let losses = npy::read_f32(&dir(case).join("losses.npy")).expect("losses.npy");
+    let (n, t, i) = (x.shape[0], x.shape[1], x.shape[2]);
+    let b = 4;
+    for s in 0..10 {
+        let lo = (s % (n / b)) * b;
+        let xb = &x.data[lo * t * i..(lo + b) * t * i];
+        let yb: Vec<f64> = y.data[lo..lo + b].iter().map(|&v| v as f64).collect();
+        let input = GruInput::new(xb, t, b).with_layout(Layout::BatchMajor);
+        let value = trainer.step(&input, &yb).expect("step");
+        let want = losses.data[s] as f64;
+        assert!(
+            (value.loss - want).abs() <= 1e-6 * want.abs(),
+            "{case}: step {}: loss {} expected {want}",
+            s + 1,
+            value.loss
+        );
+        if s == 0 || s == 9 {
+            let expected = keras_parameters(case, &format!("after_step{}.npz", s + 1));
+            let names = ["W", "R", "B", "head weight", "head bias"];
+            for ((name, got), want) in names.iter().zip(trainer.parameters()).zip(&expected) {
+                assert_eq!(got.len(), want.len(), "{case}: {name}");
+                for (k, (g, e)) in got.iter().zip(want).enumerate() {
+                    let tol = 1e-6 + 1e-5 * e.abs();
+                    assert!(
+                        (g - e).abs() <= tol,
+                        "{case}: after step {}: {name}[{k}] got {g} expected {e} (tolerance {tol:e})",
+                        s + 1
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(trainer.steps(), 10);
+}
+
+#[test]
+fn rmsprop_bce_matches_keras_reset_after() {
+    check("train_keras_rmsprop_bce_reset_after");
+}
+
+#[test]
+fn rmsprop_bce_matches_keras_reset_before() {
+    check("train_keras_rmsprop_bce_reset_before");
+}
