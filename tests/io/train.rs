@@ -2,17 +2,20 @@
 //! the seed article's model shape — GRU(H) → Dense(1, sigmoid), RMSprop with Keras's defaults,
 //! binary cross-entropy — from the same weights on the same batches (float64;
 //! tests/data/golden/train_keras_*, scripts/golden_train.py): every step's loss, and every
-//! weight after steps 1 and 10, for reset_after True and False.
+//! weight after steps 1 and 10, for reset_after True and False; and against PyTorch training
+//! a two-layer bidirectional nn.GRU with an nn.Linear head (Adam with cross-entropy; SGD
+//! with Nesterov momentum, clip_grad_norm_ and BCEWithLogits; float64; train_torch_*).
 
 use crate::common;
 
 use std::path::PathBuf;
 
-use gru_wgpu::io::keras;
+use crate::golden_files::load;
+use gru_wgpu::io::{keras, pytorch};
 use gru_wgpu::loss::Loss;
 use gru_wgpu::optim::{Clip, Optimizer};
 use gru_wgpu::train::ReferenceTrainer;
-use gru_wgpu::{npy, GruInput, Layout};
+use gru_wgpu::{npy, GruInput, GruModel, Layout};
 
 fn dir(case: &str) -> PathBuf {
     common::repo_root().join("tests/data/golden").join(case)
@@ -35,18 +38,14 @@ fn keras_parameters(case: &str, file: &str) -> Vec<Vec<f64>> {
     ]
 }
 
-fn check(case: &str) {
-    let initial = keras::load(&dir(case).join("weights.npz"), None).expect("weights.npz");
-    let dense = initial.dense.clone().expect("dense head");
-    let mut trainer = ReferenceTrainer::new(
-        initial.model.clone(),
-        &dense.kernel,
-        &dense.bias,
-        Loss::BinaryCrossentropy,
-        Optimizer::rmsprop_keras(),
-        Clip::None,
-    )
-    .expect("trainer");
+/// Ten steps of `trainer` on the case's batches (batch-major, 4 entries, step s on batch
+/// s mod 2): the loss before each update against `losses.npy`, the parameters after steps 1
+/// and 10 against `expected(step)`.
+fn run_steps(
+    case: &str,
+    trainer: &mut ReferenceTrainer,
+    expected: &dyn Fn(usize) -> Vec<Vec<f64>>,
+) {
     let x = npy::read_f32(&dir(case).join("x.npy")).expect("x.npy");
     let y = npy::read_f32(&dir(case).join("y.npy")).expect("y.npy");
     let losses = npy::read_f32(&dir(case).join("losses.npy")).expect("losses.npy");
@@ -66,15 +65,19 @@ fn check(case: &str) {
             value.loss
         );
         if s == 0 || s == 9 {
-            let expected = keras_parameters(case, &format!("after_step{}.npz", s + 1));
-            let names = ["W", "R", "B", "head weight", "head bias"];
-            for ((name, got), want) in names.iter().zip(trainer.parameters()).zip(&expected) {
-                assert_eq!(got.len(), want.len(), "{case}: {name}");
+            let expected = expected(s + 1);
+            assert_eq!(
+                trainer.parameters().len(),
+                expected.len(),
+                "{case}: tensors"
+            );
+            for (p, (got, want)) in trainer.parameters().iter().zip(&expected).enumerate() {
+                assert_eq!(got.len(), want.len(), "{case}: parameter {p}");
                 for (k, (g, e)) in got.iter().zip(want).enumerate() {
                     let tol = 1e-6 + 1e-5 * e.abs();
                     assert!(
                         (g - e).abs() <= tol,
-                        "{case}: after step {}: {name}[{k}] got {g} expected {e} (tolerance {tol:e})",
+                        "{case}: after step {}: parameter {p} [{k}] got {g} expected {e} (tolerance {tol:e})",
                         s + 1
                     );
                 }
@@ -82,6 +85,93 @@ fn check(case: &str) {
         }
     }
     assert_eq!(trainer.steps(), 10);
+}
+
+fn check(case: &str) {
+    let initial = keras::load(&dir(case).join("weights.npz"), None).expect("weights.npz");
+    let dense = initial.dense.clone().expect("dense head");
+    let mut trainer = ReferenceTrainer::new(
+        initial.model.clone(),
+        &dense.kernel,
+        &dense.bias,
+        Loss::BinaryCrossentropy,
+        Optimizer::rmsprop_keras(),
+        Clip::None,
+    )
+    .expect("trainer");
+    run_steps(case, &mut trainer, &|step| {
+        keras_parameters(case, &format!("after_step{step}.npz"))
+    });
+}
+
+/// A PyTorch file's GRU (crate layout: W, R, B per layer and direction) and head, in the
+/// trainer's parameter order.
+fn torch_parameters(case: &str, file: &str) -> (GruModel, Vec<Vec<f64>>) {
+    let gru = pytorch::load(&dir(case).join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let wide = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+    let mut params = Vec::new();
+    for layer in gru.model.layers() {
+        for w in layer {
+            params.extend([wide(w.w()), wide(w.r()), wide(w.b())]);
+        }
+    }
+    let head = load(case, file);
+    for name in ["head.weight", "head.bias"] {
+        params.push(head[name].1.clone());
+    }
+    (gru.model, params)
+}
+
+fn check_torch(case: &str, loss: Loss, optimizer: Optimizer, clip: Clip) {
+    let (model, initial) = torch_parameters(case, "model.safetensors");
+    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let n = initial.len();
+    let mut trainer = ReferenceTrainer::new(
+        model,
+        &f32s(&initial[n - 2]),
+        &f32s(&initial[n - 1]),
+        loss,
+        optimizer,
+        clip,
+    )
+    .expect("trainer");
+    run_steps(case, &mut trainer, &|step| {
+        torch_parameters(case, &format!("after_step{step}.safetensors")).1
+    });
+}
+
+#[test]
+fn adam_cross_entropy_matches_torch() {
+    let adam = Optimizer::Adam {
+        lr: 0.01,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    };
+    check_torch(
+        "train_torch_adam_ce",
+        Loss::SparseCategoricalCrossentropy,
+        adam,
+        Clip::None,
+    );
+}
+
+#[test]
+fn sgd_nesterov_clipped_bce_matches_torch() {
+    let sgd = Optimizer::Sgd {
+        lr: 0.1,
+        momentum: 0.9,
+        dampening: 0.0,
+        nesterov: true,
+        weight_decay: 0.0,
+    };
+    check_torch(
+        "train_torch_sgd_nesterov_clip_bce",
+        Loss::BinaryCrossentropy,
+        sgd,
+        Clip::Norm(0.5),
+    );
 }
 
 #[test]
