@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 pub mod cpu;
+pub mod data;
 pub mod dtype;
 pub mod error;
 pub mod gpu;
