@@ -725,21 +725,28 @@ fn phase_barrier() {
     workgroupBarrier();
 }
 
+// One phase of the persistent shape: its operand rows staged, then the step's products.
+fn forward_phase(mode: u32, lid: u32, wid: vec3<u32>) {
+    stage_forward(mode, lid, wid);
+    workgroupBarrier();
+    forward_step_direct(mode, lid, wid, 1u, true);
+}
+
+fn backward_phase(mode: u32, lid: u32, wid: vec3<u32>) {
+    stage_backward(mode, lid, wid);
+    workgroupBarrier();
+    backward_step_direct(mode, lid, wid, 1u, true);
+}
+
 fn persistent_forward(before: bool, lid: u32, wid: vec3<u32>) {
     for (var s = sp.s; s < sp.s_end; s++) {
         cur_s = s;
         if (before) {
-            stage_forward(FWD_GATES, lid, wid);
-            workgroupBarrier();
-            forward_step_direct(FWD_GATES, lid, wid, 1u, true);
+            forward_phase(FWD_GATES, lid, wid);
             phase_barrier();
-            stage_forward(FWD_CANDIDATE, lid, wid);
-            workgroupBarrier();
-            forward_step_direct(FWD_CANDIDATE, lid, wid, 1u, true);
+            forward_phase(FWD_CANDIDATE, lid, wid);
         } else {
-            stage_forward(FWD_RESET_AFTER, lid, wid);
-            workgroupBarrier();
-            forward_step_direct(FWD_RESET_AFTER, lid, wid, 1u, true);
+            forward_phase(FWD_RESET_AFTER, lid, wid);
         }
         phase_barrier();
     }
@@ -749,17 +756,11 @@ fn persistent_backward(before: bool, lid: u32, wid: vec3<u32>) {
     for (var n = sp.s_end; n > sp.s; n--) {
         cur_s = n - 1u;
         if (before) {
-            stage_backward(BWD_GATES, lid, wid);
-            workgroupBarrier();
-            backward_step_direct(BWD_GATES, lid, wid, 1u, true);
+            backward_phase(BWD_GATES, lid, wid);
             phase_barrier();
-            stage_backward(BWD_CANDIDATE, lid, wid);
-            workgroupBarrier();
-            backward_step_direct(BWD_CANDIDATE, lid, wid, 1u, true);
+            backward_phase(BWD_CANDIDATE, lid, wid);
         } else {
-            stage_backward(BWD_RESET_AFTER, lid, wid);
-            workgroupBarrier();
-            backward_step_direct(BWD_RESET_AFTER, lid, wid, 1u, true);
+            backward_phase(BWD_RESET_AFTER, lid, wid);
         }
         phase_barrier();
     }

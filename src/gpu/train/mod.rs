@@ -338,12 +338,7 @@ impl GpuGru {
             return Ok((out, saved));
         }
         self.train_pipelines()?;
-        let ((steps, chunk), plan_limits) = encode::train_pieces(
-            self.ctx.limits(),
-            &dims,
-            self.uniform_stride,
-            self.direction != Direction::Forward,
-        )?;
+        let ((steps, chunk), plan_limits) = self.train_pieces(&dims)?;
         let pipelines = self.built_train_pipelines()?;
         let ctx = self.ctx.clone();
         let (t, b, h, i) = (dims.seq_len, dims.batch, dims.hidden_size, dims.input_size);
@@ -542,12 +537,7 @@ impl GpuGru {
         if !saved.chunks.is_empty() {
             self.train_pipelines()?;
             // The forward's pieces, whose limits were checked then.
-            let (_, plan_limits) = encode::train_pieces(
-                self.ctx.limits(),
-                &dims,
-                self.uniform_stride,
-                self.direction != Direction::Forward,
-            )?;
+            let (_, plan_limits) = self.train_pieces(&dims)?;
             let pipelines = self.built_train_pipelines()?;
             let ctx = self.ctx.clone();
             // dY as [T, B, D, H]; dY_h as the carries [L, D, B, H].
@@ -728,6 +718,18 @@ impl GpuGru {
     pub fn training_direct(&self) -> bool {
         matches!(self.step_kernel(), StepKernel::Staged | StepKernel::Direct)
             && 3 * self.hidden_size <= DIRECT_MAX_K
+    }
+
+    /// The pieces a training forward and backward over `dims` run in (`(steps, entries)`)
+    /// and the plan's limits ([`encode::train_pieces`]; a network with a reverse direction
+    /// cannot split over time).
+    fn train_pieces(&self, dims: &Dims) -> Result<((usize, usize), encode::PlanLimits)> {
+        encode::train_pieces(
+            self.ctx.limits(),
+            dims,
+            self.uniform_stride,
+            self.direction != Direction::Forward,
+        )
     }
 
     /// The shape of the training step kernels for a batch of `batch` entries: persistent
