@@ -9,7 +9,9 @@
 // strided over the block, then a fixed tree) to aux[partial_base + workgroup]; `norm_scale`
 // (one workgroup) adds every tensor's partials in order, and writes the norm and the factor
 // min(1, max_norm / (norm + 1e-6)) (PyTorch's clip_grad_norm_) to aux[scale_at], aux[scale_at
-// + 1], which `update` reads: no readback.
+// + 1], which `update` reads: no readback. With FLAG_GUARD the two passes run whether or not
+// the step clips, and `norm_scale` also writes aux[scale_at + 2]: 1 where the norm is not
+// finite, and then `update` changes nothing (neither parameters nor state).
 
 struct OptimParams {
     n: u32,             // elements of this tensor
@@ -41,6 +43,7 @@ const FLAG_MOMENTUM: u32 = 4u;     // SGD μ ≠ 0, RMSprop μ > 0
 const FLAG_FIRST: u32 = 8u;        // the first step (SGD's momentum buffer starts as g)
 const FLAG_CLIP_VALUE: u32 = 16u;
 const FLAG_CLIP_NORM: u32 = 32u;
+const FLAG_GUARD: u32 = 64u;       // skip the update when the gradients' norm is not finite
 
 @group(0) @binding(0) var<storage, read_write> params: array<f32>;
 @group(0) @binding(1) var<storage, read> grads: array<f32>;
@@ -102,6 +105,10 @@ fn norm_scale(@builtin(local_invocation_index) lid: u32) {
         let norm = sqrt(partial[0]);
         aux[op.scale_at] = norm;
         aux[op.scale_at + 1u] = min(1.0, op.clip / (norm + 1e-6));
+        // The guard's verdict, from the norm's bits: a NaN or infinite gradient anywhere
+        // (the trainer's head makes one where a loss was not finite) skips every update.
+        let finite = (bitcast<u32>(norm) & 0x7f800000u) != 0x7f800000u;
+        aux[op.scale_at + 2u] = select(1.0, 0.0, finite);
     }
 }
 
@@ -119,6 +126,9 @@ fn update(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
+    if (has(FLAG_GUARD) && aux[op.scale_at + 2u] != 0.0) {
+        return;
+    }
     for (var i = gid.x; i < op.n; i += groups.x * WG) {
         var g = grads[i];
         if (has(FLAG_CLIP_NORM)) {

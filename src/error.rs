@@ -23,6 +23,20 @@ pub enum GruError {
         /// What came.
         got: String,
     },
+    /// A training step met a loss or a gradient that is not finite; the step changed nothing
+    /// (parameters and optimizer state are those before it).
+    #[error(
+        "training step {step}: the {what} is not finite ({value}); the step was not applied \
+         (parameters and optimizer state are those before it)"
+    )]
+    NonFinite {
+        /// The optimizer step it would have been (1 for the first).
+        step: u64,
+        /// `"loss"` or `"gradient norm"`.
+        what: String,
+        /// The value met.
+        value: f64,
+    },
     /// A size or option has a value the operation cannot take.
     #[error("invalid {what}: expected {expected}, got {got}")]
     InvalidArgument {

@@ -121,53 +121,7 @@ pub fn loss_and_grad(
         ));
     }
     let n = z.len() / out;
-    let want = match loss {
-        Loss::MeanSquaredError => n * out,
-        _ => n,
-    };
-    if targets.len() != want {
-        return Err(GruError::invalid(
-            "labels",
-            format!("{want} values for {n} entries"),
-            targets.len(),
-        ));
-    }
-    match loss {
-        Loss::BinaryCrossentropy if out != 1 => {
-            return Err(GruError::invalid(
-                "binary cross-entropy head",
-                "one output",
-                format!("{out} outputs"),
-            ))
-        }
-        Loss::BinaryCrossentropy => {
-            if let Some((i, y)) = targets
-                .iter()
-                .enumerate()
-                .find(|(_, &y)| y != 0.0 && y != 1.0)
-            {
-                return Err(GruError::invalid(
-                    format!("label {i}"),
-                    "0 or 1 (binary cross-entropy)",
-                    y,
-                ));
-            }
-        }
-        Loss::SparseCategoricalCrossentropy => {
-            if let Some((i, y)) = targets
-                .iter()
-                .enumerate()
-                .find(|(_, &y)| !(y >= 0.0 && y < out as f64 && y.fract() == 0.0))
-            {
-                return Err(GruError::invalid(
-                    format!("label {i}"),
-                    format!("a class index in 0..{out}"),
-                    y,
-                ));
-            }
-        }
-        Loss::MeanSquaredError => {}
-    }
+    check_targets(loss, n, out, targets)?;
     let scale = 1.0 / n.max(1) as f64;
     let mut total = 0.0;
     let mut correct = 0;
@@ -221,8 +175,63 @@ pub fn loss_and_grad(
     ))
 }
 
+/// Checks `targets` for `n` entries of a head with `out` outputs under `loss` (as
+/// [`loss_and_grad`] takes them): their number, a binary cross-entropy head's single output
+/// and 0/1 labels, class indices that are whole numbers in `0..out`. Typed errors naming the
+/// first bad label.
+pub fn check_targets(loss: Loss, n: usize, out: usize, targets: &[f64]) -> Result<()> {
+    let want = match loss {
+        Loss::MeanSquaredError => n * out,
+        _ => n,
+    };
+    if targets.len() != want {
+        return Err(GruError::invalid(
+            "labels",
+            format!("{want} values for {n} entries"),
+            targets.len(),
+        ));
+    }
+    match loss {
+        Loss::BinaryCrossentropy if out != 1 => {
+            return Err(GruError::invalid(
+                "binary cross-entropy head",
+                "one output",
+                format!("{out} outputs"),
+            ))
+        }
+        Loss::BinaryCrossentropy => {
+            if let Some((i, y)) = targets
+                .iter()
+                .enumerate()
+                .find(|(_, &y)| y != 0.0 && y != 1.0)
+            {
+                return Err(GruError::invalid(
+                    format!("label {i}"),
+                    "0 or 1 (binary cross-entropy)",
+                    y,
+                ));
+            }
+        }
+        Loss::SparseCategoricalCrossentropy => {
+            if let Some((i, y)) = targets
+                .iter()
+                .enumerate()
+                .find(|(_, &y)| !(y >= 0.0 && y < out as f64 && y.fract() == 0.0))
+            {
+                return Err(GruError::invalid(
+                    format!("label {i}"),
+                    format!("a class index in 0..{out}"),
+                    y,
+                ));
+            }
+        }
+        Loss::MeanSquaredError => {}
+    }
+    Ok(())
+}
+
 /// The logistic sigmoid, stable for large `|x|`.
-fn sigmoid(x: f64) -> f64 {
+pub fn sigmoid(x: f64) -> f64 {
     if x >= 0.0 {
         1.0 / (1.0 + (-x).exp())
     } else {

@@ -97,6 +97,9 @@ pub enum Kernel {
     /// `optim.wgsl`: the optimizer step (clipping, then the update of each parameter tensor
     /// in place, the state on the device).
     Optim,
+    /// `train_head.wgsl`: the trainer's dense head, its loss and gradient, and the refresh
+    /// of the weights' kernel layouts (transposes) after an update.
+    TrainHead,
 }
 
 /// The one table of kernel files: each [`Kernel`], its preludes (after the storage-type file)
@@ -161,11 +164,12 @@ kernel_files! {
     GruTrain => ["common.wgsl", "train_state.wgsl"] "gru_train.wgsl";
     GruTrainVec4 => ["common.wgsl", "train_state_vec4.wgsl"] "gru_train.wgsl";
     Optim => [] "optim.wgsl";
+    TrainHead => ["common.wgsl"] "train_head.wgsl";
 }
 
 impl Kernel {
     /// Every kernel family.
-    pub const ALL: [Kernel; 13] = [
+    pub const ALL: [Kernel; 14] = [
         Kernel::InputProjection,
         Kernel::InputProjectionDirect,
         Kernel::GruStep,
@@ -179,6 +183,7 @@ impl Kernel {
         Kernel::GruTrain,
         Kernel::GruTrainVec4,
         Kernel::Optim,
+        Kernel::TrainHead,
     ];
 
     /// The compute entry points the crate uses from this file.
@@ -198,6 +203,7 @@ impl Kernel {
             Kernel::TrainGemm => &["train_gemm", "train_gemm_direct"],
             Kernel::TrainGemmVec4 => &["train_gemm_direct"],
             Kernel::Optim => &["sum_squares", "norm_scale", "update"],
+            Kernel::TrainHead => &["head_forward", "head_grad", "transpose"],
             Kernel::GruTrain | Kernel::GruTrainVec4 => &[
                 "train_step_reset_after",
                 "train_gates_reset_before",
@@ -220,7 +226,8 @@ impl Kernel {
             | Kernel::StreamState
             | Kernel::TrainGemm
             | Kernel::TrainGemmVec4
-            | Kernel::Optim => &[],
+            | Kernel::Optim
+            | Kernel::TrainHead => &[],
             Kernel::InputProjectionDirect => &["VEC_K"],
             Kernel::GruStep | Kernel::GruStepVec4 => &["HIDDEN", "WG", "DIRECT", "VEC_H"],
             Kernel::GruPersistent => &["HIDDEN", "WG"],

@@ -52,15 +52,7 @@ impl ReferenceTrainer {
         optimizer: Optimizer,
         clip: Clip,
     ) -> Result<Self> {
-        let features = model.num_directions() * model.hidden_size();
-        let out = bias.len();
-        if out == 0 || weight.len() != out * features {
-            return Err(GruError::invalid(
-                "head weight",
-                format!("[out, D·H = {features}] with out = bias length ≥ 1"),
-                format!("{} values with {out} biases", weight.len()),
-            ));
-        }
+        let out = check_head(&model, weight, bias, loss)?;
         let mut params = Vec::new();
         for layer in model.layers() {
             for w in layer {
@@ -170,6 +162,33 @@ impl ReferenceTrainer {
         let f = crate::head::final_features(&out)?;
         Ok((f.iter().map(|&x| x as f64).collect(), out))
     }
+}
+
+/// Checks a dense head `weight [out, D·H]`, `bias [out]` for `model` and `loss`: the sizes
+/// agree (out ≥ 1), and a binary cross-entropy head has one output. Returns `out`.
+pub(crate) fn check_head(
+    model: &GruModel,
+    weight: &[f32],
+    bias: &[f32],
+    loss: Loss,
+) -> Result<usize> {
+    let features = model.num_directions() * model.hidden_size();
+    let out = bias.len();
+    if out == 0 || weight.len() != out * features {
+        return Err(GruError::invalid(
+            "head weight",
+            format!("[out, D·H = {features}] with out = bias length ≥ 1"),
+            format!("{} values with {out} biases", weight.len()),
+        ));
+    }
+    if loss == Loss::BinaryCrossentropy && out != 1 {
+        return Err(GruError::invalid(
+            "binary cross-entropy head",
+            "one output",
+            format!("{out} outputs"),
+        ));
+    }
+    Ok(out)
 }
 
 /// `model` with its weights replaced by the GRU parameters of `params` rounded to `f32`.

@@ -15,7 +15,7 @@ use crate::dtype::Dtype;
 use crate::error::Result;
 use crate::gpu::errors::{caught, gpu_error};
 use crate::gpu::params::{
-    params_entry, step_entry, storage_entry, uniform_entry, GEMM_PARAMS, LAYER_PARAMS,
+    params_entry, step_entry, storage_entry, uniform_entry, GEMM_PARAMS, HEAD_PARAMS, LAYER_PARAMS,
     OPTIM_PARAMS, TRAIN_GEMM_PARAMS,
 };
 use crate::shaders::Kernel;
@@ -67,6 +67,9 @@ pub(super) enum LayoutFamily {
     /// `optim.wgsl`: parameters, gradients, optimizer state, partial sums and clip factor,
     /// optimizer params (dynamic offset).
     Optim,
+    /// `train_head.wgsl`: features or source, head, targets, carry or destination, work,
+    /// head params (dynamic offset).
+    TrainHead,
 }
 
 impl LayoutFamily {
@@ -83,6 +86,7 @@ impl LayoutFamily {
             Kernel::TrainGemm | Kernel::TrainGemmVec4 => LayoutFamily::TrainGemm,
             Kernel::GruTrain | Kernel::GruTrainVec4 => LayoutFamily::TrainStep,
             Kernel::Optim => LayoutFamily::Optim,
+            Kernel::TrainHead => LayoutFamily::TrainHead,
         }
     }
 
@@ -94,6 +98,7 @@ impl LayoutFamily {
             LayoutFamily::TrainGemm => "train_gemm layout",
             LayoutFamily::TrainStep => "gru_train layout",
             LayoutFamily::Optim => "optim layout",
+            LayoutFamily::TrainHead => "train_head layout",
         }
     }
 
@@ -146,6 +151,14 @@ impl LayoutFamily {
                 storage_entry(2, false),
                 storage_entry(3, false),
                 params_entry(4, OPTIM_PARAMS),
+            ],
+            LayoutFamily::TrainHead => vec![
+                storage_entry(0, true),
+                storage_entry(1, true),
+                storage_entry(2, true),
+                storage_entry(3, false),
+                storage_entry(4, false),
+                params_entry(5, HEAD_PARAMS),
             ],
         }
     }

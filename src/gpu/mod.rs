@@ -33,4 +33,4 @@ pub use path::{
 };
 pub use session::{GruSession, StreamId};
 pub use timestamps::ForwardTiming;
-pub use train::{Saved, TrainShape};
+pub use train::{GpuTrainer, Saved, TrainShape};

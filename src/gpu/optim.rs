@@ -32,6 +32,7 @@ const FLAG_MOMENTUM: u32 = 4;
 const FLAG_FIRST: u32 = 8;
 const FLAG_CLIP_VALUE: u32 = 16;
 const FLAG_CLIP_NORM: u32 = 32;
+const FLAG_GUARD: u32 = 64;
 
 /// `f32` tensors resident on the device, each in a storage buffer of its own: parameters or
 /// gradients for [`GpuOptimizer::step`].
@@ -135,8 +136,10 @@ pub struct GpuOptimizer {
     sizes: Vec<usize>,
     step: u64,
     state: Vec<wgpu::Buffer>,
-    /// Partial sums of squares, then the norm and the clip factor.
+    /// Partial sums of squares, then the norm, the clip factor and the guard's verdict.
     aux: wgpu::Buffer,
+    /// Skip a step whose gradients' norm is not finite ([`GpuOptimizer::set_guard`]).
+    guard: bool,
     /// Per tensor: its first partial in `aux` and how many.
     partials: Vec<(usize, usize)>,
     pipelines: [wgpu::ComputePipeline; 3],
@@ -198,7 +201,7 @@ impl GpuOptimizer {
                 .collect::<Vec<_>>();
             let aux = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("optimizer partial sums, norm and clip factor"),
-                size: 4 * (total as u64 + 2),
+                size: 4 * (total as u64 + 3),
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             });
@@ -220,11 +223,17 @@ impl GpuOptimizer {
             step: 0,
             state,
             aux,
+            guard: false,
             partials,
             pipelines,
             layout,
             stride,
         })
+    }
+
+    /// Each parameter tensor's number of values.
+    pub fn sizes(&self) -> &[usize] {
+        &self.sizes
     }
 
     /// Steps taken.
@@ -292,6 +301,26 @@ impl GpuOptimizer {
         Ok(Some(bytemuck::cast_slice::<u8, f32>(&bytes[..4])[0]))
     }
 
+    /// With `on`, every step also computes the gradients' total norm and, where it is not
+    /// finite (a NaN or infinity in any gradient, or a sum of squares past `f32`), changes
+    /// nothing: neither the parameters nor the optimizer's state. The step still counts until
+    /// [`GpuOptimizer::uncount_step`]; the verdict is at [`GpuOptimizer::verdict`].
+    pub(crate) fn set_guard(&mut self, on: bool) {
+        self.guard = on;
+    }
+
+    /// The buffer and byte offset of the guard's verdict of the last step: an `f32`, 1 where
+    /// the step was skipped, 0 where it ran.
+    pub(crate) fn verdict(&self) -> (&wgpu::Buffer, u64) {
+        (&self.aux, 4 * (self.partials_total() as u64 + 2))
+    }
+
+    /// Takes back the count of a step the guard skipped (the next step runs as this one
+    /// would have: the same bias corrections, SGD's momentum still starting from it).
+    pub(crate) fn uncount_step(&mut self) {
+        self.step = self.step.saturating_sub(1);
+    }
+
     fn partials_total(&self) -> usize {
         self.partials.last().map_or(0, |&(base, n)| base + n)
     }
@@ -310,7 +339,7 @@ impl GpuOptimizer {
         let t = (self.step + 1) as f64;
         let base = self.base_params(t);
         let scale_at = self.partials_total();
-        let by_norm = matches!(self.clip, Clip::Norm(_));
+        let by_norm = matches!(self.clip, Clip::Norm(_)) || self.guard;
         // Slots: per tensor its sums of squares and its update, then the factor.
         let mut slots: Vec<OptimParams> = Vec::new();
         let mut dispatches: Vec<(usize, usize, usize, u32)> = Vec::new(); // (pipeline, tensor, slot, groups)
@@ -398,7 +427,7 @@ impl GpuOptimizer {
     fn base_params(&self, t: f64) -> OptimParams {
         let mut p = OptimParams::default();
         let flag = |on: bool, bit: u32| if on { bit } else { 0 };
-        p.flags = flag(t == 1.0, FLAG_FIRST);
+        p.flags = flag(t == 1.0, FLAG_FIRST) | flag(self.guard, FLAG_GUARD);
         match self.clip {
             Clip::None => {}
             Clip::Norm(v) => {

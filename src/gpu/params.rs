@@ -114,6 +114,30 @@ pub(super) struct OptimParams {
     pub(super) _pad: [u32; 2],
 }
 
+/// `HeadParams` of `train_head.wgsl` (field meanings there).
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub(super) struct HeadParams {
+    pub(super) n: u32,
+    pub(super) first: u32,
+    pub(super) features: u32,
+    pub(super) outputs: u32,
+    pub(super) hidden: u32,
+    pub(super) steps: u32,
+    pub(super) carry_base: u32,
+    pub(super) loss: u32,
+    pub(super) scale: f32,
+    pub(super) total: u32,
+    pub(super) rows: u32,
+    pub(super) cols: u32,
+    pub(super) src_off: u32,
+    pub(super) dst_off: u32,
+    pub(super) dst_stride: u32,
+    pub(super) lens_at: u32,
+}
+
+/// Bytes of [`HeadParams`].
+pub(super) const HEAD_PARAMS: usize = std::mem::size_of::<HeadParams>();
 /// Bytes of [`OptimParams`].
 pub(super) const OPTIM_PARAMS: usize = std::mem::size_of::<OptimParams>();
 /// Bytes of [`StepParams`].
@@ -128,6 +152,7 @@ pub(super) const PARAMS_SLOT: usize = {
         LAYER_PARAMS,
         TRAIN_GEMM_PARAMS,
         OPTIM_PARAMS,
+        HEAD_PARAMS,
     ];
     let mut most = 0;
     let mut i = 0;

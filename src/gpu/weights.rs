@@ -66,7 +66,10 @@ pub(super) fn upload_layers(
         device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
             contents: &dtype.encode(data),
-            usage: wgpu::BufferUsages::STORAGE,
+            // Copies: the trainer refreshes these layouts from its parameters after a step.
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
         })
     };
     model

@@ -39,6 +39,7 @@
 //! (`F64` rounds to nearest, the half types are exact); every other dtype (integers, bool,
 //! 8-bit floats, complex) is refused by name.
 
+pub mod export;
 pub mod keras;
 pub mod onnx;
 pub mod pytorch;

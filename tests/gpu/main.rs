@@ -27,3 +27,4 @@ mod parity;
 mod properties;
 mod seed_article;
 mod session;
+mod trainer;

@@ -9,6 +9,7 @@ mod common;
 mod golden_files;
 
 mod conversions;
+mod export;
 mod import;
 mod loss;
 mod npy;

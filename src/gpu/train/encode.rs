@@ -202,8 +202,14 @@ pub(super) struct StepBinding {
     pub(super) lens: Vec<u32>,
 }
 
-enum Op {
+/// Work a caller records itself into the plan's command encoder, between the plan's own
+/// operations (the trainer's head, optimizer and weight refresh); a compute pass open
+/// before it is ended first.
+pub(super) type External<'m> = Box<dyn FnOnce(&mut wgpu::CommandEncoder) + 'm>;
+
+enum Op<'m> {
     Clear(wgpu::Buffer),
+    External(External<'m>),
     Copy {
         from: wgpu::Buffer,
         from_offset: u64,
@@ -234,7 +240,7 @@ pub(super) struct Plan<'m> {
     model: &'m GpuGru,
     pipelines: &'m TrainPipelines,
     limits: PlanLimits,
-    ops: Vec<Op>,
+    ops: Vec<Op<'m>>,
     gemm_params: Vec<TrainGemmParams>,
     bindings: Vec<StepBinding>,
     shape: TrainShape,
@@ -291,6 +297,11 @@ impl<'m> Plan<'m> {
         self.model.ctx.device()
     }
 
+    /// The shape of the plan's step kernels.
+    pub(super) fn shape(&self) -> TrainShape {
+        self.shape
+    }
+
     /// A storage buffer holding `data`, zero-padded to whole vec4s (at least one: storage
     /// bindings must not be empty; the direct GEMM views its operands as vec4 arrays).
     pub(super) fn upload(&self, label: &str, data: &[u8]) -> wgpu::Buffer {
@@ -330,6 +341,11 @@ impl<'m> Plan<'m> {
 
     pub(super) fn clear(&mut self, buffer: &wgpu::Buffer) {
         self.ops.push(Op::Clear(buffer.clone()));
+    }
+
+    /// Records `work` to run at this point of the plan (see [`External`]).
+    pub(super) fn external(&mut self, work: External<'m>) {
+        self.ops.push(Op::External(work));
     }
 
     pub(super) fn copy(
@@ -693,6 +709,13 @@ impl<'m> Plan<'m> {
         queue: &wgpu::Queue,
         label: &str,
     ) -> wgpu::SubmissionIndex {
+        let encoder = self.encode(device, label);
+        queue.submit([encoder.finish()])
+    }
+
+    /// Encodes every recorded operation in order into one command encoder, returned
+    /// unfinished (the caller may add to it before its one submit).
+    pub(super) fn encode(mut self, device: &wgpu::Device, label: &str) -> wgpu::CommandEncoder {
         let stride = self.limits.stride as usize;
         let slots = |n: usize, size: usize, fill: &dyn Fn(usize, &mut [u8])| {
             let mut bytes = vec![0u8; (n.max(1) * stride).max(size)];
@@ -762,9 +785,15 @@ impl<'m> Plan<'m> {
         let units = self.model.training_groups_x(self.shape);
         let mut encoder =
             device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+        let mut ops = std::mem::take(&mut self.ops);
         let mut i = 0;
-        while i < self.ops.len() {
-            match &self.ops[i] {
+        while i < ops.len() {
+            match &mut ops[i] {
+                Op::External(work) => {
+                    let work = std::mem::replace(work, Box::new(|_| {}));
+                    work(&mut encoder);
+                    i += 1;
+                }
                 Op::Clear(buffer) => {
                     encoder.clear_buffer(buffer, 0, None);
                     i += 1;
@@ -785,7 +814,7 @@ impl<'m> Plan<'m> {
                         label: Some(label),
                         timestamp_writes: None,
                     });
-                    while let Some(op) = self.ops.get(i) {
+                    while let Some(op) = ops.get(i) {
                         match op {
                             Op::Gemm {
                                 a,
@@ -848,6 +877,6 @@ impl<'m> Plan<'m> {
                 }
             }
         }
-        queue.submit([encoder.finish()])
+        encoder
     }
 }

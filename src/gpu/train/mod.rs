@@ -37,6 +37,10 @@
 
 mod buffers;
 mod encode;
+mod record;
+mod trainer;
+
+pub use trainer::GpuTrainer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -61,7 +65,8 @@ use buffers::{
     from_internal_state, from_internal_y, put_entries, take_entries, to_internal_rows,
     to_internal_state,
 };
-use encode::{Plan, StepBinding};
+use encode::Plan;
+use record::pieces;
 
 /// Identifies the model a [`Saved`] came from.
 static NEXT_MODEL: AtomicU64 = AtomicU64::new(1);
@@ -339,103 +344,29 @@ impl GpuGru {
         }
         self.train_pipelines()?;
         let ((steps, chunk), plan_limits) = self.train_pieces(&dims)?;
+        let pieces = pieces(&dims, steps, chunk);
         let pipelines = self.built_train_pipelines()?;
         let ctx = self.ctx.clone();
         let (t, b, h, i) = (dims.seq_len, dims.batch, dims.hidden_size, dims.input_size);
         let (nd, nl) = (dims.num_directions, dims.num_layers);
         let x = to_internal_rows(input.x, &dims, i);
         let h0 = input.initial_h.map(|h0| to_internal_state(h0, &dims));
-        // Pieces: chunks of entries outside, pieces of the sequence inside (each continues the
-        // one before it); one piece of 0 steps for T = 0.
-        let times = if t == 0 {
-            vec![(0, 0)]
-        } else {
-            chunks(t, steps)
-        };
-        let pieces: Vec<(usize, usize, usize, usize)> = chunks(b, chunk)
-            .into_iter()
-            .flat_map(|(b0, n)| times.iter().map(move |&(t0, tc)| (b0, n, t0, tc)))
-            .collect();
         let shape = self.training_shape(b);
-        let direct = shape != TrainShape::Split;
         let result = scoped(&ctx, "training forward", || {
             let device = ctx.device();
             let mut plan = Plan::new(self, pipelines, &plan_limits, shape);
-            let dummy = plan.storage("unused", 16);
+            let recorded =
+                self.record_train_forward(&mut plan, &dims, &pieces, &x, h0.as_deref(), &lens);
             let mut saved: Vec<SavedChunk> = Vec::with_capacity(pieces.len());
             let mut readbacks = Vec::with_capacity(pieces.len());
-            for &(b0, n, t0, t) in &pieces {
-                let cd = Dims {
-                    batch: n,
-                    seq_len: t,
-                    ..dims
-                };
-                let lens_c: Vec<u32> = lens[b0..b0 + n]
-                    .iter()
-                    .map(|&len| (len as usize).saturating_sub(t0).min(t) as u32)
-                    .collect();
-                let x_c = take_entries(time_rows(&x, b, i, t0, t), t, b, i, b0, n);
-                let mut layer_in = plan.upload("X [T, B, I]", bytemuck::cast_slice(&x_c));
-                // The state the piece starts from: initial_h, or where the piece before it
-                // (the last saved: same entries) left each layer's state sequence.
-                let before = saved.last().filter(|_| t0 > 0);
-                let h0_buf = h0.as_ref().filter(|_| t0 == 0).map(|h0| {
-                    let c = take_entries(h0, nl * nd, b, h, b0, n);
-                    plan.upload("initial_h [L, D, B, H]", bytemuck::cast_slice(&c))
-                });
-                let xp = plan.storage("XP [T·B, D·3H]", f32_bytes(t * n * nd * 3 * h));
-                let mut layers = Vec::with_capacity(nl);
-                for l in 0..nl {
-                    let width = if l == 0 { i } else { nd * h };
-                    let hs = plan.storage("H [D, T+1, B, H]", f32_bytes(nd * (t + 1) * n * h));
-                    let reserve =
-                        plan.storage("reserve [D, T, B, 4H]", f32_bytes(nd * t * n * 4 * h));
-                    let y = plan.storage("Y [T, B, D·H]", f32_bytes(t * n * nd * h));
-                    let weights = &self.layers[l];
-                    plan.input_projection(&layer_in, width, weights, &xp, t * n, nd * 3 * h);
-                    for d in 0..nd {
-                        let to = f32_bytes(d * (t + 1) * n * h);
-                        if let Some(before) = before {
-                            let tb = before.steps;
-                            let from = f32_bytes((d * (tb + 1) + tb) * n * h);
-                            plan.copy(&before.layers[l].hs, from, &hs, to, f32_bytes(n * h));
-                        } else if let Some(h0_buf) = &h0_buf {
-                            let from = f32_bytes((l * nd + d) * n * h);
-                            plan.copy(h0_buf, from, &hs, to, f32_bytes(n * h));
-                        }
-                    }
-                    let binding = StepBinding {
-                        buffers: [
-                            xp.clone(),
-                            if direct {
-                                weights.rec.clone()
-                            } else {
-                                weights.rows.clone()
-                            },
-                            hs.clone(),
-                            reserve.clone(),
-                            y.clone(),
-                            dummy.clone(),
-                        ],
-                        layer: plan.layer_params(&cd, 0, 0, t0 == 0),
-                        lens: lens_c.clone(),
-                    };
-                    let group = plan.step_binding(binding);
-                    plan.forward_steps(group, t);
-                    layers.push(SavedLayer {
-                        input: layer_in.clone(),
-                        width,
-                        hs,
-                        reserve,
-                    });
-                    layer_in = y;
-                }
+            for (chunk, top) in recorded {
+                let (n, t) = (chunk.batch, chunk.steps);
                 // Read back the top layer's output and every layer's final state.
                 let y_bytes = f32_bytes(t * n * nd * h);
                 let st_bytes = f32_bytes(n * h);
                 let readback = plan.readback(y_bytes + st_bytes * (nl * nd) as u64);
-                plan.copy(&layer_in, 0, &readback, 0, y_bytes);
-                for (l, layer) in layers.iter().enumerate() {
+                plan.copy(&top, 0, &readback, 0, y_bytes);
+                for (l, layer) in chunk.layers.iter().enumerate() {
                     for d in 0..nd {
                         plan.copy(
                             &layer.hs,
@@ -447,14 +378,7 @@ impl GpuGru {
                     }
                 }
                 readbacks.push(readback);
-                saved.push(SavedChunk {
-                    first: b0,
-                    batch: n,
-                    t0,
-                    steps: t,
-                    lens: lens_c,
-                    layers,
-                });
+                saved.push(chunk);
             }
             let submission = plan.submit(device, ctx.queue(), "gru training forward");
             (submission, readbacks, saved)
@@ -546,114 +470,43 @@ impl GpuGru {
                 Some(d) => to_internal_state(d, &dims),
                 None => vec![0.0; nl * nd * b * h],
             };
-            let reset_before = self.convention == Convention::ResetBefore;
             let shape = self.training_shape(b);
-            let direct = shape != TrainShape::Split;
             let result = scoped(&ctx, "backward", || {
                 let device = ctx.device();
                 let mut plan = Plan::new(self, pipelines, &plan_limits, shape);
-                let outs: Vec<Vec<wgpu::Buffer>> = widths
-                    .iter()
-                    .map(|&k| {
-                        (0..nd)
-                            .map(|_| {
-                                plan.storage(
-                                    "dW, dR, dB of a layer and direction",
-                                    f32_bytes(per_dir(k)),
-                                )
-                            })
-                            .collect()
-                    })
-                    .collect();
-                let mut readbacks = Vec::with_capacity(saved.chunks.len());
-                // Each chunk of entries (its pieces of the sequence in order) runs its pieces
-                // last first, the carry passing from each to the one before.
-                let mut accumulate = false;
-                for group in saved.chunks.chunk_by(|p, q| p.first == q.first) {
-                    let (b0, n) = (group[0].first, group[0].batch);
+                let outs = self.gradient_buffers(&plan, &dims);
+                let mut dy_for = |plan: &Plan<'_>, chunk: &SavedChunk| {
+                    let dy_rows = time_rows(&dy_int, b, nd * h, chunk.t0, chunk.steps);
+                    let dy_c =
+                        take_entries(dy_rows, chunk.steps, b, nd * h, chunk.first, chunk.batch);
+                    plan.upload("dY [T, B, D·H]", bytemuck::cast_slice(&dy_c))
+                };
+                let mut carry_for = |plan: &Plan<'_>, b0: usize, n: usize| {
                     let carry_c = take_entries(&carry0, nl * nd, b, h, b0, n);
-                    let carry = plan.upload("carry [L, D, B, H]", bytemuck::cast_slice(&carry_c));
-                    for chunk in group.iter().rev() {
-                        let (t0, t) = (chunk.t0, chunk.steps);
-                        let cd = Dims {
-                            batch: n,
-                            seq_len: t,
-                            ..dims
-                        };
-                        let rows = t * n;
-                        let gx_len = rows * nd * 3 * h;
-                        let dx_len = rows * widths.iter().copied().max().unwrap_or(0);
-                        let dy_rows = time_rows(&dy_int, b, nd * h, t0, t);
-                        let dy_c = take_entries(dy_rows, t, b, nd * h, b0, n);
-                        let dy_buf = plan.upload("dY [T, B, D·H]", bytemuck::cast_slice(&dy_c));
-                        let grads = plan.storage(
-                            "G_x [T, B, D, 3H] + G_h [D, T, B, 3H]",
-                            f32_bytes(2 * gx_len),
-                        );
-                        let dx = [
-                            plan.storage("dX (even layers)", f32_bytes(dx_len)),
-                            plan.storage("dX (odd layers)", f32_bytes(dx_len)),
-                        ];
-                        for l in (0..nl).rev() {
-                            let layer = &chunk.layers[l];
-                            let weights = &self.layers[l];
-                            let k = layer.width;
-                            let source = if l + 1 == nl {
-                                dy_buf.clone()
-                            } else {
-                                dx[(l + 1) % 2].clone()
-                            };
-                            plan.clear(&grads);
-                            let binding = StepBinding {
-                                buffers: [
-                                    source,
-                                    if direct {
-                                        weights.rows.clone()
-                                    } else {
-                                        weights.rec.clone()
-                                    },
-                                    layer.hs.clone(),
-                                    layer.reserve.clone(),
-                                    grads.clone(),
-                                    carry.clone(),
-                                ],
-                                layer: plan.layer_params(&cd, gx_len, l * nd * n * h, t0 == 0),
-                                lens: chunk.lens.clone(),
-                            };
-                            let group = plan.step_binding(binding);
-                            plan.backward_steps(group, t);
-                            // dX = G_x · W: [T·B, D·3H] · [D·3H, K].
-                            plan.input_gradient(&grads, weights, &dx[l % 2], rows, nd * 3 * h, k);
-                            for (d, out) in outs[l].iter().enumerate() {
-                                plan.weight_gradients(&encode::WeightGrads {
-                                    grads: &grads,
-                                    gh_base: gx_len,
-                                    input: &layer.input,
-                                    hs: &layer.hs,
-                                    reserve: &layer.reserve,
-                                    out,
-                                    d,
-                                    k,
-                                    dims: &cd,
-                                    reset_before,
-                                    accumulate,
-                                });
-                            }
-                        }
-                        accumulate = true;
-                        let dx0_len = rows * i;
-                        let carry_len = nl * nd * n * h;
-                        let readback = plan.readback(f32_bytes(dx0_len + carry_len));
-                        plan.copy(&dx[0], 0, &readback, 0, f32_bytes(dx0_len));
-                        plan.copy(
-                            &carry,
-                            0,
-                            &readback,
-                            f32_bytes(dx0_len),
-                            f32_bytes(carry_len),
-                        );
-                        readbacks.push((readback, chunk));
-                    }
+                    plan.upload("carry [L, D, B, H]", bytemuck::cast_slice(&carry_c))
+                };
+                let recorded = self.record_backward(
+                    &mut plan,
+                    &dims,
+                    &saved.chunks,
+                    &mut dy_for,
+                    &mut carry_for,
+                    &outs,
+                );
+                let mut readbacks = Vec::with_capacity(saved.chunks.len());
+                for piece in &recorded.pieces {
+                    let chunk = piece.chunk;
+                    let dx0_len = chunk.steps * chunk.batch * i;
+                    let readback = plan.readback(f32_bytes(dx0_len));
+                    plan.copy(&piece.dx0, 0, &readback, 0, f32_bytes(dx0_len));
+                    readbacks.push((readback, chunk));
+                }
+                let mut carries = Vec::with_capacity(recorded.carries.len());
+                for (b0, n, carry) in &recorded.carries {
+                    let carry_len = nl * nd * n * h;
+                    let readback = plan.readback(f32_bytes(carry_len));
+                    plan.copy(carry, 0, &readback, 0, f32_bytes(carry_len));
+                    carries.push((readback, *b0, *n));
                 }
                 let weights_readback = plan.readback(f32_bytes(total));
                 for ((layer_outs, &start), &k) in outs.iter().zip(&starts).zip(&widths) {
@@ -668,19 +521,29 @@ impl GpuGru {
                     }
                 }
                 let submission = plan.submit(device, ctx.queue(), "gru backward");
-                (submission, readbacks, weights_readback)
+                (submission, readbacks, carries, weights_readback)
             })?;
-            let (submission, readbacks, weights_readback) = result;
-            // In the order they ran: a chunk's first piece (t0 = 0), whose carry is d initial_h,
-            // comes last.
+            let (submission, readbacks, carries, weights_readback) = result;
             for (readback, chunk) in &readbacks {
                 let (b0, n, t0, tc) = (chunk.first, chunk.batch, chunk.t0, chunk.steps);
                 let data = read_bytes(&ctx, readback, submission.clone())?;
                 let values: &[f32] = bytemuck::cast_slice(&data);
-                let dx0_len = tc * n * i;
                 let dx_rows = &mut dx_int[t0 * b * i..];
-                put_entries(dx_rows, &values[..dx0_len], tc, b, i, b0, n);
-                put_entries(&mut dh0_int, &values[dx0_len..], nl * nd, b, h, b0, n);
+                put_entries(dx_rows, &values[..tc * n * i], tc, b, i, b0, n);
+            }
+            // Each chunk's carry after its first piece (t0 = 0) ran: d initial_h.
+            for (readback, b0, n) in &carries {
+                let data = read_bytes(&ctx, readback, submission.clone())?;
+                let values: &[f32] = bytemuck::cast_slice(&data);
+                put_entries(
+                    &mut dh0_int,
+                    &values[..nl * nd * n * h],
+                    nl * nd,
+                    b,
+                    h,
+                    *b0,
+                    *n,
+                );
             }
             let data = read_bytes(&ctx, &weights_readback, submission)?;
             weights_out.copy_from_slice(&bytemuck::cast_slice::<u8, f32>(&data)[..total]);

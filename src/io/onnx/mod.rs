@@ -39,6 +39,9 @@ pub mod proto;
 mod tensor;
 #[cfg(test)]
 mod tests;
+mod write;
+
+pub use write::encode;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

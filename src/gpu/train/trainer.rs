@@ -1,0 +1,776 @@
+//! The training step on the device, one submit: the training forward, the dense head and its
+//! loss (`train_head.wgsl`), the backward, the optimizer with its clipping
+//! (`optim.wgsl`, [`GpuOptimizer`]), and the refresh of the layouts the kernels read, reading
+//! back only each entry's loss and hit (`2·B` floats) and the optimizer's verdict.
+//!
+//! The model is that of [`crate::train::ReferenceTrainer`] (its module docs), which is the
+//! oracle of the tests: a GRU stack, a dense head `z = W·x + b` (`W [out, D·H]`) on the final
+//! state of the last layer (directions side by side, direction 0 first) and a [`Loss`].
+//!
+//! # Parameters on the device
+//!
+//! Per layer and direction one buffer `[W (3H, K) | R (3H, H) | B (6H)]` (gate order z, r, h),
+//! the layout of the backward's gradients, so that the optimizer updates each with the
+//! gradient buffer of the same shape; then the head's `[W (out, D·H) | b (out)]`. After the
+//! update the model's kernel layouts (`Wᵀ`, `Wb`, `Rᵀ` + `Rb`, `R` + `Rb`) are rewritten from
+//! them on the device (a transpose kernel and buffer copies). With reset-before, `Rb` is
+//! restored after each update (only the sum `Wb + Rb` enters the network: it is trained
+//! through `Wb`, as the reference does).
+//!
+//! # A loss that is not finite
+//!
+//! Every step computes the gradients' total norm on the device; where it is not finite (the
+//! head makes it so when any entry's loss is not finite) the update is skipped on the device,
+//! so the parameters and the optimizer's state stay those before the step. The step then
+//! returns [`GruError::NonFinite`] naming it, or, with [`GpuTrainer::set_skip_non_finite`],
+//! counts it in [`GpuTrainer::skipped_steps`] and returns its loss.
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{GruError, Result};
+use crate::gpu::context::GpuContext;
+use crate::gpu::errors::scoped;
+use crate::gpu::kernels::LayoutFamily;
+use crate::gpu::limits::check_binding;
+use crate::gpu::model::GpuGru;
+use crate::gpu::optim::GpuOptimizer;
+use crate::gpu::params::{entry, HeadParams, HEAD_PARAMS};
+use crate::gpu::readback::read_bytes;
+use crate::input::{Dims, GruInput};
+use crate::loss::{self, Loss, LossValue};
+use crate::model::GruModel;
+use crate::optim::{Clip, Optimizer};
+use crate::shaders::Kernel;
+use crate::weights::{Convention, GruWeights};
+use crate::Dtype;
+
+use super::buffers::{to_internal_rows, to_internal_state};
+use super::encode::Plan;
+use super::{f32_bytes, pieces};
+
+/// Lanes per workgroup of `train_head.wgsl`.
+const HEAD_WG: u32 = 64;
+/// The longest loop of `train_head.wgsl` (over entries, features or outputs): half of
+/// lavapipe's 65535-trip cap (REFERENCES.md §6).
+const HEAD_MAX_LOOP: usize = 32768;
+
+/// `train_head.wgsl`'s losses.
+fn loss_code(loss: Loss) -> u32 {
+    match loss {
+        Loss::BinaryCrossentropy => 0,
+        Loss::SparseCategoricalCrossentropy => 1,
+        Loss::MeanSquaredError => 2,
+    }
+}
+
+/// The pipelines of `train_head.wgsl`.
+struct HeadPipelines {
+    forward: wgpu::ComputePipeline,
+    grad: wgpu::ComputePipeline,
+    transpose: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+    /// Bound where an entry point reads nothing (read-only slots).
+    unused_read: wgpu::Buffer,
+    /// Bound where an entry point writes nothing (read-write slots).
+    unused_write: wgpu::Buffer,
+}
+
+/// A GRU stack with a dense head and a loss, trained on the device (module docs): the
+/// parameters, their gradients and the optimizer's state stay in device buffers.
+pub struct GpuTrainer {
+    gru: GpuGru,
+    loss: Loss,
+    outputs: usize,
+    optimizer: GpuOptimizer,
+    /// Per layer and direction `[W | R | B]`, then the head's `[W | b]`.
+    params: Vec<wgpu::Buffer>,
+    /// The gradients of `params`, the same shapes.
+    grads: Vec<wgpu::Buffer>,
+    /// Reset-before: per layer and direction its `Rb [3H]` as given, restored after updates.
+    kept_rb: Vec<wgpu::Buffer>,
+    head: HeadPipelines,
+    skip_non_finite: bool,
+    skipped: u64,
+}
+
+impl std::fmt::Debug for GpuTrainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuTrainer")
+            .field("loss", &self.loss)
+            .field("outputs", &self.outputs)
+            .field("optimizer", &self.optimizer)
+            .field("skipped", &self.skipped)
+            .finish()
+    }
+}
+
+/// A storage buffer of `data` (at least 16 bytes) that copies go in and out of.
+fn buffer_of(device: &wgpu::Device, label: &str, data: &[f32]) -> wgpu::Buffer {
+    let mut bytes = bytemuck::cast_slice::<f32, u8>(data).to_vec();
+    bytes.resize(bytes.len().max(16).next_multiple_of(16), 0);
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: &bytes,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST,
+    })
+}
+
+/// Workgroups `(x, y)` covering `n` invocations of 64 lanes within `most` per dimension.
+fn groups_for(n: usize, most: u32) -> (u32, u32) {
+    let groups = n.div_ceil(HEAD_WG as usize).max(1) as u64;
+    let x = groups.min(most.max(1) as u64);
+    (x as u32, groups.div_ceil(x) as u32)
+}
+
+impl GpuTrainer {
+    /// A trainer for `model` (uploaded in `f32`) with a head `weight [out, D·H]`,
+    /// `bias [out]` and `loss`, updated by `optimizer` with `clip` (as
+    /// [`crate::train::ReferenceTrainer::new`]). Errors: a head whose sizes do not fit the
+    /// model, a binary cross-entropy head with more than one output, bad hyperparameters, a
+    /// head past the kernels' loop bound (32768 features or outputs), a device error or
+    /// limit.
+    pub fn new(
+        ctx: &GpuContext,
+        model: &GruModel,
+        weight: &[f32],
+        bias: &[f32],
+        loss: Loss,
+        optimizer: Optimizer,
+        clip: Clip,
+    ) -> Result<Self> {
+        let h = model.hidden_size();
+        let nd = model.num_directions();
+        let features = nd * h;
+        let out = crate::train::check_head(model, weight, bias, loss)?;
+        for (what, n) in [("head features D·H", features), ("head outputs", out)] {
+            if n > HEAD_MAX_LOOP {
+                return Err(GruError::invalid(
+                    what,
+                    format!("at most {HEAD_MAX_LOOP} (the head kernel's loop bound)"),
+                    n,
+                ));
+            }
+        }
+        let gru = GpuGru::from_model(ctx, model)?;
+        let mut tensors: Vec<Vec<f32>> = Vec::new();
+        let mut rbs: Vec<Vec<f32>> = Vec::new();
+        for layer in model.layers() {
+            for w in layer {
+                let mut t = Vec::with_capacity(w.w().len() + w.r().len() + 6 * h);
+                t.extend_from_slice(w.w());
+                t.extend_from_slice(w.r());
+                t.extend_from_slice(w.b());
+                tensors.push(t);
+                rbs.push(w.b()[3 * h..].to_vec());
+            }
+        }
+        let mut head_t = weight.to_vec();
+        head_t.extend_from_slice(bias);
+        tensors.push(head_t);
+        let limits = ctx.limits();
+        for (i, t) in tensors.iter().enumerate() {
+            check_binding(
+                limits,
+                format!("trainer parameter tensor {i} ({} values)", t.len()),
+                f32_bytes(t.len()),
+            )?;
+        }
+        let sizes: Vec<usize> = tensors.iter().map(|t| t.len()).collect();
+        let mut optimizer = GpuOptimizer::new(ctx, optimizer, clip, &sizes)?;
+        optimizer.set_guard(true);
+        let device = ctx.device();
+        let kernels = ctx.kernels();
+        let reset_before = model.convention() == Convention::ResetBefore;
+        let built = scoped(ctx, "building the trainer", || {
+            let params: Vec<wgpu::Buffer> = tensors
+                .iter()
+                .map(|t| buffer_of(device, "trainer parameters", t))
+                .collect();
+            let grads: Vec<wgpu::Buffer> = sizes
+                .iter()
+                .map(|&n| buffer_of(device, "trainer gradients", &vec![0.0; n]))
+                .collect();
+            let kept_rb: Vec<wgpu::Buffer> = if reset_before {
+                rbs.iter()
+                    .map(|rb| buffer_of(device, "reset-before Rb", rb))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let pipe = |e| kernels.pipeline(device, Kernel::TrainHead, Dtype::F32, e, &[]);
+            let head = HeadPipelines {
+                forward: pipe("head_forward")?.0,
+                grad: pipe("head_grad")?.0,
+                transpose: pipe("transpose")?.0,
+                layout: kernels.bind_group_layout(device, LayoutFamily::TrainHead)?,
+                unused_read: buffer_of(device, "unused", &[0.0; 4]),
+                unused_write: buffer_of(device, "unused", &[0.0; 4]),
+            };
+            Ok::<_, GruError>((params, grads, kept_rb, head))
+        })??;
+        let (params, grads, kept_rb, head) = built;
+        Ok(GpuTrainer {
+            gru,
+            loss,
+            outputs: out,
+            optimizer,
+            params,
+            grads,
+            kept_rb,
+            head,
+            skip_non_finite: false,
+            skipped: 0,
+        })
+    }
+
+    /// The GRU on the device, its weights those of the last step (for inference, or to
+    /// choose its kernels: training follows [`GpuGru::training_shape`]).
+    pub fn gru(&mut self) -> &mut GpuGru {
+        &mut self.gru
+    }
+
+    /// The loss.
+    pub fn loss(&self) -> Loss {
+        self.loss
+    }
+
+    /// Optimizer steps applied (steps skipped for a non-finite loss not counted).
+    pub fn steps(&self) -> u64 {
+        self.optimizer.steps()
+    }
+
+    /// Steps skipped because their loss or gradients were not finite (module docs).
+    pub fn skipped_steps(&self) -> u64 {
+        self.skipped
+    }
+
+    /// With `on`, a step whose loss or gradients are not finite is skipped (nothing
+    /// changes, [`GpuTrainer::skipped_steps`] counts it) and returns its loss, instead of
+    /// returning [`GruError::NonFinite`] (the default; nothing changes either).
+    pub fn set_skip_non_finite(&mut self, on: bool) {
+        self.skip_non_finite = on;
+    }
+
+    /// Checks a batch for a step or an evaluation: its sizes (the GRU's validation), at
+    /// least one entry, finite `X`, and `targets` for the loss.
+    fn check_batch(&self, input: &GruInput<'_>, targets: &[f64]) -> Result<Dims> {
+        let dims = self.gru.validate(input)?;
+        if dims.batch == 0 {
+            return Err(GruError::invalid(
+                "training batch",
+                "at least one entry",
+                "an empty batch",
+            ));
+        }
+        if let Some(i) = input.x.iter().position(|v| !v.is_finite()) {
+            return Err(GruError::invalid(
+                format!("X value {i}"),
+                "a finite number",
+                input.x[i],
+            ));
+        }
+        loss::check_targets(self.loss, dims.batch, self.outputs, targets)?;
+        Ok(dims)
+    }
+
+    /// One training step on a batch: the loss before the update and its accuracy counts;
+    /// every parameter updated by the optimizer. `targets` as [`loss::loss_and_grad`] takes
+    /// them (labels `[B]`, or `[B, out]` for mean squared error). One submit; what is read
+    /// back is each entry's loss and hit and the optimizer's verdict.
+    ///
+    /// Errors (nothing changed): the batch's sizes, an empty batch, a non-finite `X`, bad
+    /// targets, more than 32768 entries (the head kernel's loop bound), a loss or gradient
+    /// that is not finite ([`GruError::NonFinite`], unless
+    /// [`GpuTrainer::set_skip_non_finite`]), a device error or limit.
+    pub fn step(&mut self, input: &GruInput<'_>, targets: &[f64]) -> Result<LossValue> {
+        let dims = self.check_batch(input, targets)?;
+        let b = dims.batch;
+        if b > HEAD_MAX_LOOP {
+            return Err(GruError::invalid(
+                "training batch",
+                format!("at most {HEAD_MAX_LOOP} entries (the head kernel's loop bound)"),
+                b,
+            ));
+        }
+        let (h, i) = (dims.hidden_size, dims.input_size);
+        let (nd, nl) = (dims.num_directions, dims.num_layers);
+        let (out, features) = (self.outputs, nd * h);
+        let work_len = b * (features + out + 2);
+        let ctx = self.gru.ctx.clone();
+        check_binding(
+            ctx.limits(),
+            format!("head work [B={b}, D·H + out + 2 = {}]", features + out + 2),
+            f32_bytes(work_len),
+        )?;
+        let lens: Vec<u32> = (0..b).map(|e| input.length(e) as u32).collect();
+        let x = to_internal_rows(input.x, &dims, i);
+        let h0 = input.initial_h.map(|h0| to_internal_state(h0, &dims));
+        // The targets, then the entries' lengths (the head zeroes an entry of length 0).
+        let target_f32: Vec<f32> = targets
+            .iter()
+            .map(|&t| t as f32)
+            .chain(lens.iter().map(|&l| l as f32))
+            .collect();
+        self.gru.train_pipelines()?;
+        let ((steps, chunk), plan_limits) = self.gru.train_pieces(&dims)?;
+        let pieces = pieces(&dims, steps, chunk);
+        let shape = self.gru.training_shape(b);
+        let stride = plan_limits_stride(&ctx);
+        let most = ctx.limits().max_compute_workgroups_per_dimension;
+        let GpuTrainer {
+            gru,
+            optimizer,
+            params,
+            grads,
+            kept_rb,
+            head,
+            loss,
+            ..
+        } = self;
+        let gru: &GpuGru = gru;
+        let pipelines = gru.built_train_pipelines()?;
+        let device = ctx.device();
+        let result = scoped(&ctx, "training step", || {
+            let mut plan = Plan::new(gru, pipelines, &plan_limits, shape);
+            let recorded =
+                gru.record_train_forward(&mut plan, &dims, &pieces, &x, h0.as_deref(), &lens);
+            let (chunks, _tops): (Vec<super::SavedChunk>, Vec<wgpu::Buffer>) =
+                recorded.into_iter().unzip();
+            let head_buf = &params[params.len() - 1];
+            let head_grad = &grads[grads.len() - 1];
+            let targets_buf = plan.upload("targets", bytemuck::cast_slice(&target_f32));
+            let work = plan.storage("head work", f32_bytes(work_len));
+            // The chunks of entries, each with the state sequence of its last piece (the
+            // final states) and a zeroed carry the head fills.
+            let mut slots: Vec<HeadParams> = Vec::new();
+            let base = HeadParams {
+                features: features as u32,
+                outputs: out as u32,
+                hidden: h as u32,
+                loss: loss_code(*loss),
+                scale: (1.0 / b as f64) as f32,
+                total: b as u32,
+                lens_at: targets.len() as u32,
+                ..Default::default()
+            };
+            let mut carries: Vec<(usize, usize, wgpu::Buffer)> = Vec::new();
+            let mut forward_groups = Vec::new();
+            for (k, c) in chunks.iter().enumerate() {
+                let last = chunks.get(k + 1).is_none_or(|next| next.first != c.first);
+                if !last {
+                    continue;
+                }
+                let carry = plan.storage("carry [L, D, B, H]", f32_bytes(nl * nd * c.batch * h));
+                slots.push(HeadParams {
+                    n: c.batch as u32,
+                    first: c.first as u32,
+                    steps: c.steps as u32,
+                    carry_base: ((nl - 1) * nd * c.batch * h) as u32,
+                    ..base
+                });
+                forward_groups.push((
+                    slots.len() - 1,
+                    c.layers[nl - 1].hs.clone(),
+                    carry.clone(),
+                    c.batch,
+                ));
+                carries.push((c.first, c.batch, carry));
+            }
+            slots.push(base);
+            let grad_slot = slots.len() - 1;
+            // The refresh: per layer and direction Wᵀ and Rᵀ.
+            let mut transposes = Vec::new();
+            for l in 0..nl {
+                let k = if l == 0 { i } else { nd * h };
+                let n_stride = (nd * 3 * h).next_multiple_of(4);
+                for d in 0..nd {
+                    for (rows, cols, src_off, dst_off, dst_stride, rec) in [
+                        (3 * h, k, 0, d * 3 * h, n_stride, false),
+                        (3 * h, h, 3 * h * k, d * h * 3 * h, 3 * h, true),
+                    ] {
+                        slots.push(HeadParams {
+                            rows: rows as u32,
+                            cols: cols as u32,
+                            src_off: src_off as u32,
+                            dst_off: dst_off as u32,
+                            dst_stride: dst_stride as u32,
+                            ..base
+                        });
+                        transposes.push((slots.len() - 1, l, d, rec, rows * cols));
+                    }
+                }
+            }
+            let mut bytes = vec![0u8; slots.len() * stride];
+            for (s, p) in slots.iter().enumerate() {
+                bytes[s * stride..s * stride + HEAD_PARAMS].copy_from_slice(bytemuck::bytes_of(p));
+            }
+            let slot_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("head params"),
+                contents: &bytes,
+                usage: wgpu::BufferUsages::STORAGE,
+            });
+            let group = |bufs: [&wgpu::Buffer; 5]| {
+                let mut entries: Vec<wgpu::BindGroupEntry<'_>> = bufs
+                    .iter()
+                    .enumerate()
+                    .map(|(n, b)| entry(n as u32, b.as_entire_binding()))
+                    .collect();
+                entries.push(entry(
+                    5,
+                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &slot_buf,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(HEAD_PARAMS as u64),
+                    }),
+                ));
+                device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("train_head bind group"),
+                    layout: &head.layout,
+                    entries: &entries,
+                })
+            };
+            // The head on each chunk's final states, between the forward and the backward.
+            let forward_dispatches: Vec<(wgpu::BindGroup, u32, u32)> = forward_groups
+                .iter()
+                .map(|(slot, hs, carry, n)| {
+                    let g = group([hs, head_buf, &targets_buf, carry, &work]);
+                    (g, (*slot * stride) as u32, (*n as u32).div_ceil(HEAD_WG))
+                })
+                .collect();
+            let head_forward = head.forward.clone();
+            plan.external(Box::new(move |encoder: &mut wgpu::CommandEncoder| {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("training head"),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&head_forward);
+                for (g, offset, groups) in &forward_dispatches {
+                    pass.set_bind_group(0, g, &[*offset]);
+                    pass.dispatch_workgroups(*groups, 1, 1);
+                }
+            }));
+            // The backward: dY = 0, dY_h the head's carries.
+            let outs: Vec<Vec<wgpu::Buffer>> = (0..nl)
+                .map(|l| grads[l * nd..(l + 1) * nd].to_vec())
+                .collect();
+            let mut dy_for = |plan: &Plan<'_>, c: &super::SavedChunk| {
+                plan.storage("dY = 0", f32_bytes(c.steps * c.batch * nd * h))
+            };
+            let mut carry_for = |_: &Plan<'_>, b0: usize, _: usize| {
+                carries
+                    .iter()
+                    .find(|(first, _, _)| *first == b0)
+                    .map(|(_, _, c)| c.clone())
+                    .unwrap_or_else(|| head.unused_write.clone())
+            };
+            gru.record_backward(
+                &mut plan,
+                &dims,
+                &chunks,
+                &mut dy_for,
+                &mut carry_for,
+                &outs,
+            );
+            let mut encoder = plan.encode(device, "gru training step");
+            // The head's gradients, then the optimizer over every tensor.
+            {
+                let g = group([
+                    &head.unused_read,
+                    &head.unused_read,
+                    &head.unused_read,
+                    head_grad,
+                    &work,
+                ]);
+                let (gx, gy) = groups_for(out * (features + 1), most);
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("head gradients"),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&head.grad);
+                pass.set_bind_group(0, &g, &[(grad_slot * stride) as u32]);
+                pass.dispatch_workgroups(gx, gy, 1);
+            }
+            let param_refs: Vec<&wgpu::Buffer> = params.iter().collect();
+            let grad_refs: Vec<&wgpu::Buffer> = grads.iter().collect();
+            optimizer.encode(&mut encoder, &param_refs, &grad_refs)?;
+            // Reset-before: Rb as it was (the sum Wb + Rb trains through Wb).
+            for (l_d, rb) in kept_rb.iter().enumerate() {
+                let k = if l_d < nd { i } else { nd * h };
+                let at = f32_bytes(3 * h * k + 3 * h * h + 3 * h);
+                encoder.copy_buffer_to_buffer(rb, 0, &params[l_d], at, f32_bytes(3 * h));
+            }
+            // The kernels' layouts from the parameters.
+            for l in 0..nl {
+                let k = if l == 0 { i } else { nd * h };
+                let lw = &gru.layers[l];
+                for d in 0..nd {
+                    let p = &params[l * nd + d];
+                    let (w_len, r_len) = (3 * h * k, 3 * h * h);
+                    let bias_at = f32_bytes(nd * 3 * h * h + d * 3 * h);
+                    encoder.copy_buffer_to_buffer(
+                        p,
+                        f32_bytes(w_len),
+                        &lw.rows,
+                        f32_bytes(d * r_len),
+                        f32_bytes(r_len),
+                    );
+                    encoder.copy_buffer_to_buffer(
+                        p,
+                        f32_bytes(w_len + r_len),
+                        &lw.wb,
+                        f32_bytes(d * 3 * h),
+                        f32_bytes(3 * h),
+                    );
+                    for target in [&lw.rec, &lw.rows] {
+                        encoder.copy_buffer_to_buffer(
+                            p,
+                            f32_bytes(w_len + r_len + 3 * h),
+                            target,
+                            bias_at,
+                            f32_bytes(3 * h),
+                        );
+                    }
+                }
+            }
+            {
+                let groups: Vec<(wgpu::BindGroup, u32, (u32, u32))> = transposes
+                    .iter()
+                    .map(|&(slot, l, d, rec, n)| {
+                        let lw = &gru.layers[l];
+                        let dst = if rec { &lw.rec } else { &lw.wt };
+                        let g = group([
+                            &params[l * nd + d],
+                            &head.unused_read,
+                            &head.unused_read,
+                            dst,
+                            &head.unused_write,
+                        ]);
+                        (g, (slot * stride) as u32, groups_for(n, most))
+                    })
+                    .collect();
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("weight layouts"),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&head.transpose);
+                for (g, offset, (gx, gy)) in &groups {
+                    pass.set_bind_group(0, g, &[*offset]);
+                    pass.dispatch_workgroups(*gx, *gy, 1);
+                }
+            }
+            let metrics_bytes = f32_bytes(2 * b);
+            let readback = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("training step metrics readback"),
+                size: (metrics_bytes + 4).next_multiple_of(16),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            encoder.copy_buffer_to_buffer(
+                &work,
+                f32_bytes(b * (features + out)),
+                &readback,
+                0,
+                metrics_bytes,
+            );
+            let (aux, at) = optimizer.verdict();
+            encoder.copy_buffer_to_buffer(aux, at, &readback, metrics_bytes, 4);
+            let submission = ctx.queue().submit([encoder.finish()]);
+            Ok::<_, GruError>((submission, readback))
+        })??;
+        let (submission, readback) = result;
+        let data = read_bytes(&ctx, &readback, submission)?;
+        ctx.check_lost()?;
+        let values: &[f32] = bytemuck::cast_slice(&data);
+        let mut total = 0.0f64;
+        let mut correct = 0usize;
+        for e in 0..b {
+            total += values[2 * e] as f64;
+            correct += (values[2 * e + 1] != 0.0) as usize;
+        }
+        let value = LossValue {
+            loss: total / b as f64,
+            correct: if self.loss == Loss::MeanSquaredError {
+                0
+            } else {
+                correct
+            },
+            count: b,
+        };
+        if values[2 * b] != 0.0 {
+            // The guard skipped the update on the device.
+            self.optimizer.uncount_step();
+            if !self.skip_non_finite {
+                let (what, v) = if value.loss.is_finite() {
+                    ("gradient norm", f64::INFINITY)
+                } else {
+                    ("loss", value.loss)
+                };
+                return Err(GruError::NonFinite {
+                    step: self.optimizer.steps() + 1,
+                    what: what.into(),
+                    value: v,
+                });
+            }
+            self.skipped += 1;
+        }
+        self.gru.stats.forwards += 1;
+        Ok(value)
+    }
+
+    /// The head's outputs on a batch: `[B, out]`, after the loss's activation (sigmoid for
+    /// binary cross-entropy, softmax for categorical, identity for mean squared error), from
+    /// the GRU's inference forward on the device. Errors as [`GpuGru::forward`], and a
+    /// non-finite `X`.
+    pub fn predict(&mut self, input: &GruInput<'_>) -> Result<Vec<f32>> {
+        let z = self.logits(input)?;
+        let out = self.outputs;
+        let mut p = vec![0.0f32; z.len()];
+        for (ze, pe) in z.chunks(out).zip(p.chunks_mut(out)) {
+            match self.loss {
+                Loss::BinaryCrossentropy => pe[0] = loss::sigmoid(ze[0]) as f32,
+                Loss::SparseCategoricalCrossentropy => {
+                    let top = ze.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let sum: f64 = ze.iter().map(|v| (v - top).exp()).sum();
+                    for (q, v) in pe.iter_mut().zip(ze) {
+                        *q = ((v - top).exp() / sum) as f32;
+                    }
+                }
+                Loss::MeanSquaredError => {
+                    for (q, v) in pe.iter_mut().zip(ze) {
+                        *q = *v as f32;
+                    }
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// The loss and accuracy on a batch without training (the GRU's inference forward on
+    /// the device, the head in `f64` on the host). Errors as [`GpuTrainer::step`]'s checks.
+    pub fn evaluate(&mut self, input: &GruInput<'_>, targets: &[f64]) -> Result<LossValue> {
+        let dims = self.check_batch(input, targets)?;
+        let z = self.logits(input)?;
+        debug_assert_eq!(z.len(), dims.batch * self.outputs);
+        Ok(loss::loss_and_grad(self.loss, &z, self.outputs, targets)?.0)
+    }
+
+    /// The head's logits `[B, out]` (in `f64`) on the final features of the GRU's forward.
+    fn logits(&mut self, input: &GruInput<'_>) -> Result<Vec<f64>> {
+        if let Some(i) = input.x.iter().position(|v| !v.is_finite()) {
+            return Err(GruError::invalid(
+                format!("X value {i}"),
+                "a finite number",
+                input.x[i],
+            ));
+        }
+        let output = self.gru.forward(input)?;
+        let features: Vec<f64> = crate::head::final_features(&output)?
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let head = self.read(&[self.params.len() - 1])?.remove(0);
+        let out = self.outputs;
+        let k = head.len() / out - 1;
+        let w: Vec<f64> = head[..out * k].iter().map(|&v| v as f64).collect();
+        let b: Vec<f64> = head[out * k..].iter().map(|&v| v as f64).collect();
+        Ok(loss::dense(&w, &b, &features, k))
+    }
+
+    /// Reads the parameter tensors `which` (indices into the device's list) back, one submit.
+    fn read(&self, which: &[usize]) -> Result<Vec<Vec<f32>>> {
+        let ctx = &self.gru.ctx;
+        let device = ctx.device();
+        let sizes = self.optimizer.sizes();
+        let total: usize = which.iter().map(|&t| sizes[t]).sum();
+        let (submission, readback) = scoped(ctx, "reading the trainer's parameters", || {
+            let readback = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("trainer parameters readback"),
+                size: f32_bytes(total).max(16),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut encoder = device.create_command_encoder(&Default::default());
+            let mut at = 0;
+            for &t in which {
+                encoder.copy_buffer_to_buffer(
+                    &self.params[t],
+                    0,
+                    &readback,
+                    f32_bytes(at),
+                    f32_bytes(sizes[t]),
+                );
+                at += sizes[t];
+            }
+            (ctx.queue().submit([encoder.finish()]), readback)
+        })?;
+        let bytes = read_bytes(ctx, &readback, submission)?;
+        let values: &[f32] = bytemuck::cast_slice(&bytes);
+        let mut at = 0;
+        Ok(which
+            .iter()
+            .map(|&t| {
+                let v = values[at..at + sizes[t]].to_vec();
+                at += sizes[t];
+                v
+            })
+            .collect())
+    }
+
+    /// The parameters as they are now, in [`crate::train::ReferenceTrainer::parameters`]'s
+    /// order: per layer and direction `W [3H, K]`, `R [3H, H]`, `B [6H]` (gate order z, r,
+    /// h), then the head's weight `[out, D·H]` and bias `[out]`. One readback.
+    pub fn parameters(&self) -> Result<Vec<Vec<f32>>> {
+        let all: Vec<usize> = (0..self.params.len()).collect();
+        let tensors = self.read(&all)?;
+        let h = self.gru.hidden_size;
+        let mut out = Vec::with_capacity(3 * tensors.len());
+        let (last, layers) = tensors.split_last().unwrap_or((&tensors[0], &[]));
+        for t in layers {
+            let k = (t.len() - 3 * h * h - 6 * h) / (3 * h);
+            let (w, rest) = t.split_at(3 * h * k);
+            let (r, b) = rest.split_at(3 * h * h);
+            out.extend([w.to_vec(), r.to_vec(), b.to_vec()]);
+        }
+        let (w, b) = last.split_at(last.len() - self.outputs);
+        out.extend([w.to_vec(), b.to_vec()]);
+        Ok(out)
+    }
+
+    /// The GRU as it is now, on the host (its weights read back): what `--out` writes.
+    pub fn model(&self) -> Result<GruModel> {
+        let params = self.parameters()?;
+        let g = &self.gru;
+        let nd = g.direction.num_directions();
+        let mut layers = Vec::with_capacity(g.layers.len());
+        let mut at = 0;
+        for (l, _) in g.layers.iter().enumerate() {
+            let k = if l == 0 {
+                g.input_size
+            } else {
+                nd * g.hidden_size
+            };
+            let mut dirs = Vec::with_capacity(nd);
+            for _ in 0..nd {
+                dirs.push(GruWeights::new(
+                    g.convention,
+                    k,
+                    g.hidden_size,
+                    params[at].clone(),
+                    params[at + 1].clone(),
+                    Some(params[at + 2].clone()),
+                )?);
+                at += 3;
+            }
+            layers.push(dirs);
+        }
+        GruModel::new(g.direction, layers, g.clip)
+    }
+}
+
+/// The byte stride of one parameter slot: the device's storage offset alignment, at least
+/// one [`HeadParams`].
+fn plan_limits_stride(ctx: &GpuContext) -> usize {
+    (ctx.limits().min_storage_buffer_offset_alignment as usize).max(HEAD_PARAMS)
+}

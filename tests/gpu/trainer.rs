@@ -1,0 +1,462 @@
+//! The one-submit training step on the device (`gru_wgpu::gpu::GpuTrainer`) against the f64
+//! reference trainer (`gru_wgpu::train::ReferenceTrainer`, itself checked against Keras 3 and
+//! PyTorch in tests/io/train.rs): the same model, head, batches and optimizer, each step's
+//! loss and accuracy and, after every step, every parameter.
+//!
+//! Tolerances: the loss `1e-5 + 1e-4·|e|` (onnxruntime's f32 rule); the parameters
+//! `2e-5 + 1e-4·|e|`: the device's gradients are f32 sums over `T·B` rows, and RMSprop and
+//! Adam divide a gradient by its own running magnitude, so a gradient entry near zero carries
+//! its f32 rounding into an update of up to `lr` times its relative error; the cases keep
+//! `lr · steps` small enough that this stays inside the bound.
+
+use crate::common::{self, gpu, own_device};
+use gru_wgpu::gpu::{ContextOptions, GemmKernel, GpuContext, GpuTrainer, KernelPath, StepKernel};
+use gru_wgpu::init::{self, Init};
+use gru_wgpu::loss::Loss;
+use gru_wgpu::optim::{Clip, Optimizer};
+use gru_wgpu::train::ReferenceTrainer;
+use gru_wgpu::{Convention, Direction, GruError, GruInput, Layout, Tolerance};
+
+/// One training problem.
+#[derive(Clone, Debug)]
+struct Case {
+    name: &'static str,
+    convention: Convention,
+    direction: Direction,
+    layers: usize,
+    i: usize,
+    h: usize,
+    t: usize,
+    b: usize,
+    out: usize,
+    loss: Loss,
+    optimizer: Optimizer,
+    clip: Clip,
+    init: Init,
+    lens: bool,
+    initial_h: bool,
+    seed: u64,
+}
+
+fn rmsprop() -> Optimizer {
+    Optimizer::rmsprop_keras()
+}
+
+fn cases() -> Vec<Case> {
+    let base = Case {
+        name: "reset-after, BCE, RMSprop (the article's compile)",
+        convention: Convention::ResetAfter,
+        direction: Direction::Forward,
+        layers: 1,
+        i: 3,
+        h: 8,
+        t: 6,
+        b: 7,
+        out: 1,
+        loss: Loss::BinaryCrossentropy,
+        optimizer: rmsprop(),
+        clip: Clip::None,
+        init: Init::Keras,
+        lens: false,
+        initial_h: false,
+        seed: 1,
+    };
+    vec![
+        base.clone(),
+        Case {
+            name: "reset-before, BCE, RMSprop, lengths",
+            convention: Convention::ResetBefore,
+            lens: true,
+            seed: 2,
+            ..base.clone()
+        },
+        Case {
+            name: "two bidirectional reset-after layers, softmax CE, Adam, clip by norm",
+            direction: Direction::Bidirectional,
+            layers: 2,
+            h: 5,
+            out: 3,
+            loss: Loss::SparseCategoricalCrossentropy,
+            optimizer: Optimizer::adam(),
+            clip: Clip::Norm(0.5),
+            init: Init::PyTorch,
+            lens: true,
+            seed: 3,
+            ..base.clone()
+        },
+        Case {
+            name: "reverse reset-before, MSE, SGD Nesterov, clip by value, initial_h",
+            convention: Convention::ResetBefore,
+            direction: Direction::Reverse,
+            h: 6,
+            out: 2,
+            loss: Loss::MeanSquaredError,
+            optimizer: Optimizer::Sgd {
+                lr: 0.05,
+                momentum: 0.9,
+                dampening: 0.0,
+                nesterov: true,
+                weight_decay: 1e-3,
+            },
+            clip: Clip::Value(0.05),
+            init: Init::PyTorch,
+            initial_h: true,
+            seed: 4,
+            ..base.clone()
+        },
+        Case {
+            name: "two forward layers, AdamW, H = 12, lengths",
+            layers: 2,
+            h: 12,
+            b: 9,
+            optimizer: Optimizer::adamw(),
+            lens: true,
+            seed: 5,
+            ..base
+        },
+    ]
+}
+
+/// A case's batch: X `[B, T, I]` (batch-major), labels, optional lengths and initial state.
+struct Batch {
+    x: Vec<f32>,
+    targets: Vec<f64>,
+    lens: Option<Vec<i64>>,
+    h0: Option<Vec<f32>>,
+}
+
+fn batch(case: &Case, step: u64) -> Batch {
+    let mut rng = common::Rng::new(case.seed * 1000 + step);
+    let x: Vec<f32> = (0..case.b * case.t * case.i)
+        .map(|_| rng.symmetric())
+        .collect();
+    let targets: Vec<f64> = match case.loss {
+        Loss::BinaryCrossentropy => (0..case.b).map(|e| (e % 2) as f64).collect(),
+        Loss::SparseCategoricalCrossentropy => (0..case.b).map(|e| (e % case.out) as f64).collect(),
+        Loss::MeanSquaredError => (0..case.b * case.out)
+            .map(|_| rng.symmetric() as f64)
+            .collect(),
+    };
+    // Lengths from 0 (an entry that contributes only through its initial state) to T.
+    let lens = case.lens.then(|| {
+        (0..case.b)
+            .map(|e| (e * (case.t + 1) / case.b) as i64)
+            .collect()
+    });
+    let nd = case.direction.num_directions();
+    let h0 = case.initial_h.then(|| {
+        (0..case.layers * nd * case.b * case.h)
+            .map(|_| 0.5 * rng.symmetric())
+            .collect()
+    });
+    Batch {
+        x,
+        targets,
+        lens,
+        h0,
+    }
+}
+
+fn input<'a>(case: &Case, batch: &'a Batch) -> GruInput<'a> {
+    let mut input = GruInput::new(&batch.x, case.t, case.b).with_layout(Layout::BatchMajor);
+    if let Some(l) = &batch.lens {
+        input = input.with_sequence_lens(l);
+    }
+    if let Some(h0) = &batch.h0 {
+        input = input.with_initial_h(h0);
+    }
+    input
+}
+
+fn trainers(ctx: &GpuContext, case: &Case) -> (GpuTrainer, ReferenceTrainer) {
+    let model = init::gru_model(
+        case.init,
+        case.convention,
+        case.direction,
+        case.layers,
+        case.i,
+        case.h,
+        case.seed,
+    )
+    .expect("model");
+    let features = case.direction.num_directions() * case.h;
+    let (w, b) = init::dense(case.init, features, case.out, case.seed);
+    let gpu = GpuTrainer::new(ctx, &model, &w, &b, case.loss, case.optimizer, case.clip)
+        .expect("GPU trainer");
+    let reference = ReferenceTrainer::new(model, &w, &b, case.loss, case.optimizer, case.clip)
+        .expect("reference trainer");
+    (gpu, reference)
+}
+
+const PARAMS: Tolerance = Tolerance {
+    atol: 2e-5,
+    rtol: 1e-4,
+};
+
+/// Runs `steps` steps of `case` on both trainers (the device's in the shape `variant` sets)
+/// and compares the losses and every parameter after each step.
+fn check(ctx: &GpuContext, case: &Case, variant: Option<(KernelPath, StepKernel, GemmKernel)>) {
+    let (mut gpu, mut reference) = trainers(ctx, case);
+    if let Some((path, step, gemm)) = variant {
+        let g = gpu.gru();
+        g.set_kernel_path(Some(path)).expect("kernel path");
+        g.set_step_kernel(Some(step));
+        g.set_gemm_kernel(Some(gemm));
+    }
+    let shape = gpu.gru().training_shape(case.b);
+    for step in 0..4 {
+        let data = batch(case, step);
+        let got = gpu
+            .step(&input(case, &data), &data.targets)
+            .expect("GPU step");
+        let want = reference
+            .step(&input(case, &data), &data.targets)
+            .expect("reference step");
+        let context = format!(
+            "{} (seed {}, T={} B={} I={} H={} L={}, {shape:?}), step {}",
+            case.name,
+            case.seed,
+            case.t,
+            case.b,
+            case.i,
+            case.h,
+            case.layers,
+            step + 1
+        );
+        let tol = Tolerance::F32;
+        assert!(
+            (got.loss - want.loss).abs() <= tol.atol + tol.rtol * want.loss.abs(),
+            "{context}: loss {} expected {} (tolerance {tol:?})",
+            got.loss,
+            want.loss
+        );
+        assert_eq!(
+            (got.correct, got.count),
+            (want.correct, want.count),
+            "{context}: accuracy counts"
+        );
+        let params = gpu.parameters().expect("parameters");
+        assert_eq!(params.len(), reference.parameters().len(), "{context}");
+        for (k, (p, e)) in params.iter().zip(reference.parameters()).enumerate() {
+            let e: Vec<f32> = e.iter().map(|&v| v as f32).collect();
+            common::assert_close(&format!("{context}, parameter {k}"), p, &e, PARAMS);
+        }
+        assert_eq!(gpu.steps(), step + 1, "{context}");
+    }
+    // The model the device now runs is the reference's (its inference forward agrees).
+    let data = batch(case, 99);
+    let got = gpu
+        .evaluate(&input(case, &data), &data.targets)
+        .expect("evaluate");
+    let want = reference
+        .evaluate(&input(case, &data), &data.targets)
+        .expect("reference evaluate");
+    assert!(
+        (got.loss - want.loss).abs() <= 1e-5 + 1e-4 * want.loss.abs(),
+        "{}: evaluate loss {} expected {}",
+        case.name,
+        got.loss,
+        want.loss
+    );
+}
+
+#[test]
+fn steps_match_the_reference() {
+    let ctx = gpu().expect("a GPU adapter");
+    for case in cases() {
+        check(ctx, &case, None);
+    }
+}
+
+#[test]
+fn steps_match_the_reference_in_every_training_shape() {
+    let ctx = gpu().expect("a GPU adapter");
+    let shapes = [
+        (KernelPath::StepFused, StepKernel::Split, GemmKernel::Tiled),
+        (
+            KernelPath::StepFused,
+            StepKernel::Direct,
+            GemmKernel::Direct,
+        ),
+        (
+            KernelPath::Persistent,
+            StepKernel::Staged,
+            GemmKernel::Direct,
+        ),
+    ];
+    for case in cases().into_iter().step_by(2) {
+        for shape in shapes {
+            check(ctx, &case, Some(shape));
+        }
+    }
+}
+
+/// On a device whose bindings are 8 KiB the batch runs in chunks of entries (the head once
+/// per chunk, its gradients over all) and a forward-only network's sequence in pieces of
+/// time: the steps still match the reference.
+#[test]
+fn steps_match_the_reference_in_chunks_and_pieces() {
+    let Some(shared) = gpu() else {
+        panic!("a GPU adapter")
+    };
+    let limits = wgpu::Limits {
+        max_storage_buffer_binding_size: 8 * 1024,
+        max_buffer_size: 1 << 20,
+        max_compute_workgroups_per_dimension: 3,
+        ..wgpu::Limits::default()
+    };
+    let small = own_device(
+        shared,
+        ContextOptions {
+            limits: Some(limits),
+            ..ContextOptions::default()
+        },
+        "device with lowered limits",
+    );
+    let base = cases()[0].clone();
+    let chunked = Case {
+        name: "batch in chunks",
+        b: 23,
+        t: 9,
+        h: 8,
+        lens: true,
+        seed: 21,
+        ..base.clone()
+    };
+    let pieces = Case {
+        name: "sequence in pieces",
+        b: 3,
+        t: 90,
+        h: 8,
+        lens: true,
+        initial_h: true,
+        seed: 22,
+        ..base
+    };
+    for (case, want) in [(chunked, "chunks of entries"), (pieces, "pieces of time")] {
+        // The training forward the trainer records runs in more than one piece here.
+        let (mut trainer, _) = trainers(&small, &case);
+        let data = batch(&case, 0);
+        let (_, saved) = trainer
+            .gru()
+            .forward_train(&input(&case, &data))
+            .expect("training forward");
+        assert!(saved.chunks() > 1, "{}: expected {want}", case.name);
+        check(&small, &case, None);
+    }
+}
+
+/// A step whose loss overflows (logits past f32) changes nothing: by default it is an error
+/// naming the step; when asked it is skipped and counted, and the next step runs as the first.
+#[test]
+fn a_non_finite_loss_changes_nothing() {
+    let ctx = gpu().expect("a GPU adapter");
+    let case = cases()[0].clone();
+    let model = init::gru_model(
+        case.init,
+        case.convention,
+        case.direction,
+        1,
+        case.i,
+        case.h,
+        case.seed,
+    )
+    .expect("model");
+    // Logits of ±8·3e38: infinite.
+    let w = vec![3e38f32; case.h];
+    let mut trainer = GpuTrainer::new(
+        ctx,
+        &model,
+        &w,
+        &[0.0],
+        case.loss,
+        case.optimizer,
+        case.clip,
+    )
+    .expect("trainer");
+    let data = batch(&case, 0);
+    let before = trainer.parameters().expect("parameters");
+    match trainer.step(&input(&case, &data), &data.targets) {
+        Err(GruError::NonFinite { step, what, .. }) => {
+            assert_eq!(step, 1);
+            assert_eq!(what, "loss");
+        }
+        other => panic!("expected a non-finite loss error, got {other:?}"),
+    }
+    assert_eq!(trainer.steps(), 0);
+    assert_eq!(trainer.parameters().expect("parameters"), before);
+    trainer.set_skip_non_finite(true);
+    let value = trainer
+        .step(&input(&case, &data), &data.targets)
+        .expect("a skipped step");
+    assert!(!value.loss.is_finite(), "loss {}", value.loss);
+    assert_eq!((trainer.steps(), trainer.skipped_steps()), (0, 1));
+    assert_eq!(trainer.parameters().expect("parameters"), before);
+}
+
+/// Bad batches are typed errors that name what is wrong, and change nothing.
+#[test]
+fn bad_batches_are_typed_errors() {
+    let ctx = gpu().expect("a GPU adapter");
+    let case = cases()[2].clone(); // softmax over 3 classes
+    let (mut trainer, _) = trainers(ctx, &case);
+    let data = batch(&case, 0);
+    let before = trainer.parameters().expect("parameters");
+    let expect_invalid = |r: Result<gru_wgpu::loss::LossValue, GruError>, needle: &str| match r {
+        Err(e @ (GruError::InvalidArgument { .. } | GruError::Shape { .. })) => {
+            assert!(e.to_string().contains(needle), "{e} (wanted {needle:?})")
+        }
+        other => panic!("expected an error naming {needle:?}, got {other:?}"),
+    };
+    let mut nan_x = data.x.clone();
+    nan_x[5] = f32::NAN;
+    let bad = GruInput::new(&nan_x, case.t, case.b).with_layout(Layout::BatchMajor);
+    expect_invalid(trainer.step(&bad, &data.targets), "X value 5");
+    let mut labels = data.targets.clone();
+    labels[1] = 3.0;
+    expect_invalid(trainer.step(&input(&case, &data), &labels), "label 1");
+    expect_invalid(
+        trainer.step(&input(&case, &data), &data.targets[1..]),
+        "labels",
+    );
+    let short = &data.x[..data.x.len() - 1];
+    let bad = GruInput::new(short, case.t, case.b).with_layout(Layout::BatchMajor);
+    expect_invalid(trainer.step(&bad, &data.targets), "X");
+    let empty = GruInput::new(&[], case.t, 0);
+    expect_invalid(trainer.step(&empty, &[]), "at least one entry");
+    assert_eq!(trainer.steps(), 0);
+    assert_eq!(trainer.parameters().expect("parameters"), before);
+    // A binary head with two outputs, and a head of the wrong size.
+    let model = init::gru_model(
+        Init::Keras,
+        Convention::ResetAfter,
+        Direction::Forward,
+        1,
+        2,
+        4,
+        1,
+    )
+    .expect("model");
+    let sgd = Optimizer::sgd(0.1);
+    for (w, b, loss, needle) in [
+        (
+            vec![0.0; 8],
+            vec![0.0; 2],
+            Loss::BinaryCrossentropy,
+            "one output",
+        ),
+        (
+            vec![0.0; 5],
+            vec![0.0; 1],
+            Loss::MeanSquaredError,
+            "head weight",
+        ),
+    ] {
+        match GpuTrainer::new(ctx, &model, &w, &b, loss, sgd, Clip::None) {
+            Err(e @ GruError::InvalidArgument { .. }) => {
+                assert!(e.to_string().contains(needle), "{e}")
+            }
+            other => panic!("expected an error naming {needle:?}, got {other:?}"),
+        }
+    }
+}
