@@ -230,6 +230,31 @@ pub fn check_targets(loss: Loss, n: usize, out: usize, targets: &[f64]) -> Resul
     Ok(())
 }
 
+/// The head's outputs from its logits `z [n, out]` under `loss`'s activation: sigmoid for
+/// binary cross-entropy, softmax (per entry) for categorical cross-entropy, identity for mean
+/// squared error.
+pub fn activate(loss: Loss, z: &[f64], out: usize) -> Vec<f64> {
+    let mut p = z.to_vec();
+    for pe in p.chunks_mut(out.max(1)) {
+        match loss {
+            Loss::BinaryCrossentropy => {
+                for v in pe.iter_mut() {
+                    *v = sigmoid(*v);
+                }
+            }
+            Loss::SparseCategoricalCrossentropy => {
+                let top = pe.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = pe.iter().map(|v| (v - top).exp()).sum();
+                for v in pe.iter_mut() {
+                    *v = (*v - top).exp() / sum;
+                }
+            }
+            Loss::MeanSquaredError => {}
+        }
+    }
+    p
+}
+
 /// The logistic sigmoid, stable for large `|x|`.
 pub fn sigmoid(x: f64) -> f64 {
     if x >= 0.0 {

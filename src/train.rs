@@ -88,6 +88,23 @@ impl ReferenceTrainer {
         self.optimizer.steps()
     }
 
+    /// The head's outputs `[B, out]` on a batch, after the loss's activation
+    /// ([`loss::activate`]).
+    pub fn predict(&self, input: &GruInput<'_>) -> Result<Vec<f32>> {
+        let (features, _) = self.features(input)?;
+        let (w, b) = self.head();
+        let z = loss::dense(w, b, &features, self.features_len());
+        Ok(loss::activate(self.loss, &z, self.outputs)
+            .iter()
+            .map(|&v| v as f32)
+            .collect())
+    }
+
+    /// The loss.
+    pub fn loss(&self) -> Loss {
+        self.loss
+    }
+
     /// The head's outputs' loss and accuracy on a batch, without training.
     pub fn evaluate(&self, input: &GruInput<'_>, targets: &[f64]) -> Result<LossValue> {
         let (features, _) = self.features(input)?;

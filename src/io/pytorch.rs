@@ -48,6 +48,20 @@ pub struct PyTorchGru {
     pub bias: bool,
     /// Tensors of the file outside the prefix, which were skipped (sorted).
     pub ignored: Vec<String>,
+    /// A dense head on the GRU's final state, when the file has one as `gru train --out`
+    /// writes it: `head.weight [out, D·H]` and `head.bias [out]` beside a prefixed GRU (an
+    /// `nn.Linear` attribute `head`); both must be there with those shapes, else they stay
+    /// in [`PyTorchGru::ignored`] only.
+    pub head: Option<PyTorchHead>,
+}
+
+/// `nn.Linear` weights of a head: `weight [out, in]`, `bias [out]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PyTorchHead {
+    /// `[out, in]`, row-major.
+    pub weight: Vec<f32>,
+    /// `[out]`.
+    pub bias: Vec<f32>,
 }
 
 /// The four parameter kinds of an `nn.GRU` layer.
@@ -407,11 +421,25 @@ pub fn parse(bytes: &[u8], path: &str, prefix: Option<&str>) -> Result<PyTorchGr
     }
     let model =
         GruModel::new(direction, layers, None).map_err(|e| import_error(path, e.to_string()))?;
+    let features = model.num_directions() * model.hidden_size();
+    let mut head = None;
+    let has = |n: &str| ignored.iter().any(|i| i == n);
+    if !prefix.is_empty() && has("head.weight") && has("head.bias") {
+        let w = archive.load("head.weight", path)?;
+        let b = archive.load("head.bias", path)?;
+        if w.shape.len() == 2 && w.shape[1] == features && b.shape == [w.shape[0]] {
+            head = Some(PyTorchHead {
+                weight: w.data,
+                bias: b.data,
+            });
+        }
+    }
     Ok(PyTorchGru {
         model,
         prefix,
         bias: has_bias,
         ignored,
+        head,
     })
 }
 

@@ -30,6 +30,11 @@ fn pytorch_state_dicts_round_trip() {
         assert_eq!(back.model, m, "{direction:?}, {layers} layers");
         assert_eq!(back.prefix, "gru.");
         assert_eq!(back.ignored, ["head.bias", "head.weight"]);
+        let read = back.head.expect("the head read back");
+        assert_eq!(
+            (read.weight.as_slice(), read.bias.as_slice()),
+            (&w[..], &b[..])
+        );
         // The head as written, PyTorch's nn.Linear order.
         let named: Vec<&str> = tensors.iter().map(|t| t.0.as_str()).collect();
         assert!(named.contains(&"gru.weight_hh_l0"), "{named:?}");

@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use gru_wgpu::io::ImportOptions;
 use gru_wgpu::{Convention, Direction, Dtype, Layout};
 
+use crate::train::{EvaluateFlags, PredictFlags, TrainFlags};
 use crate::{CliResult, Failure};
 
 /// The text of `gru --help`.
@@ -39,6 +40,19 @@ Usage:
            [--layout 0|1] [--clip C] [--linear-before-reset] [--device auto|gpu|cpu]
            --dy DY.npy [--dy-h DY_H.npy] [--dx DX.npy] [--dh0 DH0.npy]
            [--dw DW.npy] [--dr DR.npy] [--db DB.npy] [--grads FILE]
+  gru train --x X.npy --labels Y.npy (--hidden H [--layers N] [--bidirectional]
+            [--convention reset-after|reset-before] | --from MODEL [--new-head])
+            [--head sigmoid|softmax|linear] [--classes K] [--lens L.npy]
+            [--val-x X.npy --val-labels Y.npy [--val-lens L.npy] | --validation-split F]
+            [--epochs 10] [--batch-size 32] [--optimizer rmsprop|adam|adamw|sgd] [--lr LR]
+            [--momentum M] [--nesterov] [--weight-decay W] [--clip-norm C | --clip-value C]
+            [--init keras|pytorch] [--seed S] [--no-shuffle] [--skip-non-finite]
+            [--log METRICS.jsonl [--log-steps]] [--device auto|gpu|cpu] [--quiet]
+            --out MODEL.safetensors|MODEL.npz|MODEL.onnx
+  gru evaluate --model MODEL --x X.npy --labels Y.npy [--lens L.npy] [--head H]
+               [--batch-size 128] [--device auto|gpu|cpu]
+  gru predict --model MODEL --x X.npy [--lens L.npy] [--head H] [--batch-size 128]
+              [--device auto|gpu|cpu] --out P.npy
   gru inspect MODEL [--keras-reset-after true|false] [--prefix P]
   gru info
   gru help | gru --help
@@ -105,6 +119,39 @@ and writes float32 arrays:
                          an .npz (a .safetensors file when FILE ends in .safetensors)
   At least one output is required. Every output is written only once all are computed.
 
+gru train: trains a GRU with a dense head on its final state (Keras's fit): on the GPU, one
+submit per step (forward, head and loss, backward, clipping, optimizer), else on the CPU
+reference path (f64). Arrays are .npy files or members of an .npz archive (FILE.npz:NAME),
+float or integer:
+  --x X.npy              sequences [N, T, I] (or [N, T]: one feature), batch-major
+  --labels Y.npy         [N]: 0/1 for --head sigmoid (the default: Dense(1) -> sigmoid, binary
+                         cross-entropy from the logit), class indices for --head softmax
+                         (Dense(K) -> softmax, cross-entropy; K from --classes or the labels),
+                         targets [N] or [N, out] for --head linear (mean squared error)
+  --lens L.npy           sequence lengths [N] (default: every sequence is T steps; padded
+                         sequences without lengths run over their padding, as Keras does)
+  --validation-split F   the last fraction F of the data validates (Keras's rule)
+  --epochs, --batch-size batches of a shuffled epoch (seeded by --seed; --no-shuffle keeps the
+                         order), the last one partial
+  --optimizer            rmsprop (the default: Keras's defaults, lr 1e-3, rho 0.9, epsilon 1e-7),
+                         adam, adamw (PyTorch's defaults), sgd (lr 0.01)
+  --clip-norm C          clip the gradients' global norm (PyTorch's clip_grad_norm_)
+  --init                 keras (glorot_uniform, orthogonal, zero bias) or pytorch (U(+-1/sqrt H))
+  --from MODEL           fine-tune a model file (any the importers read; its convention kept;
+                         its head too unless --new-head or it has none)
+  --out MODEL            .safetensors: a PyTorch state_dict (gru.weight_ih_l0, ..., head.weight,
+                         head.bias); .npz: Keras weights (kernel, recurrent_kernel, bias,
+                         dense_kernel, dense_bias); .onnx: an ONNX GRU node (without the head)
+  --log FILE             one JSON line per epoch (loss, accuracy, val_loss, val_accuracy,
+                         seconds, steps, entries), and per step with --log-steps
+  --skip-non-finite      skip a step whose loss or gradients are not finite (default: stop,
+                         naming the step; the parameters are those before it)
+  Progress goes to stderr as Keras prints it (loss, accuracy, steps/s, ETA).
+
+gru evaluate: prints the loss and accuracy of a model file with a dense head (as --out writes)
+on X and labels; gru predict writes the head's outputs [N, out] (probabilities for sigmoid
+and softmax heads). --head defaults to sigmoid for one output and softmax for more.
+
 gru inspect: prints what a model file holds: format, convention, layers, directions, sizes,
 parameter count, the shapes `gru run` expects, and an ONNX node's attributes and inputs.
 
@@ -121,6 +168,12 @@ pub enum Invocation {
     Run(RunArgs),
     /// `gru grad …`.
     Grad(GradArgs),
+    /// `gru train …`.
+    Train(TrainArgs),
+    /// `gru evaluate …`.
+    Evaluate(EvaluateArgs),
+    /// `gru predict …`.
+    Predict(PredictArgs),
     /// `gru inspect …`.
     Inspect(InspectArgs),
     /// `gru info`.
@@ -219,6 +272,15 @@ pub struct GradArgs {
     pub(crate) outputs: GradOutputs,
 }
 
+/// The arguments of `gru train` as parsed (checked against the files when it runs).
+pub struct TrainArgs(pub(crate) TrainFlags);
+
+/// The arguments of `gru evaluate` as parsed.
+pub struct EvaluateArgs(pub(crate) EvaluateFlags);
+
+/// The arguments of `gru predict` as parsed.
+pub struct PredictArgs(pub(crate) PredictFlags);
+
 /// The arguments of `gru inspect`.
 pub struct InspectArgs {
     pub(crate) path: PathBuf,
@@ -236,6 +298,9 @@ struct Gru {
 enum Command {
     Run(RunFlags),
     Grad(GradFlags),
+    Train(TrainFlags),
+    Evaluate(EvaluateFlags),
+    Predict(PredictFlags),
     Inspect(InspectFlags),
     Info,
 }
@@ -348,7 +413,7 @@ fn clip(v: &str) -> Result<f32, String> {
     }
 }
 
-fn boolean(v: &str) -> Result<bool, String> {
+pub(crate) fn boolean(v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
@@ -363,9 +428,11 @@ fn dtype(v: &str) -> Result<Dtype, String> {
 /// Parses a whole command line (without the program name).
 pub fn parse(args: Vec<OsString>) -> CliResult<Invocation> {
     let command = args.first().and_then(|a| a.to_str()).and_then(|a| {
-        ["run", "grad", "inspect", "info"]
-            .into_iter()
-            .find(|c| *c == a)
+        [
+            "run", "grad", "train", "evaluate", "predict", "inspect", "info",
+        ]
+        .into_iter()
+        .find(|c| *c == a)
     });
     let parsed = match Gru::try_parse_from(std::iter::once(OsString::from("gru")).chain(args)) {
         Ok(parsed) => parsed,
@@ -382,6 +449,9 @@ pub fn parse(args: Vec<OsString>) -> CliResult<Invocation> {
     Ok(match parsed.command {
         Command::Run(flags) => Invocation::Run(run_args(flags)?),
         Command::Grad(flags) => Invocation::Grad(grad_args(flags)?),
+        Command::Train(flags) => Invocation::Train(TrainArgs(flags)),
+        Command::Evaluate(flags) => Invocation::Evaluate(EvaluateArgs(flags)),
+        Command::Predict(flags) => Invocation::Predict(PredictArgs(flags)),
         Command::Inspect(flags) => Invocation::Inspect(InspectArgs {
             path: flags.model,
             options: ImportOptions {
@@ -628,8 +698,8 @@ fn usage_message(e: &clap::Error, command: Option<&str>) -> String {
     };
     match e.kind() {
         ErrorKind::InvalidSubcommand => format!(
-            "unknown subcommand '{}'; expected 'run', 'grad', 'inspect', 'info' or 'help' \
-             ({help})",
+            "unknown subcommand '{}'; expected 'run', 'grad', 'train', 'evaluate', 'predict', \
+             'inspect', 'info' or 'help' ({help})",
             first(ContextKind::InvalidSubcommand)
         ),
         ErrorKind::UnknownArgument => {
@@ -637,8 +707,8 @@ fn usage_message(e: &clap::Error, command: Option<&str>) -> String {
             match command {
                 Some("info") => format!("'gru info' takes no arguments, got '{arg}'; {help}"),
                 None if arg.starts_with('-') => format!(
-                    "unknown flag '{arg}' before a subcommand; expected 'run', 'grad', \
-                     'inspect', 'info' or 'help' ({help})"
+                    "unknown flag '{arg}' before a subcommand; expected 'run', 'grad', 'train', \
+                     'evaluate', 'predict', 'inspect', 'info' or 'help' ({help})"
                 ),
                 _ if arg.starts_with('-') => format!("unknown flag '{arg}' for {gru}; {help}"),
                 _ => format!("unexpected argument '{arg}' for {gru} (flags start with --); {help}"),
@@ -667,6 +737,15 @@ fn usage_message(e: &clap::Error, command: Option<&str>) -> String {
             Some("inspect") => "'gru inspect' needs a model file: gru inspect MODEL (.onnx, \
                                 .safetensors or .npz)"
                 .to_string(),
+            Some(c @ ("train" | "evaluate" | "predict")) => format!(
+                "'gru {c}' needs {} (missing: {}); {help}",
+                match c {
+                    "train" => "--x, --labels, --out, and --hidden or --from",
+                    "evaluate" => "--model, --x and --labels",
+                    _ => "--model, --x and --out",
+                },
+                context(e, ContextKind::InvalidArg).join(", ")
+            ),
             Some("grad") => format!(
                 "'gru grad' needs --x and --dy, and --model or --w and --r (missing: {}); \
                  {help}",

@@ -23,6 +23,7 @@ use gru_wgpu::npy::{self, format_shape, NpyArray};
 
 mod args;
 mod grad;
+mod train;
 mod write;
 
 pub use args::{
@@ -96,6 +97,9 @@ pub fn cli(args: Vec<OsString>) -> CliResult {
     match args::parse(args)? {
         Invocation::Run(args) => run(args),
         Invocation::Grad(args) => grad::grad(args),
+        Invocation::Train(args) => train::train(args.0),
+        Invocation::Evaluate(args) => train::evaluate(args.0),
+        Invocation::Predict(args) => train::predict(args.0),
         Invocation::Inspect(args) => inspect(args),
         Invocation::Info => info(),
         Invocation::Help => print(USAGE),

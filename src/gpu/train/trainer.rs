@@ -625,26 +625,8 @@ impl GpuTrainer {
     /// non-finite `X`.
     pub fn predict(&mut self, input: &GruInput<'_>) -> Result<Vec<f32>> {
         let z = self.logits(input)?;
-        let out = self.outputs;
-        let mut p = vec![0.0f32; z.len()];
-        for (ze, pe) in z.chunks(out).zip(p.chunks_mut(out)) {
-            match self.loss {
-                Loss::BinaryCrossentropy => pe[0] = loss::sigmoid(ze[0]) as f32,
-                Loss::SparseCategoricalCrossentropy => {
-                    let top = ze.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                    let sum: f64 = ze.iter().map(|v| (v - top).exp()).sum();
-                    for (q, v) in pe.iter_mut().zip(ze) {
-                        *q = ((v - top).exp() / sum) as f32;
-                    }
-                }
-                Loss::MeanSquaredError => {
-                    for (q, v) in pe.iter_mut().zip(ze) {
-                        *q = *v as f32;
-                    }
-                }
-            }
-        }
-        Ok(p)
+        let p = loss::activate(self.loss, &z, self.outputs);
+        Ok(p.iter().map(|&v| v as f32).collect())
     }
 
     /// The loss and accuracy on a batch without training (the GRU's inference forward on

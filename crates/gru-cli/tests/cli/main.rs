@@ -10,3 +10,4 @@ mod bad_input;
 mod fuzz_regressions;
 mod grad;
 mod run;
+mod train;
