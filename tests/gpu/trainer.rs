@@ -460,3 +460,122 @@ fn bad_batches_are_typed_errors() {
         }
     }
 }
+
+/// The golden training runs of tests/io/train.rs (Keras 3 RMSprop + BCE, both conventions;
+/// PyTorch Adam + cross-entropy and SGD Nesterov + clip_grad_norm_ + BCE on a two-layer
+/// bidirectional nn.GRU; float64 in the frameworks, scripts/golden_train.py) on the device:
+/// every step's loss to `1e-5 + 1e-4·|e|`, every weight after steps 1 and 10 to
+/// `PARAMS` (f32 against float64 over ten steps).
+#[test]
+fn steps_match_keras_and_pytorch() {
+    use gru_wgpu::io::{keras, pytorch};
+    use gru_wgpu::npy;
+    let ctx = gpu().expect("a GPU adapter");
+    let dir = |case: &str| common::repo_root().join("tests/data/golden").join(case);
+    // (case, loss, optimizer, clip, keras?)
+    let cases = [
+        (
+            "train_keras_rmsprop_bce_reset_after",
+            Loss::BinaryCrossentropy,
+            Optimizer::rmsprop_keras(),
+            Clip::None,
+        ),
+        (
+            "train_keras_rmsprop_bce_reset_before",
+            Loss::BinaryCrossentropy,
+            Optimizer::rmsprop_keras(),
+            Clip::None,
+        ),
+        (
+            "train_torch_adam_ce",
+            Loss::SparseCategoricalCrossentropy,
+            Optimizer::Adam {
+                lr: 0.01,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.0,
+            },
+            Clip::None,
+        ),
+        (
+            "train_torch_sgd_nesterov_clip_bce",
+            Loss::BinaryCrossentropy,
+            Optimizer::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                dampening: 0.0,
+                nesterov: true,
+                weight_decay: 0.0,
+            },
+            Clip::Norm(0.5),
+        ),
+    ];
+    // A file's GRU and head as (model, [W, R, B per layer and direction…, head W, head b]).
+    let read = |case: &str, stem: &str| -> (gru_wgpu::GruModel, Vec<Vec<f32>>) {
+        let (model, head_w, head_b) = if case.starts_with("train_keras") {
+            let k = keras::load(&dir(case).join(format!("{stem}.npz")), None).expect("keras");
+            let d = k.dense.expect("dense head");
+            // kernel (H, 1) is weight [1, H]: the same values for one output.
+            (k.model, d.kernel, d.bias)
+        } else {
+            let p = pytorch::load(&dir(case).join(format!("{stem}.safetensors"))).expect("torch");
+            let h = p.head.expect("head.weight and head.bias");
+            (p.model, h.weight, h.bias)
+        };
+        let mut params = Vec::new();
+        for layer in model.layers() {
+            for w in layer {
+                params.extend([w.w().to_vec(), w.r().to_vec(), w.b().to_vec()]);
+            }
+        }
+        params.extend([head_w, head_b]);
+        (model, params)
+    };
+    for (case, loss, optimizer, clip) in cases {
+        let (first, second) = if case.starts_with("train_keras") {
+            ("weights", "after_step")
+        } else {
+            ("model", "after_step")
+        };
+        let (model, initial) = read(case, first);
+        let n = initial.len();
+        let mut trainer = GpuTrainer::new(
+            ctx,
+            &model,
+            &initial[n - 2],
+            &initial[n - 1],
+            loss,
+            optimizer,
+            clip,
+        )
+        .expect("trainer");
+        let x = npy::read_f32(&dir(case).join("x.npy")).expect("x.npy");
+        let y = npy::read_f32(&dir(case).join("y.npy")).expect("y.npy");
+        let losses = npy::read_f32(&dir(case).join("losses.npy")).expect("losses.npy");
+        let (rows, t, i) = (x.shape[0], x.shape[1], x.shape[2]);
+        let b = 4;
+        for s in 0..10 {
+            let lo = (s % (rows / b)) * b;
+            let xb = &x.data[lo * t * i..(lo + b) * t * i];
+            let yb: Vec<f64> = y.data[lo..lo + b].iter().map(|&v| v as f64).collect();
+            let input = GruInput::new(xb, t, b).with_layout(Layout::BatchMajor);
+            let value = trainer.step(&input, &yb).expect("step");
+            let want = losses.data[s] as f64;
+            assert!(
+                (value.loss - want).abs() <= 1e-5 + 1e-4 * want.abs(),
+                "{case}: step {}: loss {} expected {want}",
+                s + 1,
+                value.loss
+            );
+            if s == 0 || s == 9 {
+                let (_, expected) = read(case, &format!("{second}{}", s + 1));
+                let got = trainer.parameters().expect("parameters");
+                for (k, (g, e)) in got.iter().zip(&expected).enumerate() {
+                    let context = format!("{case}: after step {}, parameter {k}", s + 1);
+                    common::assert_close(&context, g, e, PARAMS);
+                }
+            }
+        }
+    }
+}

@@ -47,7 +47,8 @@ Usage:
             [--epochs 10] [--batch-size 32] [--optimizer rmsprop|adam|adamw|sgd] [--lr LR]
             [--momentum M] [--nesterov] [--weight-decay W] [--clip-norm C | --clip-value C]
             [--init keras|pytorch] [--seed S] [--no-shuffle] [--skip-non-finite]
-            [--log METRICS.jsonl [--log-steps]] [--device auto|gpu|cpu] [--quiet]
+            [--log METRICS.jsonl [--log-steps]] [--plot CURVES.svg]
+            [--device auto|gpu|cpu] [--quiet]
             --out MODEL.safetensors|MODEL.npz|MODEL.onnx
   gru evaluate --model MODEL --x X.npy --labels Y.npy [--lens L.npy] [--head H]
                [--batch-size 128] [--device auto|gpu|cpu]
@@ -144,6 +145,7 @@ float or integer:
                          dense_kernel, dense_bias); .onnx: an ONNX GRU node (without the head)
   --log FILE             one JSON line per epoch (loss, accuracy, val_loss, val_accuracy,
                          seconds, steps, entries), and per step with --log-steps
+  --plot FILE            the loss and accuracy per epoch (training, validation) as an SVG
   --skip-non-finite      skip a step whose loss or gradients are not finite (default: stop,
                          naming the step; the parameters are those before it)
   Progress goes to stderr as Keras prints it (loss, accuracy, steps/s, ETA).

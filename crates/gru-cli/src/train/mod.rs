@@ -15,6 +15,7 @@ mod data;
 mod engine;
 mod evaluate;
 mod output;
+mod plot;
 mod progress;
 
 use std::io::Write;
@@ -35,6 +36,7 @@ use data::load_data;
 use engine::{evaluate_all, merge, Engine, Start};
 pub(crate) use evaluate::{evaluate, predict};
 use output::{check_writable, encode_model, out_format, OutFormat};
+use plot::{curves_svg, EpochRecord};
 use progress::{metrics_json, metrics_text, Progress};
 
 /// The head on the GRU's final state.
@@ -145,6 +147,8 @@ pub(crate) struct TrainFlags {
     log: Option<PathBuf>,
     #[arg(long, alias = "log_steps", requires = "log")]
     log_steps: bool,
+    #[arg(long)]
+    plot: Option<PathBuf>,
     #[arg(long, alias = "skip_non_finite")]
     skip_non_finite: bool,
     #[arg(long, value_enum, default_value_t)]
@@ -470,6 +474,10 @@ pub(crate) fn train(f: TrainFlags) -> CliResult {
         Ok(())
     };
     let t = shape[1];
+    if let Some(p) = &f.plot {
+        check_writable(p, "--plot")?;
+    }
+    let mut history: Vec<EpochRecord> = Vec::new();
     let mut global_step = 0u64;
     let mut skipped = 0u64;
     for epoch in 0..f.epochs {
@@ -521,8 +529,14 @@ pub(crate) fn train(f: TrainFlags) -> CliResult {
         line["epoch"] = (epoch + 1).into();
         line["seconds"] = serde_json::json!(progress.start.elapsed().as_secs_f64());
         line["steps"] = batches.len().into();
+        let mut record = EpochRecord {
+            loss: epoch_value.loss,
+            accuracy: epoch_value.accuracy(),
+            val: None,
+        };
         if let Some(val) = &val_set {
             let v = evaluate_all(&mut engine, val, batch)?;
+            record.val = Some((v.loss, v.accuracy()));
             text.push_str(&metrics_text(&v, loss, "val_"));
             line["val_loss"] = metrics_json(&v, loss)["loss"].clone();
             if loss != Loss::MeanSquaredError {
@@ -531,13 +545,18 @@ pub(crate) fn train(f: TrainFlags) -> CliResult {
         }
         progress.finish(&text);
         write_log(line)?;
+        history.push(record);
     }
     if skipped > 0 {
         eprintln!("gru train: skipped {skipped} step(s) whose loss or gradients were not finite");
     }
     let (model, w, b) = engine.result()?;
     let bytes = encode_model(format, &model, &w, &b)?;
-    write::write_files(&[(f.out.as_path(), bytes)])?;
+    let mut outputs = vec![(f.out.as_path(), bytes)];
+    if let Some(p) = &f.plot {
+        outputs.push((p.as_path(), curves_svg(&history, loss)?.into_bytes()));
+    }
+    write::write_files(&outputs)?;
     if format == OutFormat::Onnx {
         // A warning, printed even with --quiet: the head is not in the file.
         eprintln!(

@@ -216,7 +216,7 @@ fn trained_models_read_back() {
     assert!(p.data.iter().all(|&v| v > 0.0 && v < 1.0), "probabilities");
 }
 
-/// Ten classes with softmax, validation from a split and from files, and the per-step log.
+/// Ten classes with softmax, validation from a split, the per-step log and the plot.
 #[test]
 fn softmax_validation_and_step_log() {
     let dir = TempDir::new("softmax");
@@ -246,11 +246,20 @@ fn softmax_validation_and_step_log() {
             "--log",
             log.to_str().unwrap(),
             "--log-steps",
+            "--plot",
+            "curves.svg",
             "--out",
             "m.safetensors",
         ],
     );
     run.assert_success("softmax");
+    // Two panels (loss, accuracy), each with a training and a validation curve.
+    let svg = std::fs::read_to_string(dir.join("curves.svg")).expect("--plot");
+    assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
+    for word in ["loss", "accuracy", "train", "validation"] {
+        assert!(svg.contains(word), "{word} not in the plot");
+    }
+    assert!(svg.matches("<polyline").count() >= 4, "curves");
     assert!(run.stderr.contains("val_accuracy"), "{}", run.stderr);
     let lines = json_lines(&log);
     // 1077 training entries (Keras's split: ⌊1347 · 0.8⌋, the last 270 validate) in 5
