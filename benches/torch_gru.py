@@ -6,6 +6,8 @@
         [--threads N] [--json FILE]
     python benches/torch_gru.py --backward [--device cpu|cuda] [--hidden …] [--batch …]
         [--seq-len …] [--repeats N] [--warmup N] [--json FILE]
+    python benches/torch_gru.py --train [--device cpu|cuda] [--hidden 128,256,512] [--batch 16,64]
+        [--seq-len 100] [--input I] [--epoch-size N] [--repeats N] [--warmup N] [--json FILE]
     python benches/torch_gru.py --streaming [--device cpu|cuda] [--streams 1,16,256,1024]
         [--layers 3] [--hidden 384] [--input 128] [--frames N] [--warmup N] [--json FILE]
 
@@ -17,6 +19,12 @@ X[T, B, I], synchronising the device inside the timed region, median over --repe
 the inference forward (inference_mode), the training forward (autograd recording, which is
 where cuDNN keeps its reserve space) and the backward of sum(Y * dY) (gradients of X, h0 and
 every weight), each synchronised, µs per step, and backward / inference forward.
+
+--train is the PyTorch side of gru-bench --train (the same JSON field names): the article's
+compile, nn.GRU(I, H) -> nn.Linear(H, 1) with BCEWithLogitsLoss and RMSprop (Keras's defaults:
+lr 1e-3, alpha 0.9, eps 1e-7), one whole training step (zero_grad, forward, loss, backward,
+optimizer step, the loss's value read back) per timing, milliseconds per step and seconds per
+epoch of --epoch-size sequences.
 
 --streaming is the PyTorch side of gru-bench --streaming: an L-layer nn.GRU serving N
 streams one frame at a time, the state kept on the device between calls (h passed back in),
@@ -53,12 +61,19 @@ def main():
     p.add_argument("--json", default=None)
     p.add_argument("--streaming", action="store_true")
     p.add_argument("--backward", action="store_true")
+    p.add_argument("--train", action="store_true")
+    p.add_argument("--epoch-size", type=int, default=10000)
     p.add_argument("--streams", type=ints, default=[1, 16, 256, 1024])
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--frames", type=int, default=20)
     a = p.parse_args()
     if a.quick:
         a.hidden, a.batch, a.seq_len, a.repeats = [64, 256], [1, 16], [50], 3
+    elif a.train:
+        if a.hidden == [128, 256, 512, 1024]:
+            a.hidden = [128, 256, 512]
+        if a.batch == [1, 4, 16, 64]:
+            a.batch = [16, 64]
 
     import torch
 
@@ -108,6 +123,56 @@ def main():
                 "device": name,
             })
             print(f"streaming N={n}: {statistics.median(times):.1f} µs/frame", file=sys.stderr)
+        emit(rows, a.json)
+        return
+    if a.train:
+        for h in a.hidden:
+            i = a.input or h
+            for b in a.batch:
+                for t in a.seq_len:
+                    torch.manual_seed(0)
+                    gru = torch.nn.GRU(i, h, batch_first=True).to(device)
+                    head = torch.nn.Linear(h, 1).to(device)
+                    params = list(gru.parameters()) + list(head.parameters())
+                    opt = torch.optim.RMSprop(params, lr=1e-3, alpha=0.9, eps=1e-7)
+                    loss_fn = torch.nn.BCEWithLogitsLoss()
+                    x = torch.rand(b, t, i, device=device) * 2 - 1
+                    y = (torch.arange(b, device=device) % 2).float().unsqueeze(1)
+
+                    def step():
+                        opt.zero_grad(set_to_none=True)
+                        _, h_n = gru(x)
+                        loss = loss_fn(head(h_n[-1]), y)
+                        loss.backward()
+                        opt.step()
+                        return loss.item()
+
+                    for _ in range(a.warmup):
+                        step()
+                    sync()
+                    times = []
+                    for _ in range(max(1, a.repeats)):
+                        start = time.perf_counter()
+                        step()
+                        sync()
+                        times.append((time.perf_counter() - start) * 1e3)
+                    ms = statistics.median(times)
+                    steps = -(-a.epoch_size // b)
+                    rows.append({
+                        "convention": "ResetAfter",
+                        "i": i,
+                        "h": h,
+                        "b": b,
+                        "t": t,
+                        "adapter": name,
+                        "path": "torch-cudnn" if a.device == "cuda" else "torch-cpu",
+                        "step_ms": round(ms, 3),
+                        "epoch_size": a.epoch_size,
+                        "epoch_s": round(ms * steps / 1e3, 3),
+                        "steps_per_s": round(1e3 / ms, 3),
+                    })
+                    print(f"I={i} H={h} B={b} T={t}: {ms:.2f} ms/step, {ms * steps / 1e3:.2f} s/epoch "
+                          f"of {a.epoch_size}", file=sys.stderr)
         emit(rows, a.json)
         return
     if a.backward:

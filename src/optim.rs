@@ -256,6 +256,24 @@ pub struct OptimizerState {
     state: Vec<Vec<Vec<f64>>>,
 }
 
+/// Errors unless `given` holds one `[kinds · n]` state per tensor of `sizes`.
+pub(crate) fn check_state_sizes(
+    sizes: &[usize],
+    kinds: usize,
+    given: impl ExactSizeIterator<Item = usize>,
+) -> Result<()> {
+    let given: Vec<usize> = given.collect();
+    let want: Vec<usize> = sizes.iter().map(|&n| kinds * n).collect();
+    if given != want {
+        return Err(GruError::invalid(
+            "optimizer state",
+            format!("tensors of {want:?} values"),
+            format!("{given:?}"),
+        ));
+    }
+    Ok(())
+}
+
 impl OptimizerState {
     /// A fresh state for parameter tensors of `sizes` elements (validated hyperparameters).
     pub fn new(optimizer: Optimizer, clip: Clip, sizes: &[usize]) -> Result<Self> {
@@ -274,6 +292,27 @@ impl OptimizerState {
     /// Steps taken.
     pub fn steps(&self) -> u64 {
         self.step
+    }
+
+    /// The state per parameter tensor, its [`Optimizer::state_tensors`] vectors one after
+    /// the other (`[kinds · n]`): what a checkpoint keeps.
+    pub fn state(&self) -> Vec<Vec<f64>> {
+        self.state.iter().map(|kinds| kinds.concat()).collect()
+    }
+
+    /// Restores a [`OptimizerState::state`] and the step count. Errors (nothing changed):
+    /// tensors or sizes that do not match.
+    pub fn restore(&mut self, state: &[Vec<f64>], steps: u64) -> Result<()> {
+        let kinds = self.optimizer.state_tensors();
+        check_state_sizes(&self.sizes, kinds, state.iter().map(Vec::len))?;
+        for (mine, given) in self.state.iter_mut().zip(state) {
+            let n = given.len() / kinds.max(1);
+            for (k, v) in mine.iter_mut().enumerate() {
+                v.copy_from_slice(&given[k * n..(k + 1) * n]);
+            }
+        }
+        self.step = steps;
+        Ok(())
     }
 
     /// One optimizer step: clips `grads` (as [`Clip`] says), then updates `params` in place.

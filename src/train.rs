@@ -30,6 +30,19 @@ use crate::model::GruModel;
 use crate::optim::{Clip, Optimizer, OptimizerState};
 use crate::weights::{Convention, GruWeights};
 
+/// Everything a trainer needs to go on where it stopped (a checkpoint's contents): the
+/// parameters in [`ReferenceTrainer::parameters`]'s order, the optimizer's state per parameter
+/// tensor (`[kinds · n]`, [`OptimizerState::state`]) and the optimizer's step count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainerState {
+    /// Per layer and direction `W`, `R`, `B`, then the head's weight and bias.
+    pub params: Vec<Vec<f64>>,
+    /// Per parameter tensor, its optimizer state.
+    pub optimizer: Vec<Vec<f64>>,
+    /// Optimizer steps taken.
+    pub steps: u64,
+}
+
 /// A GRU stack with a dense head and a loss, its parameters in `f64`, and its optimizer.
 #[derive(Clone, Debug)]
 pub struct ReferenceTrainer {
@@ -86,6 +99,36 @@ impl ReferenceTrainer {
     /// Optimizer steps taken.
     pub fn steps(&self) -> u64 {
         self.optimizer.steps()
+    }
+
+    /// The parameters, the optimizer's state and its step count ([`TrainerState`]).
+    pub fn state(&self) -> TrainerState {
+        TrainerState {
+            params: self.params.clone(),
+            optimizer: self.optimizer.state(),
+            steps: self.optimizer.steps(),
+        }
+    }
+
+    /// Goes on from `state` (a checkpoint's): its parameters, optimizer state and step count.
+    /// Errors (nothing changed): tensors or sizes that do not match this trainer's.
+    pub fn restore(&mut self, state: &TrainerState) -> Result<()> {
+        let sizes: Vec<usize> = self.params.iter().map(Vec::len).collect();
+        let given: Vec<usize> = state.params.iter().map(Vec::len).collect();
+        if sizes != given {
+            return Err(GruError::invalid(
+                "parameters to restore",
+                format!("tensors of {sizes:?} values"),
+                format!("{given:?}"),
+            ));
+        }
+        let model = rebuild(&self.model, &state.params)?;
+        let mut optimizer = self.optimizer.clone();
+        optimizer.restore(&state.optimizer, state.steps)?;
+        self.model = model;
+        self.params = state.params.clone();
+        self.optimizer = optimizer;
+        Ok(())
     }
 
     /// The head's outputs `[B, out]` on a batch, after the loss's activation

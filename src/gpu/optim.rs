@@ -194,7 +194,9 @@ impl GpuOptimizer {
                     device.create_buffer(&wgpu::BufferDescriptor {
                         label: Some("optimizer state"),
                         size: (4 * (kinds * n) as u64).max(16),
-                        usage: wgpu::BufferUsages::STORAGE,
+                        usage: wgpu::BufferUsages::STORAGE
+                            | wgpu::BufferUsages::COPY_SRC
+                            | wgpu::BufferUsages::COPY_DST,
                         mapped_at_creation: false,
                     })
                 })
@@ -229,6 +231,58 @@ impl GpuOptimizer {
             layout,
             stride,
         })
+    }
+
+    /// The optimizer's state per tensor, `[kinds · n]` ([`Optimizer::state_tensors`] arrays
+    /// one after the other, as [`crate::optim::OptimizerState::state`]): one readback.
+    pub fn read_state(&self) -> Result<Vec<Vec<f32>>> {
+        let ctx = &self.ctx;
+        let device = ctx.device();
+        let kinds = self.optimizer.state_tensors();
+        let lens: Vec<usize> = self.sizes.iter().map(|&n| kinds * n).collect();
+        let total: usize = lens.iter().sum();
+        let (submission, readback) = scoped(ctx, "reading the optimizer state", || {
+            let readback = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("optimizer state readback"),
+                size: (4 * total as u64).max(16),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut encoder = device.create_command_encoder(&Default::default());
+            let mut at = 0u64;
+            for (b, &n) in self.state.iter().zip(&lens) {
+                if n > 0 {
+                    encoder.copy_buffer_to_buffer(b, 0, &readback, at, 4 * n as u64);
+                }
+                at += 4 * n as u64;
+            }
+            (ctx.queue().submit([encoder.finish()]), readback)
+        })?;
+        let bytes = read_bytes(ctx, &readback, submission)?;
+        let values: &[f32] = bytemuck::cast_slice(&bytes[..4 * total]);
+        let mut at = 0;
+        Ok(lens
+            .iter()
+            .map(|&n| {
+                let v = values[at..at + n].to_vec();
+                at += n;
+                v
+            })
+            .collect())
+    }
+
+    /// Restores a [`GpuOptimizer::read_state`] and the step count (a checkpoint's). Errors
+    /// (nothing changed): tensors or sizes that do not match.
+    pub fn restore(&mut self, state: &[Vec<f32>], steps: u64) -> Result<()> {
+        let kinds = self.optimizer.state_tensors();
+        crate::optim::check_state_sizes(&self.sizes, kinds, state.iter().map(Vec::len))?;
+        for (b, s) in self.state.iter().zip(state) {
+            if !s.is_empty() {
+                self.ctx.queue().write_buffer(b, 0, bytemuck::cast_slice(s));
+            }
+        }
+        self.step = steps;
+        self.ctx.check_lost()
     }
 
     /// Each parameter tensor's number of values.

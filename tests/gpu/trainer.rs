@@ -579,3 +579,58 @@ fn steps_match_keras_and_pytorch() {
         }
     }
 }
+
+/// A trainer restored from another's state (a checkpoint) goes on exactly as the original:
+/// after two steps, the state moved into a fresh trainer, two more steps on both give the
+/// same parameters bit for bit; the state also moves to the reference trainer, which goes on
+/// within the tolerance; a state of other sizes is a typed error.
+#[test]
+fn a_restored_trainer_goes_on_as_the_original() {
+    let ctx = gpu().expect("a GPU adapter");
+    for case in [&cases()[2], &cases()[3]] {
+        let (mut original, _) = trainers(ctx, case);
+        for step in 0..2 {
+            let data = batch(case, step);
+            original
+                .step(&input(case, &data), &data.targets)
+                .expect("step");
+        }
+        let state = original.state().expect("state");
+        assert_eq!(state.steps, 2);
+        let (mut restored, mut reference) = trainers(ctx, case);
+        restored.restore(&state).expect("restore");
+        reference.restore(&state).expect("reference restore");
+        assert_eq!(restored.steps(), 2);
+        assert_eq!(restored.state().expect("state"), state, "{}", case.name);
+        for step in 2..4 {
+            let data = batch(case, step);
+            let a = original
+                .step(&input(case, &data), &data.targets)
+                .expect("step");
+            let b = restored
+                .step(&input(case, &data), &data.targets)
+                .expect("step");
+            reference
+                .step(&input(case, &data), &data.targets)
+                .expect("step");
+            assert_eq!(a, b, "{}: step {}", case.name, step + 1);
+        }
+        let got = restored.parameters().expect("parameters");
+        assert_eq!(
+            got,
+            original.parameters().expect("parameters"),
+            "{}",
+            case.name
+        );
+        for (k, (p, e)) in got.iter().zip(reference.parameters()).enumerate() {
+            let e: Vec<f32> = e.iter().map(|&v| v as f32).collect();
+            common::assert_close(&format!("{}: parameter {k}", case.name), p, &e, PARAMS);
+        }
+        let mut wrong = state.clone();
+        wrong.params.pop();
+        assert!(matches!(
+            restored.restore(&wrong),
+            Err(GruError::InvalidArgument { .. })
+        ));
+    }
+}

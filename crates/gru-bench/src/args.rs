@@ -140,6 +140,15 @@ pub struct Cli {
     /// gradients' check against the f64 CPU reference.
     #[arg(long)]
     backward: bool,
+    /// Time the whole training step (forward, head and loss, backward, RMSprop; one submit)
+    /// on the grid [default grid: H 128,256,512, B 16,64, T 100; the article's model is
+    /// --input 1 --hidden 100 --batch 128], per step and per epoch of --epoch-size sequences,
+    /// beside the CPU reference step.
+    #[arg(long, conflicts_with_all = ["backward", "streaming"])]
+    train: bool,
+    /// Sequences per epoch of --train (the epoch time is ⌈N/B⌉ steps).
+    #[arg(long, value_parser = positive, default_value_t = 10000, value_name = "N")]
+    epoch_size: usize,
     /// Stream counts of --streaming (comma-separated).
     #[arg(long, value_delimiter = ',', value_parser = positive, value_name = "N,...",
           default_value = "1,16,256,1024")]
@@ -177,6 +186,8 @@ pub struct Options {
     pub choose_as: Option<wgpu::DeviceType>,
     pub streaming: bool,
     pub backward: bool,
+    pub train: bool,
+    pub epoch_size: usize,
     pub streams: Vec<usize>,
     pub layers: usize,
     pub frames: usize,
@@ -206,10 +217,13 @@ impl Cli {
             .unwrap_or_else(|| match (self.streaming, quick) {
                 (true, _) => vec![384],
                 (false, true) => vec![64, 256],
+                (false, false) if self.train => vec![128, 256, 512],
                 (false, false) => vec![128, 256, 512, 1024],
             });
         let batch = self.batch.unwrap_or_else(|| {
-            if quick {
+            if self.train && !quick {
+                vec![16, 64]
+            } else if quick {
                 vec![1, 16]
             } else {
                 vec![1, 4, 16, 64]
@@ -266,6 +280,8 @@ impl Cli {
             },
             streaming: self.streaming,
             backward: self.backward,
+            train: self.train,
+            epoch_size: self.epoch_size,
             streams: self.streams,
             layers: self.layers,
             frames: self.frames,

@@ -7,6 +7,7 @@
 //!           [--warmup N] [--no-cpu] [--json FILE] [--plot FILE.svg]
 //! gru-bench --streaming [--streams 1,16,256,1024] [--layers 3] [--hidden 384] [--input 128]
 //!           [--frames N] [--warmup N] [--dtype f32|f16|both] [--json FILE]
+//! gru-bench --train [--hidden …] [--batch …] [--seq-len …] [--input I] [--epoch-size N] [--json FILE]
 //! gru-bench --backward [--hidden …] [--batch …] [--seq-len …] [--convention …] [--json FILE]
 //! gru-bench --compare OURS.json THEIRS.json
 //! ```
@@ -44,6 +45,7 @@
 mod args;
 mod backward;
 mod rows;
+mod train;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -851,6 +853,15 @@ fn main() -> ExitCode {
         }
         Command::Run(o) => o,
     };
+    if options.train {
+        return match train::run(&options) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("gru-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if options.backward {
         return match backward::run(&options) {
             Ok(()) => ExitCode::SUCCESS,

@@ -48,6 +48,7 @@ Usage:
             [--momentum M] [--nesterov] [--weight-decay W] [--clip-norm C | --clip-value C]
             [--init keras|pytorch] [--seed S] [--no-shuffle] [--skip-non-finite]
             [--log METRICS.jsonl [--log-steps]] [--plot CURVES.svg]
+            [--checkpoint-every N] [--checkpoint FILE] [--resume]
             [--device auto|gpu|cpu] [--quiet]
             --out MODEL.safetensors|MODEL.npz|MODEL.onnx
   gru evaluate --model MODEL --x X.npy --labels Y.npy [--lens L.npy] [--head H]
@@ -146,6 +147,11 @@ float or integer:
   --log FILE             one JSON line per epoch (loss, accuracy, val_loss, val_accuracy,
                          seconds, steps, entries), and per step with --log-steps
   --plot FILE            the loss and accuracy per epoch (training, validation) as an SVG
+  --checkpoint-every N   every N epochs, write a checkpoint (parameters, optimizer state,
+                         epoch, metrics) to --checkpoint FILE (default: --out's name with
+                         .checkpoint.safetensors), through a temporary file renamed into place
+  --resume               go on from the checkpoint (the network is the checkpoint's; --epochs
+                         is the total): the same model as a run that was never stopped
   --skip-non-finite      skip a step whose loss or gradients are not finite (default: stop,
                          naming the step; the parameters are those before it)
   Progress goes to stderr as Keras prints it (loss, accuracy, steps/s, ETA).

@@ -41,6 +41,7 @@ use crate::loss::{self, Loss, LossValue};
 use crate::model::GruModel;
 use crate::optim::{Clip, Optimizer};
 use crate::shaders::Kernel;
+use crate::train::TrainerState;
 use crate::weights::{Convention, GruWeights};
 use crate::Dtype;
 
@@ -82,6 +83,8 @@ pub struct GpuTrainer {
     loss: Loss,
     outputs: usize,
     optimizer: GpuOptimizer,
+    /// The optimizer's rule (for its state's layout).
+    optimizer_rule: Optimizer,
     /// Per layer and direction `[W | R | B]`, then the head's `[W | b]`.
     params: Vec<wgpu::Buffer>,
     /// The gradients of `params`, the same shapes.
@@ -178,6 +181,7 @@ impl GpuTrainer {
             )?;
         }
         let sizes: Vec<usize> = tensors.iter().map(|t| t.len()).collect();
+        let rule = optimizer;
         let mut optimizer = GpuOptimizer::new(ctx, optimizer, clip, &sizes)?;
         optimizer.set_guard(true);
         let device = ctx.device();
@@ -216,6 +220,7 @@ impl GpuTrainer {
             loss,
             outputs: out,
             optimizer,
+            optimizer_rule: rule,
             params,
             grads,
             kept_rb,
@@ -380,28 +385,6 @@ impl GpuTrainer {
             }
             slots.push(base);
             let grad_slot = slots.len() - 1;
-            // The refresh: per layer and direction Wᵀ and Rᵀ.
-            let mut transposes = Vec::new();
-            for l in 0..nl {
-                let k = if l == 0 { i } else { nd * h };
-                let n_stride = (nd * 3 * h).next_multiple_of(4);
-                for d in 0..nd {
-                    for (rows, cols, src_off, dst_off, dst_stride, rec) in [
-                        (3 * h, k, 0, d * 3 * h, n_stride, false),
-                        (3 * h, h, 3 * h * k, d * h * 3 * h, 3 * h, true),
-                    ] {
-                        slots.push(HeadParams {
-                            rows: rows as u32,
-                            cols: cols as u32,
-                            src_off: src_off as u32,
-                            dst_off: dst_off as u32,
-                            dst_stride: dst_stride as u32,
-                            ..base
-                        });
-                        transposes.push((slots.len() - 1, l, d, rec, rows * cols));
-                    }
-                }
-            }
             let mut bytes = vec![0u8; slots.len() * stride];
             for (s, p) in slots.iter().enumerate() {
                 bytes[s * stride..s * stride + HEAD_PARAMS].copy_from_slice(bytemuck::bytes_of(p));
@@ -502,64 +485,7 @@ impl GpuTrainer {
                 encoder.copy_buffer_to_buffer(rb, 0, &params[l_d], at, f32_bytes(3 * h));
             }
             // The kernels' layouts from the parameters.
-            for l in 0..nl {
-                let k = if l == 0 { i } else { nd * h };
-                let lw = &gru.layers[l];
-                for d in 0..nd {
-                    let p = &params[l * nd + d];
-                    let (w_len, r_len) = (3 * h * k, 3 * h * h);
-                    let bias_at = f32_bytes(nd * 3 * h * h + d * 3 * h);
-                    encoder.copy_buffer_to_buffer(
-                        p,
-                        f32_bytes(w_len),
-                        &lw.rows,
-                        f32_bytes(d * r_len),
-                        f32_bytes(r_len),
-                    );
-                    encoder.copy_buffer_to_buffer(
-                        p,
-                        f32_bytes(w_len + r_len),
-                        &lw.wb,
-                        f32_bytes(d * 3 * h),
-                        f32_bytes(3 * h),
-                    );
-                    for target in [&lw.rec, &lw.rows] {
-                        encoder.copy_buffer_to_buffer(
-                            p,
-                            f32_bytes(w_len + r_len + 3 * h),
-                            target,
-                            bias_at,
-                            f32_bytes(3 * h),
-                        );
-                    }
-                }
-            }
-            {
-                let groups: Vec<(wgpu::BindGroup, u32, (u32, u32))> = transposes
-                    .iter()
-                    .map(|&(slot, l, d, rec, n)| {
-                        let lw = &gru.layers[l];
-                        let dst = if rec { &lw.rec } else { &lw.wt };
-                        let g = group([
-                            &params[l * nd + d],
-                            &head.unused_read,
-                            &head.unused_read,
-                            dst,
-                            &head.unused_write,
-                        ]);
-                        (g, (slot * stride) as u32, groups_for(n, most))
-                    })
-                    .collect();
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("weight layouts"),
-                    timestamp_writes: None,
-                });
-                pass.set_pipeline(&head.transpose);
-                for (g, offset, (gx, gy)) in &groups {
-                    pass.set_bind_group(0, g, &[*offset]);
-                    pass.dispatch_workgroups(*gx, *gy, 1);
-                }
-            }
+            encode_refresh(device, &mut encoder, gru, params, head, stride, most);
             let metrics_bytes = f32_bytes(2 * b);
             let readback = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("training step metrics readback"),
@@ -720,6 +646,106 @@ impl GpuTrainer {
         Ok(out)
     }
 
+    /// The parameters, the optimizer's state and its step count, in the reference's layout
+    /// ([`TrainerState`]: `W`, `R`, `B` as separate tensors; widened to `f64`). Two
+    /// readbacks.
+    pub fn state(&self) -> Result<TrainerState> {
+        let wide = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+        let params: Vec<Vec<f64>> = self.parameters()?.iter().map(|p| wide(p)).collect();
+        let device_state = self.optimizer.read_state()?;
+        let kinds = self.optimizer_kinds();
+        let mut optimizer = Vec::with_capacity(params.len());
+        let mut at = 0;
+        for s in &device_state {
+            // One device tensor is [W | R | B] (a layer and direction) or the head [W | b]:
+            // split each kind's run into the reference's tensors.
+            let parts = if at + 2 == params.len() { 2 } else { 3 };
+            let lens: Vec<usize> = params[at..at + parts].iter().map(Vec::len).collect();
+            let n: usize = lens.iter().sum();
+            let mut offset = 0;
+            for &len in &lens {
+                let mut t = Vec::with_capacity(kinds * len);
+                for k in 0..kinds {
+                    t.extend(wide(&s[k * n + offset..k * n + offset + len]));
+                }
+                optimizer.push(t);
+                offset += len;
+            }
+            at += parts;
+        }
+        Ok(TrainerState {
+            params,
+            optimizer,
+            steps: self.optimizer.steps(),
+        })
+    }
+
+    /// Goes on from `state` (a checkpoint's, from this trainer's [`GpuTrainer::state`] or the
+    /// reference's): uploads the parameters (rounded to `f32`) and the optimizer's state,
+    /// rewrites the kernels' layouts, sets the step count. Errors (nothing changed on the
+    /// host side): tensors or sizes that do not match.
+    pub fn restore(&mut self, state: &TrainerState) -> Result<()> {
+        let current = self.parameters()?;
+        let sizes: Vec<usize> = current.iter().map(Vec::len).collect();
+        let given: Vec<usize> = state.params.iter().map(Vec::len).collect();
+        let kinds = self.optimizer_kinds();
+        let opt_given: Vec<usize> = state.optimizer.iter().map(Vec::len).collect();
+        let opt_want: Vec<usize> = sizes.iter().map(|&n| kinds * n).collect();
+        if sizes != given || opt_given != opt_want {
+            return Err(GruError::invalid(
+                "trainer state to restore",
+                format!("parameters of {sizes:?} values and optimizer state of {opt_want:?}"),
+                format!("{given:?} and {opt_given:?}"),
+            ));
+        }
+        let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        // Join the reference's tensors into the device's: per layer and direction [W | R | B],
+        // then the head; the optimizer state kind by kind.
+        let mut device_params = Vec::with_capacity(self.params.len());
+        let mut device_state = Vec::with_capacity(self.params.len());
+        let mut at = 0;
+        while at < state.params.len() {
+            let parts = if at + 2 == state.params.len() { 2 } else { 3 };
+            let group = &state.params[at..at + parts];
+            device_params.push(f32s(&group.concat()));
+            let mut s = Vec::new();
+            for k in 0..kinds {
+                for (t, p) in state.optimizer[at..at + parts].iter().zip(group) {
+                    s.extend(f32s(&t[k * p.len()..(k + 1) * p.len()]));
+                }
+            }
+            device_state.push(s);
+            at += parts;
+        }
+        let ctx = self.gru.ctx.clone();
+        for (b, p) in self.params.iter().zip(&device_params) {
+            ctx.queue().write_buffer(b, 0, bytemuck::cast_slice(p));
+        }
+        self.optimizer.restore(&device_state, state.steps)?;
+        let stride = plan_limits_stride(&ctx);
+        let most = ctx.limits().max_compute_workgroups_per_dimension;
+        let device = ctx.device();
+        scoped(&ctx, "restoring the trainer", || {
+            let mut encoder = device.create_command_encoder(&Default::default());
+            encode_refresh(
+                device,
+                &mut encoder,
+                &self.gru,
+                &self.params,
+                &self.head,
+                stride,
+                most,
+            );
+            ctx.queue().submit([encoder.finish()]);
+        })?;
+        ctx.check_lost()
+    }
+
+    /// The optimizer's state arrays per parameter.
+    fn optimizer_kinds(&self) -> usize {
+        self.optimizer_rule.state_tensors()
+    }
+
     /// The GRU as it is now, on the host (its weights read back): what `--out` writes.
     pub fn model(&self) -> Result<GruModel> {
         let params = self.parameters()?;
@@ -748,6 +774,115 @@ impl GpuTrainer {
             layers.push(dirs);
         }
         GruModel::new(g.direction, layers, g.clip)
+    }
+}
+
+/// Records the refresh of `gru`'s kernel layouts from the trainer's `params` (per layer and
+/// direction `[W | R | B]`): `Wᵀ` and `Rᵀ` by the transpose kernel, `R`, `Wb` and `Rb` by
+/// copies.
+fn encode_refresh(
+    device: &wgpu::Device,
+    encoder: &mut wgpu::CommandEncoder,
+    gru: &GpuGru,
+    params: &[wgpu::Buffer],
+    head: &HeadPipelines,
+    stride: usize,
+    most: u32,
+) {
+    let (h, nd) = (gru.hidden_size, gru.direction.num_directions());
+    let mut slots: Vec<HeadParams> = Vec::new();
+    let mut transposes = Vec::new();
+    for (l, lw) in gru.layers.iter().enumerate() {
+        let k = lw.input_size;
+        let n_stride = (nd * 3 * h).next_multiple_of(4);
+        for d in 0..nd {
+            let p = &params[l * nd + d];
+            let (w_len, r_len) = (3 * h * k, 3 * h * h);
+            let bias_at = f32_bytes(nd * 3 * h * h + d * 3 * h);
+            encoder.copy_buffer_to_buffer(
+                p,
+                f32_bytes(w_len),
+                &lw.rows,
+                f32_bytes(d * r_len),
+                f32_bytes(r_len),
+            );
+            encoder.copy_buffer_to_buffer(
+                p,
+                f32_bytes(w_len + r_len),
+                &lw.wb,
+                f32_bytes(d * 3 * h),
+                f32_bytes(3 * h),
+            );
+            for target in [&lw.rec, &lw.rows] {
+                encoder.copy_buffer_to_buffer(
+                    p,
+                    f32_bytes(w_len + r_len + 3 * h),
+                    target,
+                    bias_at,
+                    f32_bytes(3 * h),
+                );
+            }
+            for (rows, cols, src_off, dst_off, dst_stride, rec) in [
+                (3 * h, k, 0, d * 3 * h, n_stride, false),
+                (3 * h, h, 3 * h * k, d * h * 3 * h, 3 * h, true),
+            ] {
+                slots.push(HeadParams {
+                    rows: rows as u32,
+                    cols: cols as u32,
+                    src_off: src_off as u32,
+                    dst_off: dst_off as u32,
+                    dst_stride: dst_stride as u32,
+                    ..Default::default()
+                });
+                transposes.push((slots.len() - 1, l, d, rec, rows * cols));
+            }
+        }
+    }
+    let mut bytes = vec![0u8; slots.len().max(1) * stride];
+    for (s, p) in slots.iter().enumerate() {
+        bytes[s * stride..s * stride + HEAD_PARAMS].copy_from_slice(bytemuck::bytes_of(p));
+    }
+    let slot_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("weight layout params"),
+        contents: &bytes,
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let groups: Vec<(wgpu::BindGroup, u32, (u32, u32))> = transposes
+        .iter()
+        .map(|&(slot, l, d, rec, n)| {
+            let lw = &gru.layers[l];
+            let dst = if rec { &lw.rec } else { &lw.wt };
+            let entries = [
+                entry(0, params[l * nd + d].as_entire_binding()),
+                entry(1, head.unused_read.as_entire_binding()),
+                entry(2, head.unused_read.as_entire_binding()),
+                entry(3, dst.as_entire_binding()),
+                entry(4, head.unused_write.as_entire_binding()),
+                entry(
+                    5,
+                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &slot_buf,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(HEAD_PARAMS as u64),
+                    }),
+                ),
+            ];
+            let g = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("transpose bind group"),
+                layout: &head.layout,
+                entries: &entries,
+            });
+            (g, (slot * stride) as u32, groups_for(n, most))
+        })
+        .collect();
+    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some("weight layouts"),
+        timestamp_writes: None,
+    });
+    pass.set_pipeline(&head.transpose);
+    for (g, offset, (gx, gy)) in &groups {
+        pass.set_bind_group(0, g, &[*offset]);
+        pass.dispatch_workgroups(*gx, *gy, 1);
     }
 }
 

@@ -5,7 +5,7 @@ use gru_wgpu::data::{Batch, Dataset};
 use gru_wgpu::gpu::{GpuContext, GpuTrainer};
 use gru_wgpu::loss::{Loss, LossValue};
 use gru_wgpu::optim::{Clip, Optimizer};
-use gru_wgpu::train::ReferenceTrainer;
+use gru_wgpu::train::{ReferenceTrainer, TrainerState};
 use gru_wgpu::{GruError, GruInput, GruModel, Layout};
 
 use crate::args::DeviceChoice;
@@ -113,6 +113,22 @@ impl Engine {
         match self {
             Engine::Gpu(t) => t.predict(input),
             Engine::Cpu(t) => t.predict(input),
+        }
+    }
+
+    /// The parameters, optimizer state and step count (a checkpoint's contents).
+    pub(super) fn state(&self) -> Result<TrainerState, GruError> {
+        match self {
+            Engine::Gpu(t) => t.state(),
+            Engine::Cpu(t) => Ok(t.state()),
+        }
+    }
+
+    /// Goes on from a checkpoint's state.
+    pub(super) fn restore(&mut self, state: &TrainerState) -> Result<(), GruError> {
+        match self {
+            Engine::Gpu(t) => t.restore(state),
+            Engine::Cpu(t) => t.restore(state),
         }
     }
 

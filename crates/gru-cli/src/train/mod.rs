@@ -11,6 +11,7 @@
 //! GRU only: the head is not part of a GRU node). Each reads back through `--from` and
 //! `gru evaluate --model` (the importers).
 
+mod checkpoint;
 mod data;
 mod engine;
 mod evaluate;
@@ -97,7 +98,7 @@ pub(crate) struct TrainFlags {
     val_lens: Option<PathBuf>,
     #[arg(long, alias = "validation_split", conflicts_with = "val_x", value_parser = fraction)]
     validation_split: Option<f64>,
-    #[arg(long, required_unless_present = "from", conflicts_with = "from")]
+    #[arg(long, required_unless_present_any = ["from", "resume"], conflicts_with = "from")]
     hidden: Option<usize>,
     #[arg(long, conflicts_with = "from", value_parser = clap::value_parser!(u64).range(1..))]
     layers: Option<u64>,
@@ -133,8 +134,14 @@ pub(crate) struct TrainFlags {
     seed: u64,
     #[arg(long, alias = "no_shuffle")]
     no_shuffle: bool,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     from: Option<PathBuf>,
+    #[arg(long, alias = "checkpoint_every", value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_every: Option<u64>,
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    #[arg(long)]
+    resume: bool,
     #[arg(long, alias = "new_head", requires = "from")]
     new_head: bool,
     #[arg(long, alias = "keras_reset_after", requires = "from", value_parser = crate::args::boolean)]
@@ -429,20 +436,83 @@ pub(crate) fn train(f: TrainFlags) -> CliResult {
         train_set = a;
         val_set = Some(b);
     }
-    let (begin, what) = start(&f, shape[2], out)?;
+    let checkpoint_path = f
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| f.out.with_extension("checkpoint.safetensors"));
+    let resumed = if f.resume {
+        Some(checkpoint::load(&checkpoint_path)?)
+    } else {
+        None
+    };
+    let (begin, what) = match &resumed {
+        None => start(&f, shape[2], out)?,
+        Some(c) => {
+            let m = &c.model;
+            let n = c.state.params.len();
+            let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+            let fits = m.input_size() == shape[2]
+                && c.state.params[n - 1].len() == out
+                && f.hidden.is_none_or(|h| h == m.hidden_size());
+            if !fits {
+                return Err(Failure::Runtime(format!(
+                    "--resume: the checkpoint {} holds a GRU of I = {}, H = {} with {}                      output(s); the data (and --hidden) ask for I = {}{} with {out}",
+                    checkpoint_path.display(),
+                    m.input_size(),
+                    m.hidden_size(),
+                    c.state.params[n - 1].len(),
+                    shape[2],
+                    f.hidden.map(|h| format!(", H = {h}")).unwrap_or_default()
+                )));
+            }
+            let what = format!(
+                "resuming {} after epoch {} (step {})",
+                checkpoint_path.display(),
+                c.epochs,
+                c.state.steps
+            );
+            (
+                Start {
+                    model: m.clone(),
+                    weight: f32s(&c.state.params[n - 2]),
+                    bias: f32s(&c.state.params[n - 1]),
+                },
+                what,
+            )
+        }
+    };
     // Everything that can refuse the output is checked before the first step.
     encode_model(format, &begin.model, &begin.weight, &begin.bias)?;
     check_writable(&f.out, "--out")?;
+    if f.checkpoint_every.is_some() {
+        check_writable(&checkpoint_path, "--checkpoint")?;
+    }
     let mut log = match &f.log {
-        Some(p) => Some(std::fs::File::create(p).map_err(|source| {
-            Failure::from(GruError::Io {
-                path: p.display().to_string(),
-                source,
-            })
-        })?),
+        // A resumed run adds to the log of the run it continues.
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(f.resume)
+                .truncate(!f.resume)
+                .open(p)
+                .map_err(|source| {
+                    Failure::from(GruError::Io {
+                        path: p.display().to_string(),
+                        source,
+                    })
+                })?,
+        ),
         None => None,
     };
     let (mut engine, place) = Engine::new(f.device, &begin, loss, optimizer, clip)?;
+    let (mut history, mut global_step, mut skipped, first_epoch) = match &resumed {
+        Some(c) => {
+            engine.restore(&c.state)?;
+            (c.history.clone(), c.global_step, c.skipped, c.epochs)
+        }
+        None => (Vec::new(), 0, 0, 0),
+    };
     let batch = f.batch_size as usize;
     let steps_per_epoch = train_set.len().div_ceil(batch);
     if !f.quiet {
@@ -477,10 +547,8 @@ pub(crate) fn train(f: TrainFlags) -> CliResult {
     if let Some(p) = &f.plot {
         check_writable(p, "--plot")?;
     }
-    let mut history: Vec<EpochRecord> = Vec::new();
-    let mut global_step = 0u64;
-    let mut skipped = 0u64;
-    for epoch in 0..f.epochs {
+
+    for epoch in first_epoch..f.epochs {
         if !f.quiet {
             eprintln!("Epoch {}/{}", epoch + 1, f.epochs);
         }
@@ -546,6 +614,20 @@ pub(crate) fn train(f: TrainFlags) -> CliResult {
         progress.finish(&text);
         write_log(line)?;
         history.push(record);
+        if f.checkpoint_every.is_some_and(|n| (epoch + 1) % n == 0) {
+            let (model, _, _) = engine.result()?;
+            checkpoint::save(
+                &checkpoint_path,
+                &checkpoint::Checkpoint {
+                    state: engine.state()?,
+                    model,
+                    epochs: epoch + 1,
+                    global_step,
+                    skipped,
+                    history: history.clone(),
+                },
+            )?;
+        }
     }
     if skipped > 0 {
         eprintln!("gru train: skipped {skipped} step(s) whose loss or gradients were not finite");

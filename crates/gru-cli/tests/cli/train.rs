@@ -414,3 +414,105 @@ fn a_non_finite_loss_stops_or_is_skipped() {
     run.assert_success("skip");
     assert!(run.stderr.contains("skipped 3 step(s)"), "{}", run.stderr);
 }
+
+/// The flags of a small digits run writing `out` (H = 16, batches of 128).
+fn small_run(out: &str, epochs: &str, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "train",
+        "--x",
+        &data("x_train"),
+        "--labels",
+        &data("y_train"),
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "128",
+        "--quiet",
+        "--out",
+        out,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn run_strings(dir: &Path, args: &[String]) -> Run {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    gru_in(dir, &args)
+}
+
+/// Two epochs with a checkpoint after each, then `--resume` to four, write the same model,
+/// byte for byte, as four epochs in one run, on the GPU and on the CPU reference path; and
+/// `--resume` without a checkpoint is one error line.
+#[test]
+fn a_resumed_run_equals_an_uninterrupted_one() {
+    let dir = TempDir::new("resume");
+    for device in ["auto", "cpu"] {
+        let dev = ["--device", device, "--hidden", "16"];
+        run_strings(dir.path(), &small_run("whole.npz", "4", &dev)).assert_success("whole");
+        let mut first = dev.to_vec();
+        first.extend(["--checkpoint-every", "1"]);
+        run_strings(dir.path(), &small_run("parts.npz", "2", &first)).assert_success("first");
+        assert!(dir.join("parts.checkpoint.safetensors").exists());
+        let resume = ["--device", device, "--resume", "--checkpoint-every", "1"];
+        let run = run_strings(dir.path(), &small_run("parts.npz", "4", &resume));
+        run.assert_success("resume");
+        let (a, b) = (
+            std::fs::read(dir.join("whole.npz")).unwrap(),
+            std::fs::read(dir.join("parts.npz")).unwrap(),
+        );
+        assert!(a == b, "{device}: the resumed run wrote another model");
+        std::fs::remove_file(dir.join("parts.checkpoint.safetensors")).unwrap();
+    }
+    run_strings(dir.path(), &small_run("none.npz", "2", &["--resume"])).one_error(
+        1,
+        "resume without a checkpoint",
+        &["--resume", "none.checkpoint.safetensors"],
+    );
+}
+
+/// A run killed while it trains leaves its last checkpoint whole: it resumes from it.
+#[test]
+fn an_interrupted_run_keeps_its_last_checkpoint() {
+    let dir = TempDir::new("interrupt");
+    let args = small_run(
+        "m.npz",
+        "100000",
+        &["--hidden", "16", "--checkpoint-every", "1"],
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gru"))
+        .args(&args)
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn gru train");
+    let ckpt = dir.join("m.checkpoint.safetensors");
+    let started = std::time::Instant::now();
+    // Wait for a few checkpoints to have been written (each one replaces the last).
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 3 && started.elapsed().as_secs() < 120 {
+        if let Ok(meta) = std::fs::metadata(&ckpt) {
+            seen.insert(meta.modified().ok());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("kill");
+    let _ = child.wait();
+    assert!(seen.len() >= 3, "no checkpoints within 120 s");
+    assert!(
+        !dir.join("m.npz").exists(),
+        "the model is written only at the end"
+    );
+    // The checkpoint is whole: it resumes, for one epoch more than it holds.
+    let bytes = std::fs::read(&ckpt).expect("checkpoint");
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).expect("whole checkpoint");
+    let epochs: u64 = header.metadata().as_ref().expect("metadata")["epochs"]
+        .parse()
+        .expect("epochs");
+    let next = (epochs + 1).to_string();
+    let resume = small_run("m.npz", &next, &["--resume"]);
+    run_strings(dir.path(), &resume).assert_success("resume after a kill");
+    assert!(dir.join("m.npz").exists());
+}
