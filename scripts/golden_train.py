@@ -159,6 +159,73 @@ def torch_case(name, seed, out, loss_name, make_opt, hyper, clip, N=8, B=4, T=5,
     cw.finish()
 
 
+def torch_seq_case(name, seed, out, N=8, B=4, T=5, I=3, H=4):
+    """A per-step head (sequence to sequence): nn.GRU(bidirectional, batch_first) over packed
+    sequences of per-entry lengths, nn.Linear(2H, out) on every step's output, the mean squared
+    error over the (entry, step) pairs within each length, Adam; float64."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    gru = torch.nn.GRU(I, H, num_layers=1, bidirectional=True, batch_first=True)
+    head = torch.nn.Linear(2 * H, out)
+    state32 = {k: rng.uniform(-0.5, 0.5, tuple(p.shape)).astype(np.float32) for k, p in gru.state_dict().items()}
+    head32 = {k: rng.uniform(-0.5, 0.5, tuple(p.shape)).astype(np.float32) for k, p in head.state_dict().items()}
+    gru, head = gru.double(), head.double()
+    gru.load_state_dict({k: torch.from_numpy(v.astype(np.float64)) for k, v in state32.items()})
+    head.load_state_dict({k: torch.from_numpy(v.astype(np.float64)) for k, v in head32.items()})
+    x32 = rng.standard_normal((N, T, I)).astype(np.float32)
+    y32 = rng.standard_normal((N, T, out)).astype(np.float32)
+    lens = np.array([T, 3, 1, T, 2, T, 4, 1][:N], dtype=np.int64)
+    params = list(gru.parameters()) + list(head.parameters())
+    opt = torch.optim.Adam(params, lr=0.01)
+    losses, after = [], {}
+    for s in range(STEPS):
+        lo = (s % (N // B)) * B
+        xb = torch.from_numpy(x32[lo:lo + B].astype(np.float64))
+        yb = torch.from_numpy(y32[lo:lo + B].astype(np.float64))
+        lb = torch.from_numpy(lens[lo:lo + B])
+        packed = torch.nn.utils.rnn.pack_padded_sequence(xb, lb, batch_first=True, enforce_sorted=False)
+        y, _ = gru(packed)
+        y, _ = torch.nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=T)
+        z = head(y)
+        mask = (torch.arange(T)[None, :] < lb[:, None]).double()[..., None]
+        loss = (((z - yb) ** 2) * mask).sum() / (mask.sum() * out)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if s + 1 in (1, STEPS):
+            w = {f"gru.{k}": v.detach().numpy().astype("<f8") for k, v in gru.state_dict().items()}
+            w.update({f"head.{k}": v.detach().numpy().astype("<f8") for k, v in head.state_dict().items()})
+            after[s + 1] = w
+    cw = CaseWriter(name, {
+        "framework": "pytorch",
+        "generator": SCRIPT,
+        "versions": versions(torch, safetensors),
+        "seed": seed,
+        "what": "nn.GRU(I, H, bidirectional=True, batch_first=True) over pack_padded_sequence → nn.Linear(2H, "
+                "out) on every step's output; MSE over the steps within each length; Adam; float64",
+        "loss": "mse per step", "optimizer": {"name": "Adam", "lr": 0.01}, "clip_grad_norm": None,
+        "n": N, "batch_size": B, "seq_len": T, "input_size": I, "hidden_size": H, "outputs": out,
+        "steps": STEPS,
+        "batches": "step s trains on entries (s mod 2)·B .. (s mod 2)·B + B − 1",
+        "init": "every state_dict tensor (GRU, then head) U(-0.5, 0.5), x and y ~ N(0, 1), float32, "
+                "np.random.default_rng(seed)",
+    })
+    model32 = {f"gru.{k}": v for k, v in state32.items()}
+    model32.update({f"head.{k}": v for k, v in head32.items()})
+    path = cw.other("model.safetensors", "initial GRU state_dict and head (float32)", tensors=model32)
+    safetensors.numpy.save_file(model32, path)
+    for step, w in after.items():
+        path = cw.other(f"after_step{step}.safetensors", f"weights after step {step} (float64)", tensors=w)
+        safetensors.numpy.save_file(w, path)
+    cw.f32("x.npy", x32, "inputs (N, T, I), batch_first")
+    cw.f32("y.npy", y32, "targets (N, T, out)")
+    cw.f32("lens.npy", lens.astype(np.float32), "sequence lengths (N,), whole numbers")
+    path = cw.other("losses.npy", "the loss per step, before its update (float64)", dtype="float64", shape=[STEPS])
+    np.save(path, np.asarray(losses, dtype="<f8"), allow_pickle=False)
+    cw.finish()
+
+
 def main():
     case("train_keras_rmsprop_bce_reset_after", 61, True)
     case("train_keras_rmsprop_bce_reset_before", 62, False)
@@ -167,6 +234,7 @@ def main():
     torch_case("train_torch_sgd_nesterov_clip_bce", 64, 1, "bce",
                lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
                {"name": "SGD", "lr": 0.1, "momentum": 0.9, "nesterov": True}, 0.5)
+    torch_seq_case("train_torch_adam_mse_per_step", 65, 2)
 
 
 if __name__ == "__main__":

@@ -51,9 +51,28 @@ pub struct ReferenceTrainer {
     loss: Loss,
     params: Vec<Vec<f64>>,
     optimizer: OptimizerState,
+    /// The head runs on every step's output (sequence to sequence) instead of the final
+    /// state ([`ReferenceTrainer::per_step_head`]).
+    per_step: bool,
 }
 
 impl ReferenceTrainer {
+    /// The head on every step's output `Y` of the last layer (sequence to sequence, Keras's
+    /// `return_sequences=True` with a `TimeDistributed(Dense)`) instead of the final state.
+    /// Targets are then `[B, T, width]` (batch-major; `width` 1 for labels, `out` for mean
+    /// squared error), and only an entry's steps within its length count: the loss is the
+    /// mean over those (entry, step) pairs, and the accuracy counts them. Predictions are
+    /// `[B, T, out]`; past an entry's length `Y` is zero, so they are the head's bias there.
+    pub fn per_step_head(mut self) -> Self {
+        self.per_step = true;
+        self
+    }
+
+    /// Whether the head runs on every step ([`ReferenceTrainer::per_step_head`]).
+    pub fn is_per_step(&self) -> bool {
+        self.per_step
+    }
+
     /// A trainer for `model` with a head `weight [out, D·H]`, `bias [out]` and `loss`, updated
     /// by `optimizer` with `clip`. Errors: a head whose sizes do not fit the model, bad
     /// hyperparameters.
@@ -83,6 +102,7 @@ impl ReferenceTrainer {
             outputs: out,
             loss,
             params,
+            per_step: false,
         })
     }
 
@@ -131,8 +151,8 @@ impl ReferenceTrainer {
         Ok(())
     }
 
-    /// The head's outputs `[B, out]` on a batch, after the loss's activation
-    /// ([`loss::activate`]).
+    /// The head's outputs `[B, out]` (per step: `[B, T, out]`) on a batch, after the loss's
+    /// activation ([`loss::activate`]).
     pub fn predict(&self, input: &GruInput<'_>) -> Result<Vec<f32>> {
         let (features, _) = self.features(input)?;
         let (w, b) = self.head();
@@ -150,10 +170,53 @@ impl ReferenceTrainer {
 
     /// The head's outputs' loss and accuracy on a batch, without training.
     pub fn evaluate(&self, input: &GruInput<'_>, targets: &[f64]) -> Result<LossValue> {
-        let (features, _) = self.features(input)?;
+        let (features, out) = self.features(input)?;
+        let (_, fv, tv) = self.counted(input, &out.dims, &features, targets)?;
         let (w, b) = self.head();
-        let z = loss::dense(w, b, &features, self.features_len());
-        Ok(loss::loss_and_grad(self.loss, &z, self.outputs, targets)?.0)
+        let z = loss::dense(w, b, &fv, self.features_len());
+        Ok(loss::loss_and_grad(self.loss, &z, self.outputs, &tv)?.0)
+    }
+
+    /// The rows of the head's input that count (every entry's final state; per step, the
+    /// (entry, step) pairs within the entry's length, as `b·T + t`), their features and their
+    /// targets. Errors: targets of the wrong length.
+    #[allow(clippy::type_complexity)]
+    fn counted(
+        &self,
+        input: &GruInput<'_>,
+        dims: &crate::input::Dims,
+        features: &[f64],
+        targets: &[f64],
+    ) -> Result<(Vec<usize>, Vec<f64>, Vec<f64>)> {
+        if !self.per_step {
+            let rows = (0..dims.batch).collect();
+            return Ok((rows, features.to_vec(), targets.to_vec()));
+        }
+        let (t, b) = (dims.seq_len, dims.batch);
+        let width = match self.loss {
+            Loss::MeanSquaredError => self.outputs,
+            _ => 1,
+        };
+        if targets.len() != b * t * width {
+            return Err(GruError::invalid(
+                "per-step targets",
+                format!("[B={b}, T={t}, {width}] = {} values", b * t * width),
+                targets.len(),
+            ));
+        }
+        let k = self.features_len();
+        let rows: Vec<usize> = (0..b)
+            .flat_map(|e| (0..input.length(e)).map(move |s| e * t + s))
+            .collect();
+        let fv = rows
+            .iter()
+            .flat_map(|&r| features[r * k..(r + 1) * k].iter().copied())
+            .collect();
+        let tv = rows
+            .iter()
+            .flat_map(|&r| targets[r * width..(r + 1) * width].iter().copied())
+            .collect();
+        Ok((rows, fv, tv))
     }
 
     /// One training step on a batch: the loss before the update (and its accuracy counts),
@@ -162,25 +225,39 @@ impl ReferenceTrainer {
     pub fn step(&mut self, input: &GruInput<'_>, targets: &[f64]) -> Result<LossValue> {
         let (features, out) = self.features(input)?;
         let dims = out.dims;
+        let (rows, fv, tv) = self.counted(input, &dims, &features, targets)?;
         let k = self.features_len();
         let (w, b) = self.head();
-        let z = loss::dense(w, b, &features, k);
-        let (value, dz) = loss::loss_and_grad(self.loss, &z, self.outputs, targets)?;
-        let (dw_head, db_head, dfeatures) =
-            loss::dense_backward(w, &features, &dz, k, self.outputs);
-        // dY_h: the head's input gradient in the last layer's rows, zero elsewhere.
+        let z = loss::dense(w, b, &fv, k);
+        let (value, dz) = loss::loss_and_grad(self.loss, &z, self.outputs, &tv)?;
+        let (dw_head, db_head, dfeatures) = loss::dense_backward(w, &fv, &dz, k, self.outputs);
         let (d, h) = (dims.num_directions, dims.hidden_size);
-        let [st_ld, st_b] = dims.state_strides();
-        let last = (dims.num_layers - 1) * d;
+        let mut dy = vec![0.0f32; dims.y_len()];
         let mut dy_h = vec![0.0f32; dims.state_len()];
-        for e in 0..dims.batch {
-            for dd in 0..d {
-                for u in 0..h {
-                    dy_h[(last + dd) * st_ld + e * st_b + u] = dfeatures[e * k + dd * h + u] as f32;
+        if self.per_step {
+            // dY: the head's input gradient at each counted (entry, step), in Y's layout.
+            let [yt, yd, yb] = dims.y_strides();
+            for (i, &r) in rows.iter().enumerate() {
+                let (e, s) = (r / dims.seq_len, r % dims.seq_len);
+                for dd in 0..d {
+                    for u in 0..h {
+                        dy[s * yt + dd * yd + e * yb + u] = dfeatures[i * k + dd * h + u] as f32;
+                    }
+                }
+            }
+        } else {
+            // dY_h: the head's input gradient in the last layer's rows, zero elsewhere.
+            let [st_ld, st_b] = dims.state_strides();
+            let last = (dims.num_layers - 1) * d;
+            for e in 0..dims.batch {
+                for dd in 0..d {
+                    for u in 0..h {
+                        dy_h[(last + dd) * st_ld + e * st_b + u] =
+                            dfeatures[e * k + dd * h + u] as f32;
+                    }
                 }
             }
         }
-        let dy = vec![0.0f32; dims.y_len()];
         let grads = cpu::backward_model(&self.model, input, &dy, Some(&dy_h))?;
         let mut flat: Vec<Vec<f64>> = Vec::with_capacity(self.params.len());
         for layer in grads.layers {
@@ -216,11 +293,35 @@ impl ReferenceTrainer {
         (&self.params[n - 2], &self.params[n - 1])
     }
 
-    /// The forward's final-state features `[B, D·H]` in `f64`, and the output.
+    /// The head's input rows in `f64` — the final-state features `[B, D·H]`, or per step the
+    /// last layer's outputs `[B, T, D·H]` (rows `b·T + t`) — and the forward's output.
     fn features(&self, input: &GruInput<'_>) -> Result<(Vec<f64>, crate::input::GruOutput)> {
         let out = cpu::forward_model(&self.model, input)?;
-        let f = crate::head::final_features(&out)?;
-        Ok((f.iter().map(|&x| x as f64).collect(), out))
+        if !self.per_step {
+            let f = crate::head::final_features(&out)?;
+            return Ok((f.iter().map(|&x| x as f64).collect(), out));
+        }
+        let dims = out.dims;
+        let (t, b, d, h) = (
+            dims.seq_len,
+            dims.batch,
+            dims.num_directions,
+            dims.hidden_size,
+        );
+        let [yt, yd, yb] = dims.y_strides();
+        let k = d * h;
+        let mut f = vec![0.0f64; b * t * k];
+        for e in 0..b {
+            for s in 0..t {
+                for dd in 0..d {
+                    for u in 0..h {
+                        f[(e * t + s) * k + dd * h + u] =
+                            out.y[s * yt + dd * yd + e * yb + u] as f64;
+                    }
+                }
+            }
+        }
+        Ok((f, out))
     }
 }
 

@@ -253,3 +253,77 @@ fn reference_training_learns_a_separable_task() {
         after.accuracy()
     );
 }
+
+/// A per-step head (sequence to sequence) against PyTorch: a bidirectional nn.GRU over packed
+/// sequences of per-entry lengths, nn.Linear on every step's output, the mean squared error
+/// over the steps within each length, Adam (float64, ten steps): every loss to 1e-6 relative,
+/// every weight after steps 1 and 10 to 1e-6 + 1e-5·|e|.
+#[test]
+fn per_step_mse_matches_torch_packed_sequences() {
+    let case = "train_torch_adam_mse_per_step";
+    let (model, initial) = torch_parameters(case, "model.safetensors");
+    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let n = initial.len();
+    let adam = Optimizer::Adam {
+        lr: 0.01,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    };
+    let mut trainer = ReferenceTrainer::new(
+        model,
+        &f32s(&initial[n - 2]),
+        &f32s(&initial[n - 1]),
+        Loss::MeanSquaredError,
+        adam,
+        Clip::None,
+    )
+    .expect("trainer")
+    .per_step_head();
+    let x = npy::read_f32(&dir(case).join("x.npy")).expect("x.npy");
+    let y = npy::read_f32(&dir(case).join("y.npy")).expect("y.npy");
+    let lens = npy::read_f32(&dir(case).join("lens.npy")).expect("lens.npy");
+    let losses = npy::read_f32(&dir(case).join("losses.npy")).expect("losses.npy");
+    let (rows, t, i) = (x.shape[0], x.shape[1], x.shape[2]);
+    let out = y.shape[2];
+    let b = 4;
+    for s in 0..10 {
+        let lo = (s % (rows / b)) * b;
+        let xb = &x.data[lo * t * i..(lo + b) * t * i];
+        let yb: Vec<f64> = y.data[lo * t * out..(lo + b) * t * out]
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let lb: Vec<i64> = lens.data[lo..lo + b].iter().map(|&v| v as i64).collect();
+        let input = GruInput::new(xb, t, b)
+            .with_layout(Layout::BatchMajor)
+            .with_sequence_lens(&lb);
+        let value = trainer.step(&input, &yb).expect("step");
+        let want = losses.data[s] as f64;
+        assert!(
+            (value.loss - want).abs() <= 1e-6 * want.abs(),
+            "step {}: loss {} expected {want}",
+            s + 1,
+            value.loss
+        );
+        assert_eq!(
+            value.count,
+            lb.iter().sum::<i64>() as usize,
+            "counted pairs"
+        );
+        if s == 0 || s == 9 {
+            let (_, expected) = torch_parameters(case, &format!("after_step{}.safetensors", s + 1));
+            for (p, (got, want)) in trainer.parameters().iter().zip(&expected).enumerate() {
+                for (k, (g, e)) in got.iter().zip(want).enumerate() {
+                    let tol = 1e-6 + 1e-5 * e.abs();
+                    assert!(
+                        (g - e).abs() <= tol,
+                        "after step {}: parameter {p} [{k}] got {g} expected {e}",
+                        s + 1
+                    );
+                }
+            }
+        }
+    }
+}
