@@ -35,6 +35,10 @@ struct HeadParams {
     dst_off: u32,    // transpose
     dst_stride: u32, // transpose
     lens_at: u32,    // head_forward: where the entries' lengths (as f32) follow the targets
+    seq_len: u32,    // rows per entry: T for the per-step head, 1 for the final state
+    t0: u32,         // head_steps: the piece's first step
+    _pad0: u32,
+    _pad1: u32,
 }
 
 const LOSS_BCE: u32 = 0u;
@@ -46,19 +50,30 @@ const LOSS_MSE: u32 = 2u;
 // [B] labels | [B, out] targets, then at lens_at the entries' lengths [B].
 @group(0) @binding(2) var<storage, read> targets: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>; // carry | head gradient | dst
-// [B, F] features, then [B, out] logits turned gradients, then [B, 2] loss and correct.
+// [R, F] features, then [R, out] logits turned gradients, then [R, 2] loss and correct, for
+// R = B rows (final state) or B·T (per step: row e·T + s).
 @group(0) @binding(4) var<storage, read_write> work: array<f32>;
 // Read-only storage with a dynamic offset, as the other kernels' parameters (params.rs).
 @group(0) @binding(5) var<storage, read> hp: HeadParams;
 
 const WG: u32 = 64u;
 
+// The flat index of an invocation of a dispatch of (x, y) workgroups of WG lanes.
+fn flat_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.x + gid.y * groups.x * WG;
+}
+
+// Rows of the work buffer: B (final state) or B·T (per step).
+fn rows() -> u32 {
+    return hp.total * hp.seq_len;
+}
+
 fn dz_base() -> u32 {
-    return hp.total * hp.features;
+    return rows() * hp.features;
 }
 
 fn metrics_base() -> u32 {
-    return hp.total * (hp.features + hp.outputs);
+    return rows() * (hp.features + hp.outputs);
 }
 
 // Whether x is finite, from its bits (no fast-math rewrite can fold it away).
@@ -74,31 +89,38 @@ fn log1p_small(x: f32) -> f32 {
     return log(1.0 + x);
 }
 
-@compute @workgroup_size(64)
-fn head_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let b = gid.x;
-    if (b >= hp.n) {
-        return;
-    }
-    let e = hp.first + b;
+// The head on one row of features: gathers them from src_a[src_base + d·src_d + u] into
+// work[row·F ..] (zeros unless `valid`), the logits, the loss and its gradient (zero unless
+// the row `counts`) scaled by hp.scale into work[DZ + row·out ..], the row's loss and hit into
+// work[METRICS + 2·row ..], and the features' gradient Wᵀ·∂z (zero unless `valid`) into
+// dst[dst_base + d·dst_d + u]. A final state of length 0 counts (the head sees zeros, as
+// ONNX's Y_h) but is not `valid` (no gradient flows back); a step past an entry's length is
+// neither.
+// `first_target` is the row's first target (labels: one, mean squared error: `out`).
+fn head_row(
+    row: u32,
+    first_target: u32,
+    valid: bool,
+    counts: bool,
+    src_base: u32,
+    src_d: u32,
+    dst_base: u32,
+    dst_d: u32,
+) {
     let f = hp.features;
     let h = hp.hidden;
     let out = hp.outputs;
     let nd = f / h;
-    // An entry of length 0 has the constant final state 0 (ONNX's Y_h), whatever its
-    // initial state: its features are 0 and pass no gradient back.
-    let valid = targets[hp.lens_at + e] > 0.0;
     for (var d = 0u; d < nd; d++) {
-        let at = ((d * (hp.steps + 1u) + hp.steps) * hp.n + b) * h;
         for (var u = 0u; u < h; u++) {
-            work[e * f + d * h + u] = select(0.0, src_a[at + u], valid);
+            work[row * f + d * h + u] = select(0.0, src_a[src_base + d * src_d + u], valid);
         }
     }
-    let dz = dz_base() + e * out;
+    let dz = dz_base() + row * out;
     for (var o = 0u; o < out; o++) {
         var z = head[out * f + o];
         for (var k = 0u; k < f; k++) {
-            z += head[o * f + k] * work[e * f + k];
+            z += head[o * f + k] * work[row * f + k];
         }
         work[dz + o] = z;
     }
@@ -107,14 +129,14 @@ fn head_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     switch hp.loss {
         case LOSS_BCE: {
             let z = work[dz];
-            let y = targets[e];
+            let y = targets[first_target];
             loss = max(z, 0.0) - z * y + log1p_small(exp(-abs(z)));
             let p = sigmoid_stable(z);
             work[dz] = (p - y) * hp.scale;
             correct = select(0.0, 1.0, select(0.0, 1.0, p > 0.5) == y);
         }
         case LOSS_SCE: {
-            let y = u32(targets[e]);
+            let y = u32(targets[first_target]);
             var top = work[dz];
             var best = 0u;
             for (var o = 1u; o < out; o++) {
@@ -138,15 +160,22 @@ fn head_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
         default: {
             // Mean squared error over the outputs.
             for (var o = 0u; o < out; o++) {
-                let diff = work[dz + o] - targets[e * out + o];
+                let diff = work[dz + o] - targets[first_target + o];
                 loss += diff * diff;
                 work[dz + o] = 2.0 * diff / f32(out) * hp.scale;
             }
             loss /= f32(out);
         }
     }
-    work[metrics_base() + 2u * e] = loss;
-    work[metrics_base() + 2u * e + 1u] = correct;
+    if (!counts) {
+        loss = 0.0;
+        correct = 0.0;
+        for (var o = 0u; o < out; o++) {
+            work[dz + o] = 0.0;
+        }
+    }
+    work[metrics_base() + 2u * row] = loss;
+    work[metrics_base() + 2u * row + 1u] = correct;
     for (var d = 0u; d < nd; d++) {
         for (var u = 0u; u < h; u++) {
             let k = d * h + u;
@@ -154,9 +183,59 @@ fn head_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
             for (var o = 0u; o < out; o++) {
                 g += head[o * f + k] * work[dz + o];
             }
-            dst[hp.carry_base + (d * hp.n + b) * h + u] = select(0.0, g, valid);
+            dst[dst_base + d * dst_d + u] = select(0.0, g, valid);
         }
     }
+}
+
+// The width of one row's targets: `out` for mean squared error, else one label.
+fn target_width() -> u32 {
+    return select(1u, hp.outputs, hp.loss == LOSS_MSE);
+}
+
+@compute @workgroup_size(64)
+fn head_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let b = gid.x;
+    if (b >= hp.n) {
+        return;
+    }
+    let e = hp.first + b;
+    let h = hp.hidden;
+    // An entry of length 0 has the constant final state 0 (ONNX's Y_h), whatever its
+    // initial state: its features are 0 and pass no gradient back.
+    let valid = targets[hp.lens_at + e] > 0.0;
+    head_row(
+        e,
+        e * target_width(),
+        valid,
+        true,
+        (hp.steps * hp.n + b) * h,
+        (hp.steps + 1u) * hp.n * h,
+        hp.carry_base + b * h,
+        hp.n * h,
+    );
+}
+
+// The per-step head on one piece's top-layer output Y [steps, n, D·H] (rows t·n + b): the
+// row of entry e = first + b at step s = t0 + t is work row e·T + s; it counts while s is
+// within the entry's length; its features' gradient goes to dY [steps, n, D·H] (dst).
+@compute @workgroup_size(64)
+fn head_steps(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let i = flat_index(gid, groups);
+    if (i >= hp.steps * hp.n) {
+        return;
+    }
+    let t = i / hp.n;
+    let b = i % hp.n;
+    let e = hp.first + b;
+    let s = hp.t0 + t;
+    let row = e * hp.seq_len + s;
+    let valid = f32(s) < targets[hp.lens_at + e];
+    let f = hp.features;
+    head_row(row, row * target_width(), valid, valid, i * f, hp.hidden, i * f, hp.hidden);
 }
 
 @compute @workgroup_size(64)
@@ -166,7 +245,7 @@ fn head_grad(
 ) {
     let f = hp.features;
     let out = hp.outputs;
-    let i = gid.x + gid.y * groups.x * WG;
+    let i = flat_index(gid, groups);
     if (i >= out * (f + 1u)) {
         return;
     }
@@ -174,18 +253,22 @@ fn head_grad(
     let k = i % (f + 1u);
     let dz = dz_base();
     var g = 0.0;
-    if (k < f) {
-        for (var e = 0u; e < hp.total; e++) {
-            g += work[dz + e * out + o] * work[e * f + k];
+    var bad = false;
+    // Every row in order: entries, then (per-step head) their steps; a row that does not
+    // count has ∂z = 0.
+    for (var e = 0u; e < hp.total; e++) {
+        for (var s = 0u; s < hp.seq_len; s++) {
+            let row = e * hp.seq_len + s;
+            let x = select(1.0, work[row * f + k], k < f);
+            g += work[dz + row * out + o] * x;
+            bad = bad || !is_finite_bits(work[metrics_base() + 2u * row]);
         }
+    }
+    if (k < f) {
         dst[o * f + k] = g;
     } else {
-        var bad = false;
-        for (var e = 0u; e < hp.total; e++) {
-            g += work[dz + e * out + o];
-            bad = bad || !is_finite_bits(work[metrics_base() + 2u * e]);
-        }
-        // A NaN made from its bits where a loss was not finite.
+        // A NaN made from its bits where a loss was not finite: the optimizer's guard
+        // then skips the step.
         dst[out * f + o] = select(g, bitcast<f32>(0x7fc00000u), bad);
     }
 }
@@ -195,7 +278,7 @@ fn transpose(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    let i = gid.x + gid.y * groups.x * WG;
+    let i = flat_index(gid, groups);
     if (i >= hp.rows * hp.cols) {
         return;
     }

@@ -203,7 +203,7 @@ impl Kernel {
             Kernel::TrainGemm => &["train_gemm", "train_gemm_direct"],
             Kernel::TrainGemmVec4 => &["train_gemm_direct"],
             Kernel::Optim => &["sum_squares", "norm_scale", "update"],
-            Kernel::TrainHead => &["head_forward", "head_grad", "transpose"],
+            Kernel::TrainHead => &["head_forward", "head_steps", "head_grad", "transpose"],
             Kernel::GruTrain | Kernel::GruTrainVec4 => &[
                 "train_step_reset_after",
                 "train_gates_reset_before",

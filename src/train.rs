@@ -171,52 +171,18 @@ impl ReferenceTrainer {
     /// The head's outputs' loss and accuracy on a batch, without training.
     pub fn evaluate(&self, input: &GruInput<'_>, targets: &[f64]) -> Result<LossValue> {
         let (features, out) = self.features(input)?;
-        let (_, fv, tv) = self.counted(input, &out.dims, &features, targets)?;
+        let (_, fv, tv) = counted(
+            self.per_step,
+            self.loss,
+            self.outputs,
+            input,
+            &out.dims,
+            &features,
+            targets,
+        )?;
         let (w, b) = self.head();
         let z = loss::dense(w, b, &fv, self.features_len());
         Ok(loss::loss_and_grad(self.loss, &z, self.outputs, &tv)?.0)
-    }
-
-    /// The rows of the head's input that count (every entry's final state; per step, the
-    /// (entry, step) pairs within the entry's length, as `b·T + t`), their features and their
-    /// targets. Errors: targets of the wrong length.
-    #[allow(clippy::type_complexity)]
-    fn counted(
-        &self,
-        input: &GruInput<'_>,
-        dims: &crate::input::Dims,
-        features: &[f64],
-        targets: &[f64],
-    ) -> Result<(Vec<usize>, Vec<f64>, Vec<f64>)> {
-        if !self.per_step {
-            let rows = (0..dims.batch).collect();
-            return Ok((rows, features.to_vec(), targets.to_vec()));
-        }
-        let (t, b) = (dims.seq_len, dims.batch);
-        let width = match self.loss {
-            Loss::MeanSquaredError => self.outputs,
-            _ => 1,
-        };
-        if targets.len() != b * t * width {
-            return Err(GruError::invalid(
-                "per-step targets",
-                format!("[B={b}, T={t}, {width}] = {} values", b * t * width),
-                targets.len(),
-            ));
-        }
-        let k = self.features_len();
-        let rows: Vec<usize> = (0..b)
-            .flat_map(|e| (0..input.length(e)).map(move |s| e * t + s))
-            .collect();
-        let fv = rows
-            .iter()
-            .flat_map(|&r| features[r * k..(r + 1) * k].iter().copied())
-            .collect();
-        let tv = rows
-            .iter()
-            .flat_map(|&r| targets[r * width..(r + 1) * width].iter().copied())
-            .collect();
-        Ok((rows, fv, tv))
     }
 
     /// One training step on a batch: the loss before the update (and its accuracy counts),
@@ -225,7 +191,15 @@ impl ReferenceTrainer {
     pub fn step(&mut self, input: &GruInput<'_>, targets: &[f64]) -> Result<LossValue> {
         let (features, out) = self.features(input)?;
         let dims = out.dims;
-        let (rows, fv, tv) = self.counted(input, &dims, &features, targets)?;
+        let (rows, fv, tv) = counted(
+            self.per_step,
+            self.loss,
+            self.outputs,
+            input,
+            &dims,
+            &features,
+            targets,
+        )?;
         let k = self.features_len();
         let (w, b) = self.head();
         let z = loss::dense(w, b, &fv, k);
@@ -293,36 +267,84 @@ impl ReferenceTrainer {
         (&self.params[n - 2], &self.params[n - 1])
     }
 
-    /// The head's input rows in `f64` — the final-state features `[B, D·H]`, or per step the
-    /// last layer's outputs `[B, T, D·H]` (rows `b·T + t`) — and the forward's output.
+    /// The head's input rows ([`head_rows`]) and the forward's output.
     fn features(&self, input: &GruInput<'_>) -> Result<(Vec<f64>, crate::input::GruOutput)> {
         let out = cpu::forward_model(&self.model, input)?;
-        if !self.per_step {
-            let f = crate::head::final_features(&out)?;
-            return Ok((f.iter().map(|&x| x as f64).collect(), out));
-        }
-        let dims = out.dims;
-        let (t, b, d, h) = (
-            dims.seq_len,
-            dims.batch,
-            dims.num_directions,
-            dims.hidden_size,
-        );
-        let [yt, yd, yb] = dims.y_strides();
-        let k = d * h;
-        let mut f = vec![0.0f64; b * t * k];
-        for e in 0..b {
-            for s in 0..t {
-                for dd in 0..d {
-                    for u in 0..h {
-                        f[(e * t + s) * k + dd * h + u] =
-                            out.y[s * yt + dd * yd + e * yb + u] as f64;
-                    }
+        Ok((head_rows(&out, self.per_step)?, out))
+    }
+}
+
+/// The head's input rows in `f64`: the final-state features `[B, D·H]`, or per step the
+/// last layer's outputs `[B, T, D·H]` (rows `b·T + t`).
+pub(crate) fn head_rows(out: &crate::input::GruOutput, per_step: bool) -> Result<Vec<f64>> {
+    if !per_step {
+        let f = crate::head::final_features(out)?;
+        return Ok(f.iter().map(|&x| x as f64).collect());
+    }
+    let dims = out.dims;
+    let (t, b, d, h) = (
+        dims.seq_len,
+        dims.batch,
+        dims.num_directions,
+        dims.hidden_size,
+    );
+    let [yt, yd, yb] = dims.y_strides();
+    let k = d * h;
+    let mut f = vec![0.0f64; b * t * k];
+    for e in 0..b {
+        for s in 0..t {
+            for dd in 0..d {
+                for u in 0..h {
+                    f[(e * t + s) * k + dd * h + u] = out.y[s * yt + dd * yd + e * yb + u] as f64;
                 }
             }
         }
-        Ok((f, out))
     }
+    Ok(f)
+}
+
+/// The rows of the head's input that count (every entry's final state; per step, the
+/// (entry, step) pairs within the entry's length, as `b·T + t`), their features and their
+/// targets. Errors: per-step targets of the wrong length.
+#[allow(clippy::type_complexity)]
+pub(crate) fn counted(
+    per_step: bool,
+    loss: Loss,
+    outputs: usize,
+    input: &GruInput<'_>,
+    dims: &crate::input::Dims,
+    features: &[f64],
+    targets: &[f64],
+) -> Result<(Vec<usize>, Vec<f64>, Vec<f64>)> {
+    if !per_step {
+        let rows = (0..dims.batch).collect();
+        return Ok((rows, features.to_vec(), targets.to_vec()));
+    }
+    let (t, b) = (dims.seq_len, dims.batch);
+    let width = match loss {
+        Loss::MeanSquaredError => outputs,
+        _ => 1,
+    };
+    if targets.len() != b * t * width {
+        return Err(GruError::invalid(
+            "per-step targets",
+            format!("[B={b}, T={t}, {width}] = {} values", b * t * width),
+            targets.len(),
+        ));
+    }
+    let k = features.len() / (b * t).max(1);
+    let rows: Vec<usize> = (0..b)
+        .flat_map(|e| (0..input.length(e)).map(move |s| e * t + s))
+        .collect();
+    let fv = rows
+        .iter()
+        .flat_map(|&r| features[r * k..(r + 1) * k].iter().copied())
+        .collect();
+    let tv = rows
+        .iter()
+        .flat_map(|&r| targets[r * width..(r + 1) * width].iter().copied())
+        .collect();
+    Ok((rows, fv, tv))
 }
 
 /// Checks a dense head `weight [out, D·H]`, `bias [out]` for `model` and `loss`: the sizes

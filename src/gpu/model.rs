@@ -205,10 +205,12 @@ impl GpuGru {
                 gemm_choice: None,
                 step_choice: None,
                 path: None,
-                uniform_stride: limits
-                    .min_uniform_buffer_offset_alignment
-                    .max(limits.min_storage_buffer_offset_alignment)
-                    .max(PARAMS_SLOT as u32),
+                // A whole number of the alignment (both are powers of two), at least one slot.
+                uniform_stride: (PARAMS_SLOT as u32).next_multiple_of(
+                    limits
+                        .min_uniform_buffer_offset_alignment
+                        .max(limits.min_storage_buffer_offset_alignment),
+                ),
                 scratch: None,
                 poison: None,
                 profiling: false,

@@ -216,7 +216,8 @@ impl GpuOptimizer {
             let layout = kernels.bind_group_layout(device, LayoutFamily::Optim)?;
             Ok::<_, GruError>((state, aux, pipelines, layout))
         })??;
-        let stride = (limits.min_storage_buffer_offset_alignment as u64).max(OPTIM_PARAMS as u64);
+        let stride = (OPTIM_PARAMS as u64)
+            .next_multiple_of(limits.min_storage_buffer_offset_alignment as u64);
         Ok(GpuOptimizer {
             ctx: ctx.clone(),
             optimizer,

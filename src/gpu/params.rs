@@ -134,6 +134,9 @@ pub(super) struct HeadParams {
     pub(super) dst_off: u32,
     pub(super) dst_stride: u32,
     pub(super) lens_at: u32,
+    pub(super) seq_len: u32,
+    pub(super) t0: u32,
+    pub(super) _pad: [u32; 2],
 }
 
 /// Bytes of [`HeadParams`].

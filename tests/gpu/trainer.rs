@@ -35,6 +35,8 @@ struct Case {
     init: Init,
     lens: bool,
     initial_h: bool,
+    /// The head on every step's output ([`GpuTrainer::per_step_head`]).
+    per_step: bool,
     seed: u64,
 }
 
@@ -59,6 +61,7 @@ fn cases() -> Vec<Case> {
         init: Init::Keras,
         lens: false,
         initial_h: false,
+        per_step: false,
         seed: 1,
     };
     vec![
@@ -112,6 +115,28 @@ fn cases() -> Vec<Case> {
             optimizer: Optimizer::adamw(),
             lens: true,
             seed: 5,
+            ..base.clone()
+        },
+        Case {
+            name: "per-step head: bidirectional, MSE, Adam, lengths",
+            direction: Direction::Bidirectional,
+            out: 2,
+            loss: Loss::MeanSquaredError,
+            optimizer: Optimizer::adam(),
+            init: Init::PyTorch,
+            lens: true,
+            per_step: true,
+            seed: 6,
+            ..base.clone()
+        },
+        Case {
+            name: "per-step head: reset-before, softmax CE, RMSprop, clip by norm",
+            convention: Convention::ResetBefore,
+            out: 4,
+            loss: Loss::SparseCategoricalCrossentropy,
+            clip: Clip::Norm(1.0),
+            per_step: true,
+            seed: 7,
             ..base
         },
     ]
@@ -286,6 +311,9 @@ fn steps_match_the_reference_in_every_training_shape() {
     ];
     for case in cases().into_iter().step_by(2) {
         for shape in shapes {
+            if case.per_step && shape.0 == KernelPath::Persistent && case.h > 64 {
+                continue;
+            }
             check(ctx, &case, Some(shape));
         }
     }
@@ -333,7 +361,19 @@ fn steps_match_the_reference_in_chunks_and_pieces() {
         seed: 22,
         ..base
     };
-    for (case, want) in [(chunked, "chunks of entries"), (pieces, "pieces of time")] {
+    let per_step_pieces = Case {
+        name: "per-step head, sequence in pieces",
+        per_step: true,
+        loss: Loss::MeanSquaredError,
+        out: 2,
+        seed: 23,
+        ..pieces.clone()
+    };
+    for (case, want) in [
+        (chunked, "chunks of entries"),
+        (pieces, "pieces of time"),
+        (per_step_pieces, "pieces of time"),
+    ] {
         // The training forward the trainer records runs in more than one piece here.
         let (mut trainer, _) = trainers(&small, &case);
         let data = batch(&case, 0);

@@ -42,7 +42,7 @@ Usage:
            [--dw DW.npy] [--dr DR.npy] [--db DB.npy] [--grads FILE]
   gru train --x X.npy --labels Y.npy (--hidden H [--layers N] [--bidirectional]
             [--convention reset-after|reset-before] | --from MODEL [--new-head])
-            [--head sigmoid|softmax|linear] [--classes K] [--lens L.npy]
+            [--head sigmoid|softmax|linear|sequence] [--classes K] [--lens L.npy]
             [--val-x X.npy --val-labels Y.npy [--val-lens L.npy] | --validation-split F]
             [--epochs 10] [--batch-size 32] [--optimizer rmsprop|adam|adamw|sgd] [--lr LR]
             [--momentum M] [--nesterov] [--weight-decay W] [--clip-norm C | --clip-value C]
@@ -129,7 +129,9 @@ float or integer:
   --labels Y.npy         [N]: 0/1 for --head sigmoid (the default: Dense(1) -> sigmoid, binary
                          cross-entropy from the logit), class indices for --head softmax
                          (Dense(K) -> softmax, cross-entropy; K from --classes or the labels),
-                         targets [N] or [N, out] for --head linear (mean squared error)
+                         targets [N] or [N, out] for --head linear (mean squared error),
+                         targets [N, T] or [N, T, out] for --head sequence (Dense on every
+                         step's output, mean squared error over the steps within each length)
   --lens L.npy           sequence lengths [N] (default: every sequence is T steps; padded
                          sequences without lengths run over their padding, as Keras does)
   --validation-split F   the last fraction F of the data validates (Keras's rule)

@@ -67,6 +67,8 @@ fn loss_code(loss: Loss) -> u32 {
 /// The pipelines of `train_head.wgsl`.
 struct HeadPipelines {
     forward: wgpu::ComputePipeline,
+    /// `head_steps`: the per-step head.
+    steps: wgpu::ComputePipeline,
     grad: wgpu::ComputePipeline,
     transpose: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
@@ -94,6 +96,8 @@ pub struct GpuTrainer {
     head: HeadPipelines,
     skip_non_finite: bool,
     skipped: u64,
+    /// The head runs on every step's output ([`GpuTrainer::per_step_head`]).
+    per_step: bool,
 }
 
 impl std::fmt::Debug for GpuTrainer {
@@ -206,6 +210,7 @@ impl GpuTrainer {
             let pipe = |e| kernels.pipeline(device, Kernel::TrainHead, Dtype::F32, e, &[]);
             let head = HeadPipelines {
                 forward: pipe("head_forward")?.0,
+                steps: pipe("head_steps")?.0,
                 grad: pipe("head_grad")?.0,
                 transpose: pipe("transpose")?.0,
                 layout: kernels.bind_group_layout(device, LayoutFamily::TrainHead)?,
@@ -227,7 +232,22 @@ impl GpuTrainer {
             head,
             skip_non_finite: false,
             skipped: 0,
+            per_step: false,
         })
+    }
+
+    /// The head on every step's output of the last layer (sequence to sequence) instead of
+    /// the final state, as [`crate::train::ReferenceTrainer::per_step_head`]: targets
+    /// `[B, T, width]` (batch-major), the loss over the (entry, step) pairs within each
+    /// entry's length, predictions `[B, T, out]`.
+    pub fn per_step_head(mut self) -> Self {
+        self.per_step = true;
+        self
+    }
+
+    /// Whether the head runs on every step ([`GpuTrainer::per_step_head`]).
+    pub fn is_per_step(&self) -> bool {
+        self.per_step
     }
 
     /// The GRU on the device, its weights those of the last step (for inference, or to
@@ -276,8 +296,33 @@ impl GpuTrainer {
                 input.x[i],
             ));
         }
-        loss::check_targets(self.loss, dims.batch, self.outputs, targets)?;
+        if self.per_step {
+            // Only the counted (entry, step) pairs' targets must be valid labels.
+            let k = dims.batch * dims.seq_len;
+            let (_, _, counted) = crate::train::counted(
+                true,
+                self.loss,
+                self.outputs,
+                input,
+                &dims,
+                &vec![0.0; k],
+                targets,
+            )?;
+            let n = counted.len() / self.target_width();
+            loss::check_targets(self.loss, n, self.outputs, &counted)?;
+        } else {
+            loss::check_targets(self.loss, dims.batch, self.outputs, targets)?;
+        }
         Ok(dims)
+    }
+
+    /// Targets per row: `out` for mean squared error, else one label.
+    fn target_width(&self) -> usize {
+        if self.loss == Loss::MeanSquaredError {
+            self.outputs
+        } else {
+            1
+        }
     }
 
     /// One training step on a batch: the loss before the update and its accuracy counts;
@@ -302,14 +347,34 @@ impl GpuTrainer {
         let (h, i) = (dims.hidden_size, dims.input_size);
         let (nd, nl) = (dims.num_directions, dims.num_layers);
         let (out, features) = (self.outputs, nd * h);
-        let work_len = b * (features + out + 2);
+        let per_step = self.per_step;
+        let seq_len = dims.seq_len;
+        let rows_per_entry = if per_step { seq_len } else { 1 };
+        if rows_per_entry > HEAD_MAX_LOOP {
+            return Err(GruError::invalid(
+                "sequence length for a per-step head",
+                format!("at most {HEAD_MAX_LOOP} steps (the head kernel's loop bound)"),
+                rows_per_entry,
+            ));
+        }
+        let rows = b * rows_per_entry;
+        let work_len = rows * (features + out + 2);
         let ctx = self.gru.ctx.clone();
         check_binding(
             ctx.limits(),
-            format!("head work [B={b}, D·H + out + 2 = {}]", features + out + 2),
+            format!(
+                "head work [rows={rows}, D·H + out + 2 = {}]",
+                features + out + 2
+            ),
             f32_bytes(work_len),
         )?;
         let lens: Vec<u32> = (0..b).map(|e| input.length(e) as u32).collect();
+        // The rows that count: every entry (final state), or the steps within each length.
+        let counted_rows: usize = if per_step {
+            lens.iter().map(|&l| l as usize).sum()
+        } else {
+            b
+        };
         let x = to_internal_rows(input.x, &dims, i);
         let h0 = input.initial_h.map(|h0| to_internal_state(h0, &dims));
         // The targets, then the entries' lengths (the head zeroes an entry of length 0).
@@ -341,7 +406,7 @@ impl GpuTrainer {
             let mut plan = Plan::new(gru, pipelines, &plan_limits, shape);
             let recorded =
                 gru.record_train_forward(&mut plan, &dims, &pieces, &x, h0.as_deref(), &lens);
-            let (chunks, _tops): (Vec<super::SavedChunk>, Vec<wgpu::Buffer>) =
+            let (chunks, tops): (Vec<super::SavedChunk>, Vec<wgpu::Buffer>) =
                 recorded.into_iter().unzip();
             let head_buf = &params[params.len() - 1];
             let head_grad = &grads[grads.len() - 1];
@@ -355,33 +420,57 @@ impl GpuTrainer {
                 outputs: out as u32,
                 hidden: h as u32,
                 loss: loss_code(*loss),
-                scale: (1.0 / b as f64) as f32,
+                scale: (1.0 / counted_rows.max(1) as f64) as f32,
                 total: b as u32,
                 lens_at: targets.len() as u32,
+                seq_len: rows_per_entry as u32,
                 ..Default::default()
             };
             let mut carries: Vec<(usize, usize, wgpu::Buffer)> = Vec::new();
+            // (slot, features source, gradient destination, invocations).
             let mut forward_groups = Vec::new();
+            // Per piece `(first, t0, dY)`: the per-step head's gradient of the top layer's Y.
+            let mut step_dys: Vec<(usize, usize, wgpu::Buffer)> = Vec::new();
             for (k, c) in chunks.iter().enumerate() {
                 let last = chunks.get(k + 1).is_none_or(|next| next.first != c.first);
-                if !last {
-                    continue;
+                if last {
+                    let carry =
+                        plan.storage("carry [L, D, B, H]", f32_bytes(nl * nd * c.batch * h));
+                    if !per_step {
+                        slots.push(HeadParams {
+                            n: c.batch as u32,
+                            first: c.first as u32,
+                            steps: c.steps as u32,
+                            carry_base: ((nl - 1) * nd * c.batch * h) as u32,
+                            ..base
+                        });
+                        forward_groups.push((
+                            slots.len() - 1,
+                            c.layers[nl - 1].hs.clone(),
+                            carry.clone(),
+                            c.batch,
+                        ));
+                    }
+                    carries.push((c.first, c.batch, carry));
                 }
-                let carry = plan.storage("carry [L, D, B, H]", f32_bytes(nl * nd * c.batch * h));
-                slots.push(HeadParams {
-                    n: c.batch as u32,
-                    first: c.first as u32,
-                    steps: c.steps as u32,
-                    carry_base: ((nl - 1) * nd * c.batch * h) as u32,
-                    ..base
-                });
-                forward_groups.push((
-                    slots.len() - 1,
-                    c.layers[nl - 1].hs.clone(),
-                    carry.clone(),
-                    c.batch,
-                ));
-                carries.push((c.first, c.batch, carry));
+                if per_step {
+                    let dy =
+                        plan.storage("dY [T, B, D·H]", f32_bytes(c.steps * c.batch * features));
+                    slots.push(HeadParams {
+                        n: c.batch as u32,
+                        first: c.first as u32,
+                        steps: c.steps as u32,
+                        t0: c.t0 as u32,
+                        ..base
+                    });
+                    forward_groups.push((
+                        slots.len() - 1,
+                        tops[k].clone(),
+                        dy.clone(),
+                        c.steps * c.batch,
+                    ));
+                    step_dys.push((c.first, c.t0, dy));
+                }
             }
             slots.push(base);
             let grad_slot = slots.len() - 1;
@@ -415,31 +504,42 @@ impl GpuTrainer {
                 })
             };
             // The head on each chunk's final states, between the forward and the backward.
-            let forward_dispatches: Vec<(wgpu::BindGroup, u32, u32)> = forward_groups
+            let forward_dispatches: Vec<(wgpu::BindGroup, u32, (u32, u32))> = forward_groups
                 .iter()
-                .map(|(slot, hs, carry, n)| {
-                    let g = group([hs, head_buf, &targets_buf, carry, &work]);
-                    (g, (*slot * stride) as u32, (*n as u32).div_ceil(HEAD_WG))
+                .map(|(slot, source, dst, n)| {
+                    let g = group([source, head_buf, &targets_buf, dst, &work]);
+                    (g, (*slot * stride) as u32, groups_for(*n, most))
                 })
                 .collect();
-            let head_forward = head.forward.clone();
+            let head_forward = if per_step {
+                head.steps.clone()
+            } else {
+                head.forward.clone()
+            };
             plan.external(Box::new(move |encoder: &mut wgpu::CommandEncoder| {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("training head"),
                     timestamp_writes: None,
                 });
                 pass.set_pipeline(&head_forward);
-                for (g, offset, groups) in &forward_dispatches {
+                for (g, offset, (gx, gy)) in &forward_dispatches {
                     pass.set_bind_group(0, g, &[*offset]);
-                    pass.dispatch_workgroups(*groups, 1, 1);
+                    pass.dispatch_workgroups(*gx, *gy, 1);
                 }
             }));
-            // The backward: dY = 0, dY_h the head's carries.
+            // The backward: dY = 0 and dY_h the head's carries, or (per step) dY the head's
+            // and the carries zero.
             let outs: Vec<Vec<wgpu::Buffer>> = (0..nl)
                 .map(|l| grads[l * nd..(l + 1) * nd].to_vec())
                 .collect();
             let mut dy_for = |plan: &Plan<'_>, c: &super::SavedChunk| {
-                plan.storage("dY = 0", f32_bytes(c.steps * c.batch * nd * h))
+                step_dys
+                    .iter()
+                    .find(|(first, t0, _)| *first == c.first && *t0 == c.t0)
+                    .map(|(_, _, dy)| dy.clone())
+                    .unwrap_or_else(|| {
+                        plan.storage("dY = 0", f32_bytes(c.steps * c.batch * nd * h))
+                    })
             };
             let mut carry_for = |_: &Plan<'_>, b0: usize, _: usize| {
                 carries
@@ -486,7 +586,7 @@ impl GpuTrainer {
             }
             // The kernels' layouts from the parameters.
             encode_refresh(device, &mut encoder, gru, params, head, stride, most);
-            let metrics_bytes = f32_bytes(2 * b);
+            let metrics_bytes = f32_bytes(2 * rows);
             let readback = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("training step metrics readback"),
                 size: (metrics_bytes + 4).next_multiple_of(16),
@@ -495,7 +595,7 @@ impl GpuTrainer {
             });
             encoder.copy_buffer_to_buffer(
                 &work,
-                f32_bytes(b * (features + out)),
+                f32_bytes(rows * (features + out)),
                 &readback,
                 0,
                 metrics_bytes,
@@ -511,20 +611,21 @@ impl GpuTrainer {
         let values: &[f32] = bytemuck::cast_slice(&data);
         let mut total = 0.0f64;
         let mut correct = 0usize;
-        for e in 0..b {
-            total += values[2 * e] as f64;
-            correct += (values[2 * e + 1] != 0.0) as usize;
+        // Rows that do not count hold 0 and 0.
+        for r in 0..rows {
+            total += values[2 * r] as f64;
+            correct += (values[2 * r + 1] != 0.0) as usize;
         }
         let value = LossValue {
-            loss: total / b as f64,
+            loss: total / counted_rows.max(1) as f64,
             correct: if self.loss == Loss::MeanSquaredError {
                 0
             } else {
                 correct
             },
-            count: b,
+            count: counted_rows,
         };
-        if values[2 * b] != 0.0 {
+        if values[2 * rows] != 0.0 {
             // The guard skipped the update on the device.
             self.optimizer.uncount_step();
             if !self.skip_non_finite {
@@ -560,11 +661,20 @@ impl GpuTrainer {
     pub fn evaluate(&mut self, input: &GruInput<'_>, targets: &[f64]) -> Result<LossValue> {
         let dims = self.check_batch(input, targets)?;
         let z = self.logits(input)?;
-        debug_assert_eq!(z.len(), dims.batch * self.outputs);
-        Ok(loss::loss_and_grad(self.loss, &z, self.outputs, targets)?.0)
+        // The counted rows' logits (every entry's, or per step those within the lengths).
+        let (_, zv, tv) = crate::train::counted(
+            self.per_step,
+            self.loss,
+            self.outputs,
+            input,
+            &dims,
+            &z,
+            targets,
+        )?;
+        Ok(loss::loss_and_grad(self.loss, &zv, self.outputs, &tv)?.0)
     }
 
-    /// The head's logits `[B, out]` (in `f64`) on the final features of the GRU's forward.
+    /// The head's logits `[B, out]` (per step `[B, T, out]`; in `f64`) on the GRU's forward.
     fn logits(&mut self, input: &GruInput<'_>) -> Result<Vec<f64>> {
         if let Some(i) = input.x.iter().position(|v| !v.is_finite()) {
             return Err(GruError::invalid(
@@ -574,10 +684,7 @@ impl GpuTrainer {
             ));
         }
         let output = self.gru.forward(input)?;
-        let features: Vec<f64> = crate::head::final_features(&output)?
-            .iter()
-            .map(|&v| v as f64)
-            .collect();
+        let features = crate::train::head_rows(&output, self.per_step)?;
         let head = self.read(&[self.params.len() - 1])?.remove(0);
         let out = self.outputs;
         let k = head.len() / out - 1;
@@ -886,8 +993,8 @@ fn encode_refresh(
     }
 }
 
-/// The byte stride of one parameter slot: the device's storage offset alignment, at least
-/// one [`HeadParams`].
+/// The byte stride of one parameter slot: one [`HeadParams`] rounded up to the device's
+/// storage offset alignment.
 fn plan_limits_stride(ctx: &GpuContext) -> usize {
-    (ctx.limits().min_storage_buffer_offset_alignment as usize).max(HEAD_PARAMS)
+    HEAD_PARAMS.next_multiple_of(ctx.limits().min_storage_buffer_offset_alignment as usize)
 }

@@ -85,6 +85,7 @@ pub(super) fn load_data(
     labels: &Path,
     lens: Option<&Path>,
     loss: Loss,
+    per_step: bool,
     out: usize,
     flags: [&str; 3],
 ) -> CliResult<(Loaded, usize)> {
@@ -92,6 +93,28 @@ pub(super) fn load_data(
     let shape = sequence_shape(&xs, flags[0], x)?;
     let n = shape[0];
     let (ys, yv) = read_numbers(labels, flags[1])?;
+    if per_step {
+        // Targets [N, T] or [N, T, out] for the per-step head (mean squared error).
+        let t = shape[1];
+        let out = match *ys.as_slice() {
+            [a, b] if a == n && b == t => 1,
+            [a, b, o] if a == n && b == t && o > 0 => o,
+            _ => {
+                return Err(Failure::Runtime(format!(
+                    "{} {} has shape {}, expected [N, T] = [{n}, {t}] or [N, T, out] \
+                     (targets for --head sequence)",
+                    flags[1],
+                    labels.display(),
+                    format_shape(&ys)
+                )))
+            }
+        };
+        let lens = read_lens(lens, n, flags[2])?;
+        let xv: Vec<f32> = xv.iter().map(|&v| v as f32).collect();
+        let data = Dataset::new(xv, shape, yv, t * out, lens)
+            .map_err(|e| Failure::Runtime(format!("{} {}: {e}", flags[0], x.display())))?;
+        return Ok((Loaded { data, shape }, out));
+    }
     let out = match (loss, out) {
         (Loss::SparseCategoricalCrossentropy, 0) => {
             let top = yv.iter().cloned().fold(0.0f64, f64::max);
@@ -127,14 +150,23 @@ pub(super) fn load_data(
     }
     loss::check_targets(loss, n, out, &yv)
         .map_err(|e| Failure::Runtime(format!("{} {}: {e}", flags[1], labels.display())))?;
-    let lens = match lens {
+    let lens = read_lens(lens, n, flags[2])?;
+    let xv: Vec<f32> = xv.iter().map(|&v| v as f32).collect();
+    let data = Dataset::new(xv, shape, yv, width, lens)
+        .map_err(|e| Failure::Runtime(format!("{} {}: {e}", flags[0], x.display())))?;
+    Ok((Loaded { data, shape }, out))
+}
+
+/// Reads `--lens` (`[N]`, whole numbers) when given.
+fn read_lens(lens: Option<&Path>, n: usize, flag: &str) -> CliResult<Option<Vec<i64>>> {
+    Ok(match lens {
         None => None,
         Some(p) => {
-            let (ls, lv) = read_numbers(p, flags[2])?;
+            let (ls, lv) = read_numbers(p, flag)?;
             if ls != [n] {
                 return Err(Failure::Runtime(format!(
                     "{} {} has shape {}, expected [N] = [{n}]",
-                    flags[2],
+                    flag,
                     p.display(),
                     format_shape(&ls)
                 )));
@@ -142,15 +174,11 @@ pub(super) fn load_data(
             if let Some((k, v)) = lv.iter().enumerate().find(|(_, v)| v.fract() != 0.0) {
                 return Err(Failure::Runtime(format!(
                     "{} {}: length {k} is {v}, expected a whole number",
-                    flags[2],
+                    flag,
                     p.display()
                 )));
             }
             Some(lv.iter().map(|&v| v as i64).collect())
         }
-    };
-    let xv: Vec<f32> = xv.iter().map(|&v| v as f32).collect();
-    let data = Dataset::new(xv, shape, yv, width, lens)
-        .map_err(|e| Failure::Runtime(format!("{} {}: {e}", flags[0], x.display())))?;
-    Ok((Loaded { data, shape }, out))
+    })
 }

@@ -29,6 +29,7 @@ impl Engine {
         device: DeviceChoice,
         start: &Start,
         loss: Loss,
+        per_step: bool,
         optimizer: Optimizer,
         clip: Clip,
     ) -> CliResult<(Engine, String)> {
@@ -45,6 +46,7 @@ impl Engine {
                 clip,
             )
             .map_err(GpuFailure::Run)?;
+            let t = if per_step { t.per_step_head() } else { t };
             Ok((Engine::Gpu(Box::new(t)), describe))
         };
         let cpu = || {
@@ -56,6 +58,7 @@ impl Engine {
                 optimizer,
                 clip,
             )?;
+            let t = if per_step { t.per_step_head() } else { t };
             Ok(Engine::Cpu(Box::new(t)))
         };
         let (engine, place, _) = on_device(device, gpu, cpu)?;

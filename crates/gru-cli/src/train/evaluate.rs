@@ -13,7 +13,7 @@ use crate::{write, CliResult, Failure};
 
 /// The model file's network and head as a trainer (for its forward), and the loss its head
 /// takes (`--head`, else sigmoid for one output and softmax for more).
-fn load_model(f: &ModelDataFlags) -> CliResult<(Engine, Loss, usize, String)> {
+fn load_model(f: &ModelDataFlags) -> CliResult<(Engine, HeadArg, usize, String)> {
     let options = ImportOptions {
         keras_reset_after: f.keras_reset_after,
         pytorch_prefix: f.prefix.clone(),
@@ -41,18 +41,28 @@ fn load_model(f: &ModelDataFlags) -> CliResult<(Engine, Loss, usize, String)> {
         bias,
     };
     // The optimizer is never stepped: evaluation and prediction run the forward only.
-    let (engine, place) = Engine::new(f.device, &start, loss, Optimizer::sgd(1e-3), Clip::None)?;
-    Ok((engine, loss, out, place))
+    let per_step = head.per_step();
+    let (engine, place) = Engine::new(
+        f.device,
+        &start,
+        loss,
+        per_step,
+        Optimizer::sgd(1e-3),
+        Clip::None,
+    )?;
+    Ok((engine, head, out, place))
 }
 
 /// Runs `gru evaluate`.
 pub(crate) fn evaluate(f: EvaluateFlags) -> CliResult {
-    let (mut engine, loss, out, place) = load_model(&f.common)?;
+    let (mut engine, head, out, place) = load_model(&f.common)?;
+    let loss = head.loss();
     let (data, _) = load_data(
         &f.common.x,
         &f.labels,
         f.common.lens.as_deref(),
         loss,
+        head.per_step(),
         out,
         ["--x", "--labels", "--lens"],
     )?;
@@ -61,20 +71,28 @@ pub(crate) fn evaluate(f: EvaluateFlags) -> CliResult {
     if loss != Loss::MeanSquaredError {
         line.push_str(&format!(" - accuracy: {:.4}", v.accuracy()));
     }
-    println!("{line} ({} sequences, on {place})", v.count);
+    let what = if head.per_step() {
+        "counted steps"
+    } else {
+        "sequences"
+    };
+    println!("{line} ({} {what}, on {place})", v.count);
     Ok(())
 }
 
 /// Runs `gru predict`.
 pub(crate) fn predict(f: PredictFlags) -> CliResult {
-    let (mut engine, loss, out, _) = load_model(&f.common)?;
+    let (mut engine, head, out, _) = load_model(&f.common)?;
     let (xs, xv) = read_numbers(&f.common.x, "--x")?;
     let shape = sequence_shape(&xs, "--x", &f.common.x)?;
-    let width = if loss == Loss::MeanSquaredError {
-        out
-    } else {
-        1
-    };
+    // Placeholder targets (prediction reads none): one row per entry, or per step.
+    let rows = if head.per_step() { shape[1] } else { 1 };
+    let width = rows
+        * if head.loss() == Loss::MeanSquaredError {
+            out
+        } else {
+            1
+        };
     let zeros = vec![0.0; shape[0] * width];
     let lens = match &f.common.lens {
         Some(p) => Some(
@@ -92,7 +110,12 @@ pub(crate) fn predict(f: PredictFlags) -> CliResult {
         engine.predict(input)
     })?;
     let values: Vec<f32> = parts.concat();
-    let bytes = npy::encode_f32(&[shape[0], out], &values)?;
+    let out_shape = if head.per_step() {
+        vec![shape[0], shape[1], out]
+    } else {
+        vec![shape[0], out]
+    };
+    let bytes = npy::encode_f32(&out_shape, &values)?;
     write::write_files(&[(f.out.as_path(), bytes)])?;
     Ok(())
 }

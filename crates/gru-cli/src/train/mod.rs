@@ -40,7 +40,7 @@ use output::{check_writable, encode_model, out_format, OutFormat};
 use plot::{curves_svg, EpochRecord};
 use progress::{metrics_json, metrics_text, Progress};
 
-/// The head on the GRU's final state.
+/// The head: on the GRU's final state, or (`sequence`) on every step's output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum HeadArg {
     /// `Dense(1) → sigmoid`, binary cross-entropy, labels 0 or 1.
@@ -49,6 +49,9 @@ pub(crate) enum HeadArg {
     Softmax,
     /// `Dense(out)`, mean squared error against targets `[N]` or `[N, out]`.
     Linear,
+    /// `Dense(out)` on every step's output, mean squared error against targets `[N, T]` or
+    /// `[N, T, out]` over the steps within each length (sequence to sequence).
+    Sequence,
 }
 
 impl HeadArg {
@@ -56,8 +59,13 @@ impl HeadArg {
         match self {
             HeadArg::Sigmoid => Loss::BinaryCrossentropy,
             HeadArg::Softmax => Loss::SparseCategoricalCrossentropy,
-            HeadArg::Linear => Loss::MeanSquaredError,
+            HeadArg::Linear | HeadArg::Sequence => Loss::MeanSquaredError,
         }
+    }
+
+    /// Whether the head runs on every step.
+    fn per_step(self) -> bool {
+        self == HeadArg::Sequence
     }
 }
 
@@ -408,6 +416,7 @@ pub(crate) fn train(f: TrainFlags) -> CliResult {
         &f.labels,
         f.lens.as_deref(),
         loss,
+        f.head.per_step(),
         out,
         ["--x", "--labels", "--lens"],
     )?;
@@ -419,6 +428,7 @@ pub(crate) fn train(f: TrainFlags) -> CliResult {
             vy,
             f.val_lens.as_deref(),
             loss,
+            f.head.per_step(),
             out,
             ["--val-x", "--val-labels", "--val-lens"],
         )?;
@@ -505,7 +515,8 @@ pub(crate) fn train(f: TrainFlags) -> CliResult {
         ),
         None => None,
     };
-    let (mut engine, place) = Engine::new(f.device, &begin, loss, optimizer, clip)?;
+    let (mut engine, place) =
+        Engine::new(f.device, &begin, loss, f.head.per_step(), optimizer, clip)?;
     let (mut history, mut global_step, mut skipped, first_epoch) = match &resumed {
         Some(c) => {
             engine.restore(&c.state)?;

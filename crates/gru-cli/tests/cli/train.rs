@@ -516,3 +516,93 @@ fn an_interrupted_run_keeps_its_last_checkpoint() {
     run_strings(dir.path(), &resume).assert_success("resume after a kill");
     assert!(dir.join("m.npz").exists());
 }
+
+/// `--head sequence`: a per-step Dense with mean squared error learns to echo each step's
+/// input (targets [N, T, 1], lengths given): the loss falls; evaluate and predict take the
+/// per-step head too (predictions [N, T, out]).
+#[test]
+fn a_per_step_head_learns_a_sequence_task() {
+    let dir = TempDir::new("sequence");
+    let (n, t) = (64usize, 6usize);
+    let x = gru_wgpu::seeded::uniform(3, n * t, 1.0);
+    let lens: Vec<f32> = (0..n).map(|e| (1 + e % t) as f32).collect();
+    dir.write_f32("x.npy", &[n, t], &x);
+    dir.write_f32("y.npy", &[n, t, 1], &x);
+    dir.write_f32("lens.npy", &[n], &lens);
+    let log = dir.join("log.jsonl");
+    let run = gru_in(
+        dir.path(),
+        &[
+            "train",
+            "--x",
+            "x.npy",
+            "--labels",
+            "y.npy",
+            "--lens",
+            "lens.npy",
+            "--head",
+            "sequence",
+            "--hidden",
+            "8",
+            "--epochs",
+            "30",
+            "--batch-size",
+            "16",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.02",
+            "--quiet",
+            "--log",
+            log.to_str().unwrap(),
+            "--out",
+            "echo.safetensors",
+        ],
+    );
+    run.assert_success("per-step training");
+    let lines = json_lines(&log);
+    let loss = |k: usize| lines[k]["loss"].as_f64().unwrap();
+    assert!(
+        loss(29) < 0.25 * loss(0),
+        "loss {} -> {}",
+        loss(0),
+        loss(29)
+    );
+    // Every epoch counts the steps within the lengths: Σ (1 + e mod 6) over 64 entries = 220.
+    assert_eq!(lines[0]["entries"], 220);
+    let eval = gru_in(
+        dir.path(),
+        &[
+            "evaluate",
+            "--model",
+            "echo.safetensors",
+            "--x",
+            "x.npy",
+            "--labels",
+            "y.npy",
+            "--lens",
+            "lens.npy",
+            "--head",
+            "sequence",
+        ],
+    );
+    eval.assert_success("evaluate");
+    assert!(eval.stdout.contains("220 counted steps"), "{}", eval.stdout);
+    let pred = gru_in(
+        dir.path(),
+        &[
+            "predict",
+            "--model",
+            "echo.safetensors",
+            "--x",
+            "x.npy",
+            "--head",
+            "sequence",
+            "--out",
+            "p.npy",
+        ],
+    );
+    pred.assert_success("predict");
+    let p = gru_wgpu::npy::read_f32(&dir.join("p.npy")).expect("predictions");
+    assert_eq!(p.shape, [n, t, 1]);
+}
