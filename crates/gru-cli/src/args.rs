@@ -45,7 +45,8 @@ Usage:
             [--head sigmoid|softmax|linear|sequence] [--classes K] [--lens L.npy]
             [--val-x X.npy --val-labels Y.npy [--val-lens L.npy] | --validation-split F]
             [--epochs 10] [--batch-size 32] [--optimizer rmsprop|adam|adamw|sgd] [--lr LR]
-            [--momentum M] [--nesterov] [--weight-decay W] [--clip-norm C | --clip-value C]
+            [--momentum M] [--nesterov] [--centered] [--weight-decay W]
+            [--clip-norm C | --clip-value C]
             [--init keras|pytorch] [--seed S] [--no-shuffle] [--skip-non-finite]
             [--log METRICS.jsonl [--log-steps]] [--plot CURVES.svg]
             [--checkpoint-every N] [--checkpoint FILE] [--resume]
@@ -138,7 +139,8 @@ float or integer:
   --epochs, --batch-size batches of a shuffled epoch (seeded by --seed; --no-shuffle keeps the
                          order), the last one partial
   --optimizer            rmsprop (the default: Keras's defaults, lr 1e-3, rho 0.9, epsilon 1e-7),
-                         adam, adamw (PyTorch's defaults), sgd (lr 0.01)
+                         adam, adamw (PyTorch's defaults), sgd (lr 0.01); --momentum (sgd,
+                         rmsprop), --nesterov (sgd), --centered (rmsprop), --weight-decay
   --clip-norm C          clip the gradients' global norm (PyTorch's clip_grad_norm_)
   --init                 keras (glorot_uniform, orthogonal, zero bias) or pytorch (U(+-1/sqrt H))
   --from MODEL           fine-tune a model file (any the importers read; its convention kept;

@@ -130,6 +130,8 @@ pub(crate) struct TrainFlags {
     momentum: Option<f64>,
     #[arg(long)]
     nesterov: bool,
+    #[arg(long)]
+    centered: bool,
     #[arg(long, alias = "weight_decay", value_parser = non_negative)]
     weight_decay: Option<f64>,
     #[arg(long, alias = "clip_norm", value_parser = positive, conflicts_with = "clip_value")]
@@ -258,9 +260,16 @@ fn optimizer(f: &TrainFlags) -> CliResult<Optimizer> {
     Ok(match o {
         OptimizerArg::Rmsprop => {
             let mut r = Optimizer::rmsprop_keras();
-            if let Optimizer::RmsProp { lr, momentum, .. } = &mut r {
+            if let Optimizer::RmsProp {
+                lr,
+                momentum,
+                centered,
+                ..
+            } = &mut r
+            {
                 *lr = f.lr.unwrap_or(*lr);
                 *momentum = f.momentum.unwrap_or(*momentum);
+                *centered = f.centered;
             }
             r
         }
