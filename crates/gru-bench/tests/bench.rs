@@ -294,6 +294,57 @@ fn streaming_rows_match_the_reference() {
     }
 }
 
+/// `--train`: one row per shape with the step's time, the epoch's (⌈N/B⌉ steps), the CPU
+/// reference step's, and the step structure of the training kernels.
+#[test]
+fn train_rows_have_the_step_epoch_and_structure() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = TempDir::new("train");
+    let json = dir.join("train.json");
+    let (code, stdout, stderr) = run(&[
+        "--train",
+        "--hidden",
+        "8",
+        "--input",
+        "3",
+        "--batch",
+        "4,6",
+        "--seq-len",
+        "5",
+        "--repeats",
+        "2",
+        "--epoch-size",
+        "100",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "gru-bench --train failed: {stderr}");
+    assert!(stdout.starts_with("convention"), "{stdout}");
+    let rows = rows(&json);
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    for (r, b) in rows.iter().zip([4u64, 6]) {
+        assert_eq!(
+            (r["b"].as_u64(), r["h"].as_u64()),
+            (Some(b), Some(8)),
+            "{r}"
+        );
+        let step = r["step_ms"].as_f64().expect("step_ms");
+        assert!(step > 0.0, "{r}");
+        let epoch = r["epoch_s"].as_f64().expect("epoch_s");
+        let steps = 100u64.div_ceil(b) as f64;
+        assert!(
+            (epoch - step * steps / 1e3).abs() <= 1e-9 * epoch.max(1.0),
+            "{r}"
+        );
+        assert!(r["cpu_step_ms"].as_f64().is_some(), "{r}");
+        assert!(r["backward_kernel"].as_str().is_some(), "{r}");
+        assert!(r["train_workgroups"].as_u64().unwrap() >= 1, "{r}");
+        assert!(r["backward_longest_loop"].as_u64().unwrap() >= 8, "{r}");
+    }
+}
+
 /// `--compare` pairs rows by shape and prints their ratio: ours at 2 µs/step against theirs at
 /// 5 is a 2.50× speed-up; a shape only one side has is left out.
 #[test]
