@@ -1,14 +1,16 @@
 //! Writing a one-layer GRU as an ONNX model: one `GRU` node (opset 14, layout 0) with `W`,
-//! `R` and `B` as initializers, `X` the graph's input, `Y` and `Y_h` its outputs: what the
-//! importer reads ([`super::parse`]), so that a model round-trips exactly.
+//! `R` and `B` as initializers, `X` the graph's input, `Y` and `Y_h` its outputs (float
+//! tensors, `T` and `B` named dimensions): what the importer reads ([`super::parse`]), so
+//! that a model round-trips exactly, and a model `onnx.checker` accepts and onnxruntime runs.
 
 use prost::Message;
 
 use super::proto::attribute_proto::AttributeType;
 use super::proto::tensor_proto::DataType;
+use super::proto::tensor_shape_proto::{dimension, Dimension};
 use super::proto::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TypeProto,
-    ValueInfoProto,
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use crate::error::Result;
 use crate::io::export::onnx_arrays;
@@ -24,18 +26,46 @@ fn attr_int(name: &str, i: i64) -> AttributeProto {
     }
 }
 
-fn value_info(name: &str) -> ValueInfoProto {
+/// A float tensor's value info, its dimensions named (`"T"`) or fixed.
+fn value_info(name: &str, dims: &[Dim]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Dim::Named(n) => dimension::Value::DimParam((*n).into()),
+                Dim::Fixed(v) => dimension::Value::DimValue(*v as i64),
+            }),
+            ..Default::default()
+        })
+        .collect();
     ValueInfoProto {
         name: name.into(),
-        r#type: Some(TypeProto::default()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: DataType::Float as i32,
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
         ..Default::default()
     }
+}
+
+/// A dimension of a graph input or output.
+enum Dim {
+    Named(&'static str),
+    Fixed(usize),
 }
 
 /// The bytes of an ONNX model holding `model` (one layer; any direction, convention and
 /// clip) as one GRU node. Errors: more than one layer.
 pub fn encode(model: &GruModel) -> Result<Vec<u8>> {
     let arrays = onnx_arrays(model)?;
+    let (d, h, i) = (
+        model.num_directions(),
+        model.hidden_size(),
+        model.input_size(),
+    );
     let direction = match model.direction() {
         Direction::Forward => "forward",
         Direction::Reverse => "reverse",
@@ -91,8 +121,23 @@ pub fn encode(model: &GruModel) -> Result<Vec<u8>> {
             name: "gru".into(),
             node: vec![node],
             initializer,
-            input: vec![value_info("X")],
-            output: vec![value_info("Y"), value_info("Y_h")],
+            // X [T, B, I], Y [T, D, B, H], Y_h [D, B, H] (layout 0), T and B named.
+            input: vec![value_info(
+                "X",
+                &[Dim::Named("T"), Dim::Named("B"), Dim::Fixed(i)],
+            )],
+            output: vec![
+                value_info(
+                    "Y",
+                    &[
+                        Dim::Named("T"),
+                        Dim::Fixed(d),
+                        Dim::Named("B"),
+                        Dim::Fixed(h),
+                    ],
+                ),
+                value_info("Y_h", &[Dim::Fixed(d), Dim::Named("B"), Dim::Fixed(h)]),
+            ],
             ..Default::default()
         }),
         ..Default::default()
