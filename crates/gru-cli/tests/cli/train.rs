@@ -471,6 +471,21 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
         "resume without a checkpoint",
         &["--resume", "none.checkpoint.safetensors"],
     );
+    // A file that is not a checkpoint (garbage, a model file) is one line, nothing written.
+    dir.write("junk.checkpoint.safetensors", b"not a checkpoint at all");
+    std::fs::copy(
+        dir.join("whole.npz"),
+        dir.join("model.checkpoint.safetensors"),
+    )
+    .unwrap();
+    for out in ["junk.npz", "model.npz"] {
+        run_strings(dir.path(), &small_run(out, "2", &["--resume"])).one_error(
+            1,
+            out,
+            &["--resume", "is not a gru train checkpoint"],
+        );
+        assert!(!dir.join(out).exists());
+    }
 }
 
 /// A run killed while it trains leaves its last checkpoint whole: it resumes from it.
