@@ -1,4 +1,4 @@
-// train_head.wgsl: the dense head of the one-submit training step (src/gpu/train/trainer.rs),
+// train_head.wgsl: the dense head of the one-submit training step (src/gpu/train/trainer/),
 // its loss, the loss's gradient, and the refresh of the weights' kernel layouts after the
 // optimizer's update. The rules are those of src/loss.rs (the f64 reference), in f32.
 //
