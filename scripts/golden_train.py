@@ -98,16 +98,41 @@ def case(name, seed, reset_after, N=8, B=4, T=6, I=2, H=5):
     cw.finish()
 
 
-def torch_case(name, seed, out, loss_name, make_opt, hyper, clip, N=8, B=4, T=5, I=3, H=4):
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    gru = torch.nn.GRU(I, H, num_layers=2, bidirectional=True, batch_first=True)
-    head = torch.nn.Linear(2 * H, out)
+def torch_init(rng, gru, head):
+    """Draws every state_dict tensor of `gru`, then of `head`, from U(-0.5, 0.5) in float32 and
+    loads them into float64 copies: (gru64, head64, gru float32 tensors, head float32 tensors)."""
     state32 = {k: rng.uniform(-0.5, 0.5, tuple(p.shape)).astype(np.float32) for k, p in gru.state_dict().items()}
     head32 = {k: rng.uniform(-0.5, 0.5, tuple(p.shape)).astype(np.float32) for k, p in head.state_dict().items()}
     gru, head = gru.double(), head.double()
     gru.load_state_dict({k: torch.from_numpy(v.astype(np.float64)) for k, v in state32.items()})
     head.load_state_dict({k: torch.from_numpy(v.astype(np.float64)) for k, v in head32.items()})
+    return gru, head, state32, head32
+
+
+def torch_weights(gru, head):
+    """The weights now, as a module with attributes gru and head names them (float64)."""
+    w = {f"gru.{k}": v.detach().numpy().astype("<f8") for k, v in gru.state_dict().items()}
+    w.update({f"head.{k}": v.detach().numpy().astype("<f8") for k, v in head.state_dict().items()})
+    return w
+
+
+def write_torch_weights(cw, state32, head32, after):
+    """model.safetensors (the initial float32 weights) and after_stepK.safetensors."""
+    model32 = {f"gru.{k}": v for k, v in state32.items()}
+    model32.update({f"head.{k}": v for k, v in head32.items()})
+    path = cw.other("model.safetensors", "initial GRU state_dict and head (float32)", tensors=model32)
+    safetensors.numpy.save_file(model32, path)
+    for step, w in after.items():
+        path = cw.other(f"after_step{step}.safetensors", f"weights after step {step} (float64)", tensors=w)
+        safetensors.numpy.save_file(w, path)
+
+
+def torch_case(name, seed, out, loss_name, make_opt, hyper, clip, N=8, B=4, T=5, I=3, H=4):
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    gru = torch.nn.GRU(I, H, num_layers=2, bidirectional=True, batch_first=True)
+    head = torch.nn.Linear(2 * H, out)
+    gru, head, state32, head32 = torch_init(rng, gru, head)
     x32 = rng.standard_normal((N, T, I)).astype(np.float32)
     y32 = rng.integers(0, 2 if out == 1 else out, (N,)).astype(np.float32)
     params = list(gru.parameters()) + list(head.parameters())
@@ -128,9 +153,7 @@ def torch_case(name, seed, out, loss_name, make_opt, hyper, clip, N=8, B=4, T=5,
         opt.step()
         losses.append(loss.item())
         if s + 1 in (1, STEPS):
-            w = {f"gru.{k}": v.detach().numpy().astype("<f8") for k, v in gru.state_dict().items()}
-            w.update({f"head.{k}": v.detach().numpy().astype("<f8") for k, v in head.state_dict().items()})
-            after[s + 1] = w
+            after[s + 1] = torch_weights(gru, head)
     cw = CaseWriter(name, {
         "framework": "pytorch",
         "generator": SCRIPT,
@@ -145,13 +168,7 @@ def torch_case(name, seed, out, loss_name, make_opt, hyper, clip, N=8, B=4, T=5,
         "init": "every state_dict tensor (GRU, then head) U(-0.5, 0.5), x ~ N(0, 1), labels, float32, "
                 "np.random.default_rng(seed)",
     })
-    model32 = {f"gru.{k}": v for k, v in state32.items()}
-    model32.update({f"head.{k}": v for k, v in head32.items()})
-    path = cw.other("model.safetensors", "initial GRU state_dict and head (float32)", tensors=model32)
-    safetensors.numpy.save_file(model32, path)
-    for step, w in after.items():
-        path = cw.other(f"after_step{step}.safetensors", f"weights after step {step} (float64)", tensors=w)
-        safetensors.numpy.save_file(w, path)
+    write_torch_weights(cw, state32, head32, after)
     cw.f32("x.npy", x32, "inputs (N, T, I), batch_first")
     cw.f32("y.npy", y32, "labels (N,)")
     path = cw.other("losses.npy", "the loss per step, before its update (float64)", dtype="float64", shape=[STEPS])
@@ -167,11 +184,7 @@ def torch_seq_case(name, seed, out, N=8, B=4, T=5, I=3, H=4):
     rng = np.random.default_rng(seed)
     gru = torch.nn.GRU(I, H, num_layers=1, bidirectional=True, batch_first=True)
     head = torch.nn.Linear(2 * H, out)
-    state32 = {k: rng.uniform(-0.5, 0.5, tuple(p.shape)).astype(np.float32) for k, p in gru.state_dict().items()}
-    head32 = {k: rng.uniform(-0.5, 0.5, tuple(p.shape)).astype(np.float32) for k, p in head.state_dict().items()}
-    gru, head = gru.double(), head.double()
-    gru.load_state_dict({k: torch.from_numpy(v.astype(np.float64)) for k, v in state32.items()})
-    head.load_state_dict({k: torch.from_numpy(v.astype(np.float64)) for k, v in head32.items()})
+    gru, head, state32, head32 = torch_init(rng, gru, head)
     x32 = rng.standard_normal((N, T, I)).astype(np.float32)
     y32 = rng.standard_normal((N, T, out)).astype(np.float32)
     lens = np.array([T, 3, 1, T, 2, T, 4, 1][:N], dtype=np.int64)
@@ -194,9 +207,7 @@ def torch_seq_case(name, seed, out, N=8, B=4, T=5, I=3, H=4):
         opt.step()
         losses.append(loss.item())
         if s + 1 in (1, STEPS):
-            w = {f"gru.{k}": v.detach().numpy().astype("<f8") for k, v in gru.state_dict().items()}
-            w.update({f"head.{k}": v.detach().numpy().astype("<f8") for k, v in head.state_dict().items()})
-            after[s + 1] = w
+            after[s + 1] = torch_weights(gru, head)
     cw = CaseWriter(name, {
         "framework": "pytorch",
         "generator": SCRIPT,
@@ -211,13 +222,7 @@ def torch_seq_case(name, seed, out, N=8, B=4, T=5, I=3, H=4):
         "init": "every state_dict tensor (GRU, then head) U(-0.5, 0.5), x and y ~ N(0, 1), float32, "
                 "np.random.default_rng(seed)",
     })
-    model32 = {f"gru.{k}": v for k, v in state32.items()}
-    model32.update({f"head.{k}": v for k, v in head32.items()})
-    path = cw.other("model.safetensors", "initial GRU state_dict and head (float32)", tensors=model32)
-    safetensors.numpy.save_file(model32, path)
-    for step, w in after.items():
-        path = cw.other(f"after_step{step}.safetensors", f"weights after step {step} (float64)", tensors=w)
-        safetensors.numpy.save_file(w, path)
+    write_torch_weights(cw, state32, head32, after)
     cw.f32("x.npy", x32, "inputs (N, T, I), batch_first")
     cw.f32("y.npy", y32, "targets (N, T, out)")
     cw.f32("lens.npy", lens.astype(np.float32), "sequence lengths (N,), whole numbers")

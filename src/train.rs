@@ -54,6 +54,10 @@ pub struct ReferenceTrainer {
     /// The head runs on every step's output (sequence to sequence) instead of the final
     /// state ([`ReferenceTrainer::per_step_head`]).
     per_step: bool,
+    /// Skip a step whose loss or gradients are not finite instead of returning an error.
+    skip_non_finite: bool,
+    /// Steps skipped so.
+    skipped: u64,
 }
 
 impl ReferenceTrainer {
@@ -66,6 +70,19 @@ impl ReferenceTrainer {
     pub fn per_step_head(mut self) -> Self {
         self.per_step = true;
         self
+    }
+
+    /// With `on`, a step whose loss or gradients are not finite is skipped (nothing changes,
+    /// [`ReferenceTrainer::skipped_steps`] counts it) and returns its loss, instead of
+    /// returning [`GruError::NonFinite`] (the default; nothing changes either), as
+    /// [`crate::gpu::GpuTrainer`] does.
+    pub fn set_skip_non_finite(&mut self, on: bool) {
+        self.skip_non_finite = on;
+    }
+
+    /// Steps skipped because their loss or gradients were not finite.
+    pub fn skipped_steps(&self) -> u64 {
+        self.skipped
     }
 
     /// Whether the head runs on every step ([`ReferenceTrainer::per_step_head`]).
@@ -103,6 +120,8 @@ impl ReferenceTrainer {
             loss,
             params,
             per_step: false,
+            skip_non_finite: false,
+            skipped: 0,
         })
     }
 
@@ -241,6 +260,15 @@ impl ReferenceTrainer {
         }
         flat.push(dw_head);
         flat.push(db_head);
+        // As the device's guard: a loss or gradient that is not finite changes nothing.
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+        if !value.loss.is_finite() || !flat.iter().all(|g| finite(g)) {
+            if self.skip_non_finite {
+                self.skipped += 1;
+                return Ok(value);
+            }
+            return Err(non_finite(self.optimizer.steps() + 1, value.loss));
+        }
         let mut next = self.params.clone();
         self.optimizer.step(&mut next, &flat)?;
         if self.model.convention() == Convention::ResetBefore {
@@ -374,25 +402,68 @@ pub(crate) fn check_head(
     Ok(out)
 }
 
+/// The error of step `step` whose update a trainer's guard refused: its `loss` when that is
+/// not finite, else its gradients' norm.
+pub(crate) fn non_finite(step: u64, loss: f64) -> GruError {
+    let (what, value) = if loss.is_finite() {
+        ("gradient norm", f64::INFINITY)
+    } else {
+        ("loss", loss)
+    };
+    GruError::NonFinite {
+        step,
+        what: what.into(),
+        value,
+    }
+}
+
 /// `model` with its weights replaced by the GRU parameters of `params` rounded to `f32`.
 fn rebuild(model: &GruModel, params: &[Vec<f64>]) -> Result<GruModel> {
-    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-    let mut at = 0;
-    let mut layers = Vec::with_capacity(model.num_layers());
-    for layer in model.layers() {
-        let mut dirs = Vec::with_capacity(layer.len());
-        for w in layer {
+    let f32s: Vec<Vec<f32>> = params
+        .iter()
+        .map(|v| v.iter().map(|&x| x as f32).collect())
+        .collect();
+    model_from_parameters(
+        model.convention(),
+        model.direction(),
+        model.clip(),
+        model.input_size(),
+        model.hidden_size(),
+        &f32s,
+    )
+}
+
+/// A GRU stack from parameters in [`ReferenceTrainer::parameters`]'s order (per layer and
+/// direction `W [3H, K]`, `R [3H, H]`, `B [6H]`, gate order z, r, h; a head's two tensors
+/// after them are ignored): as many layers as `params` holds whole groups of `3·D` tensors,
+/// layer 0 reading `input_size` features and the others `D·H`. Errors: tensors whose sizes do
+/// not fit.
+pub fn model_from_parameters(
+    convention: Convention,
+    direction: crate::Direction,
+    clip: Option<f32>,
+    input_size: usize,
+    hidden_size: usize,
+    params: &[Vec<f32>],
+) -> Result<GruModel> {
+    let nd = direction.num_directions();
+    let layers = params.len() / (3 * nd);
+    let mut stack = Vec::with_capacity(layers);
+    for l in 0..layers {
+        let k = if l == 0 { input_size } else { nd * hidden_size };
+        let mut dirs = Vec::with_capacity(nd);
+        for d in 0..nd {
+            let at = 3 * (l * nd + d);
             dirs.push(GruWeights::new(
-                w.convention(),
-                w.input_size(),
-                w.hidden_size(),
-                f32s(&params[at]),
-                f32s(&params[at + 1]),
-                Some(f32s(&params[at + 2])),
+                convention,
+                k,
+                hidden_size,
+                params[at].clone(),
+                params[at + 1].clone(),
+                Some(params[at + 2].clone()),
             )?);
-            at += 3;
         }
-        layers.push(dirs);
+        stack.push(dirs);
     }
-    GruModel::new(model.direction(), layers, model.clip())
+    GruModel::new(direction, stack, clip)
 }

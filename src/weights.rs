@@ -301,9 +301,18 @@ fn reorder_rzn_to_zrh(a: &[f32], hidden: usize) -> Vec<f32> {
     [z, r, n].concat()
 }
 
+/// Reorders `[3H, …]` blocks from ONNX's z, r, h to PyTorch's r, z, n (the inverse of
+/// [`reorder_rzn_to_zrh`]; for weights and their gradients alike).
+pub(crate) fn zrh_to_rzn<T: Copy>(a: &[T]) -> Vec<T> {
+    let block = a.len() / 3;
+    let (z, rest) = a.split_at(block);
+    let (r, h) = rest.split_at(block);
+    [r, z, h].concat()
+}
+
 /// Transposes a row-major `[rows, cols]` matrix.
-pub(crate) fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0; a.len()];
+pub(crate) fn transpose<T: Copy + Default>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut t = vec![T::default(); a.len()];
     for i in 0..rows {
         for j in 0..cols {
             t[j * rows + i] = a[i * cols + j];

@@ -11,7 +11,7 @@ use crate::gpu::errors::scoped;
 use crate::gpu::kernels::LayoutFamily;
 use crate::gpu::limits::{check_binding, check_limit};
 use crate::gpu::params::{entry, OptimParams, OPTIM_PARAMS};
-use crate::gpu::readback::read_bytes;
+use crate::gpu::readback::{read_bytes, read_f32_buffers};
 use crate::optim::{Clip, Optimizer};
 use crate::shaders::Kernel;
 use crate::Dtype;
@@ -92,37 +92,12 @@ impl DeviceTensors {
 
     /// Reads every tensor back (one submit).
     pub fn read(&self) -> Result<Vec<Vec<f32>>> {
-        let ctx = &self.ctx;
-        let device = ctx.device();
-        let total: usize = self.sizes.iter().sum();
-        let (submission, readback) = scoped(ctx, "reading tensors", || {
-            let readback = device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("device tensors readback"),
-                size: (4 * total as u64).max(16),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("device tensors readback"),
-            });
-            let mut at = 0u64;
-            for (b, &n) in self.buffers.iter().zip(&self.sizes) {
-                if n > 0 {
-                    encoder.copy_buffer_to_buffer(b, 0, &readback, at, 4 * n as u64);
-                }
-                at += 4 * n as u64;
-            }
-            (ctx.queue().submit([encoder.finish()]), readback)
-        })?;
-        let bytes = read_bytes(ctx, &readback, submission)?;
-        let values: &[f32] = bytemuck::cast_slice(&bytes[..4 * total]);
-        let mut out = Vec::with_capacity(self.sizes.len());
-        let mut at = 0;
-        for &n in &self.sizes {
-            out.push(values[at..at + n].to_vec());
-            at += n;
-        }
-        Ok(out)
+        let buffers: Vec<(&wgpu::Buffer, usize)> = self
+            .buffers
+            .iter()
+            .zip(self.sizes.iter().copied())
+            .collect();
+        read_f32_buffers(&self.ctx, "reading tensors", &buffers)
     }
 }
 
@@ -237,39 +212,14 @@ impl GpuOptimizer {
     /// The optimizer's state per tensor, `[kinds · n]` ([`Optimizer::state_tensors`] arrays
     /// one after the other, as [`crate::optim::OptimizerState::state`]): one readback.
     pub fn read_state(&self) -> Result<Vec<Vec<f32>>> {
-        let ctx = &self.ctx;
-        let device = ctx.device();
         let kinds = self.optimizer.state_tensors();
-        let lens: Vec<usize> = self.sizes.iter().map(|&n| kinds * n).collect();
-        let total: usize = lens.iter().sum();
-        let (submission, readback) = scoped(ctx, "reading the optimizer state", || {
-            let readback = device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("optimizer state readback"),
-                size: (4 * total as u64).max(16),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            let mut encoder = device.create_command_encoder(&Default::default());
-            let mut at = 0u64;
-            for (b, &n) in self.state.iter().zip(&lens) {
-                if n > 0 {
-                    encoder.copy_buffer_to_buffer(b, 0, &readback, at, 4 * n as u64);
-                }
-                at += 4 * n as u64;
-            }
-            (ctx.queue().submit([encoder.finish()]), readback)
-        })?;
-        let bytes = read_bytes(ctx, &readback, submission)?;
-        let values: &[f32] = bytemuck::cast_slice(&bytes[..4 * total]);
-        let mut at = 0;
-        Ok(lens
+        let buffers: Vec<(&wgpu::Buffer, usize)> = self
+            .state
             .iter()
-            .map(|&n| {
-                let v = values[at..at + n].to_vec();
-                at += n;
-                v
-            })
-            .collect())
+            .zip(&self.sizes)
+            .map(|(b, &n)| (b, kinds * n))
+            .collect();
+        read_f32_buffers(&self.ctx, "reading the optimizer state", &buffers)
     }
 
     /// Restores a [`GpuOptimizer::read_state`] and the step count (a checkpoint's). Errors

@@ -55,3 +55,44 @@ pub(super) fn read_prefix(
     buffer.unmap();
     Ok(out)
 }
+
+/// Reads the first `n` `f32` values of each `(buffer, n)` back (each buffer needs
+/// `COPY_SRC`): one copy per buffer into one readback buffer, one submit, one map; `what`
+/// names the operation in errors.
+pub(super) fn read_f32_buffers(
+    ctx: &GpuContext,
+    what: &str,
+    buffers: &[(&wgpu::Buffer, usize)],
+) -> Result<Vec<Vec<f32>>> {
+    let device = ctx.device();
+    let total: usize = buffers.iter().map(|&(_, n)| n).sum();
+    let (submission, readback) = crate::gpu::errors::scoped(ctx, what, || {
+        let readback = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(what),
+            size: (4 * total as u64).max(16),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder =
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(what) });
+        let mut at = 0u64;
+        for &(b, n) in buffers {
+            if n > 0 {
+                encoder.copy_buffer_to_buffer(b, 0, &readback, at, 4 * n as u64);
+            }
+            at += 4 * n as u64;
+        }
+        (ctx.queue().submit([encoder.finish()]), readback)
+    })?;
+    let bytes = read_bytes(ctx, &readback, submission)?;
+    let values: &[f32] = bytemuck::cast_slice(&bytes[..4 * total]);
+    let mut at = 0;
+    Ok(buffers
+        .iter()
+        .map(|&(_, n)| {
+            let v = values[at..at + n].to_vec();
+            at += n;
+            v
+        })
+        .collect())
+}

@@ -10,7 +10,7 @@ use std::io::{Cursor, Write};
 use crate::error::{GruError, Result};
 use crate::model::{Direction, GruModel};
 use crate::npy;
-use crate::weights::{Convention, GruWeights};
+use crate::weights::{transpose, zrh_to_rzn, Convention, GruWeights};
 
 /// A tensor to write: its name, shape and values (row-major).
 pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
@@ -22,21 +22,6 @@ pub struct HeadTensors<'a> {
     pub weight: &'a [f32],
     /// `[out]`.
     pub bias: &'a [f32],
-}
-
-/// `[3H, …]` blocks from z, r, h to PyTorch's r, z, n.
-fn zrh_to_rzn(a: &[f32]) -> Vec<f32> {
-    let block = a.len() / 3;
-    let (z, rest) = a.split_at(block);
-    let (r, h) = rest.split_at(block);
-    [r, z, h].concat()
-}
-
-/// `a[rows, cols]` row-major, transposed.
-fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    (0..cols)
-        .flat_map(|c| (0..rows).map(move |r| a[r * cols + c]))
-        .collect()
 }
 
 /// Errors unless `model` has no clip (no framework but ONNX stores one).

@@ -54,6 +54,13 @@ pub struct KerasDense {
     pub out_features: usize,
 }
 
+impl KerasDense {
+    /// The kernel as PyTorch's `nn.Linear.weight`: `[out_features, in_features]`.
+    pub fn weight(&self) -> Vec<f32> {
+        crate::weights::transpose(&self.kernel, self.in_features, self.out_features)
+    }
+}
+
 /// Where [`KerasGru::reset_after`] came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResetAfterSource {

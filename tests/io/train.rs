@@ -327,3 +327,46 @@ fn per_step_mse_matches_torch_packed_sequences() {
         }
     }
 }
+
+/// The reference trainer's guard, as the device's: a step whose loss is not finite (a head of
+/// infinite weights) changes nothing and is an error naming the step, or is skipped and
+/// counted when asked.
+#[test]
+fn a_non_finite_loss_changes_nothing_in_the_reference() {
+    use gru_wgpu::init::{self, Init};
+    use gru_wgpu::{Convention, Direction, GruError};
+    let model = init::gru_model(
+        Init::Keras,
+        Convention::ResetAfter,
+        Direction::Forward,
+        1,
+        2,
+        3,
+        1,
+    )
+    .expect("model");
+    let w = [f32::INFINITY, -f32::INFINITY, f32::INFINITY];
+    let mut trainer = ReferenceTrainer::new(
+        model,
+        &w,
+        &[0.0],
+        Loss::BinaryCrossentropy,
+        Optimizer::rmsprop_keras(),
+        Clip::None,
+    )
+    .expect("trainer");
+    let x = gru_wgpu::seeded::uniform(2, 4 * 5 * 2, 1.0);
+    let input = GruInput::new(&x, 5, 4).with_layout(Layout::BatchMajor);
+    let y = [0.0, 1.0, 1.0, 0.0];
+    let before = trainer.state();
+    match trainer.step(&input, &y) {
+        Err(GruError::NonFinite { step: 1, what, .. }) => assert_eq!(what, "loss"),
+        other => panic!("expected a non-finite loss error, got {other:?}"),
+    }
+    assert_eq!(trainer.state(), before);
+    trainer.set_skip_non_finite(true);
+    let value = trainer.step(&input, &y).expect("a skipped step");
+    assert!(!value.loss.is_finite(), "loss {}", value.loss);
+    assert_eq!((trainer.steps(), trainer.skipped_steps()), (0, 1));
+    assert_eq!(trainer.state(), before);
+}

@@ -107,7 +107,8 @@ fn per_step_count(d: f64) -> String {
     }
 }
 
-fn opt(v: Option<f64>, width: usize, precision: usize) -> String {
+/// `v` right-aligned in `width` with `precision` decimals, `-` for `None`.
+pub(crate) fn opt(v: Option<f64>, width: usize, precision: usize) -> String {
     match v {
         Some(v) => format!("{v:>width$.precision$}"),
         None => format!("{:>width$}", "-"),

@@ -20,6 +20,7 @@ use gru_wgpu::{Convention, Direction, GruInput};
 use serde::Serialize;
 
 use crate::args::Options;
+use crate::backward::opt;
 use crate::{median, time_n, Sink};
 
 const HEADER: &str = "convention     I     H    B     T  step ms  epoch s  steps/s  cpu step ms  train fwd wgs/loop  bwd kernel           wgs/loop";
@@ -46,13 +47,6 @@ struct TrainRow {
     backward_dispatches: f64,
     backward_workgroups: u64,
     backward_longest_loop: u64,
-}
-
-fn opt(v: Option<f64>, width: usize, precision: usize) -> String {
-    match v {
-        Some(v) => format!("{v:>width$.precision$}"),
-        None => format!("{:>width$}", "-"),
-    }
 }
 
 /// Runs the `--train` grid.

@@ -7,6 +7,7 @@
 //! [`GruWeights::from_keras`]: crate::GruWeights::from_keras
 
 use super::{GruGradients, LayerGradients};
+use crate::weights::{transpose, zrh_to_rzn};
 
 /// One `nn.GRU` layer's gradients, named as its parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,21 +33,6 @@ pub struct KerasLayerGradients {
     /// `(3H,)` with `reset_after=False` (Keras has no recurrent bias there, so the gradient of
     /// the model's recurrent bias, which Keras fixes at zero, is not a Keras weight's).
     pub bias: Vec<f64>,
-}
-
-/// `[3H, …]` blocks from z, r, h to PyTorch's r, z, n.
-fn zrh_to_rzn(a: &[f64]) -> Vec<f64> {
-    let block = a.len() / 3;
-    let (z, rest) = a.split_at(block);
-    let (r, h) = rest.split_at(block);
-    [r, z, h].concat()
-}
-
-/// `a[rows, cols]` row-major, transposed.
-fn transpose(a: &[f64], rows: usize, cols: usize) -> Vec<f64> {
-    (0..cols)
-        .flat_map(|c| (0..rows).map(move |r| a[r * cols + c]))
-        .collect()
 }
 
 impl LayerGradients {

@@ -13,8 +13,8 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
-use gru_wgpu::train::TrainerState;
-use gru_wgpu::{Convention, Direction, GruModel, GruWeights};
+use gru_wgpu::train::{model_from_parameters, TrainerState};
+use gru_wgpu::{Convention, Direction, GruModel};
 
 use super::plot::EpochRecord;
 use crate::{write, CliResult, Failure};
@@ -25,6 +25,8 @@ const FORMAT: &str = "gru-train-checkpoint";
 /// What a checkpoint holds.
 pub(super) struct Checkpoint {
     pub(super) state: TrainerState,
+    /// The network: its shape is saved (convention, direction, sizes, clip), its weights are
+    /// the state's parameters.
     pub(super) model: GruModel,
     /// Epochs done.
     pub(super) epochs: u64,
@@ -194,28 +196,12 @@ pub(super) fn load(path: &Path) -> CliResult<Checkpoint> {
             params.len()
         )));
     }
-    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-    let mut stack = Vec::with_capacity(layers);
-    for l in 0..layers {
-        let k = if l == 0 { i } else { nd * h };
-        let mut dirs = Vec::with_capacity(nd);
-        for d in 0..nd {
-            let at = 3 * (l * nd + d);
-            dirs.push(
-                GruWeights::new(
-                    convention,
-                    k,
-                    h,
-                    f32s(&params[at]),
-                    f32s(&params[at + 1]),
-                    Some(f32s(&params[at + 2])),
-                )
-                .map_err(|e| bad(e.to_string()))?,
-            );
-        }
-        stack.push(dirs);
-    }
-    let model = GruModel::new(direction, stack, clip).map_err(|e| bad(e.to_string()))?;
+    let f32s: Vec<Vec<f32>> = params
+        .iter()
+        .map(|v| v.iter().map(|&x| x as f32).collect())
+        .collect();
+    let model = model_from_parameters(convention, direction, clip, i, h, &f32s)
+        .map_err(|e| bad(e.to_string()))?;
     let history: Vec<[Option<f64>; 4]> =
         serde_json::from_str(&text("history")?).map_err(|e| bad(format!("history: {e}")))?;
     let history = history

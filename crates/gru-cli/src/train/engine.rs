@@ -5,7 +5,7 @@ use gru_wgpu::data::{Batch, Dataset};
 use gru_wgpu::gpu::{GpuContext, GpuTrainer};
 use gru_wgpu::loss::{Loss, LossValue};
 use gru_wgpu::optim::{Clip, Optimizer};
-use gru_wgpu::train::{ReferenceTrainer, TrainerState};
+use gru_wgpu::train::{model_from_parameters, ReferenceTrainer, TrainerState};
 use gru_wgpu::{GruError, GruInput, GruModel, Layout};
 
 use crate::args::DeviceChoice;
@@ -65,40 +65,29 @@ impl Engine {
         Ok((engine, place))
     }
 
-    /// One step; a non-finite loss leaves the parameters as they were, as the GPU's guard
-    /// does ([`GruError::NonFinite`] unless `skip`; `Ok(None)` for a skipped step).
+    /// One step; a non-finite loss or gradient leaves the parameters as they were (both
+    /// trainers' guard: [`GruError::NonFinite`] unless `skip`; `Ok(None)` for a skipped step).
     pub(super) fn step(
         &mut self,
         input: &GruInput<'_>,
         targets: &[f64],
         skip: bool,
     ) -> Result<Option<LossValue>, GruError> {
-        match self {
+        let (before, value) = match self {
             Engine::Gpu(t) => {
                 t.set_skip_non_finite(skip);
-                let before = t.skipped_steps();
-                let v = t.step(input, targets)?;
-                Ok((t.skipped_steps() == before).then_some(v))
+                (t.skipped_steps(), t.step(input, targets)?)
             }
             Engine::Cpu(t) => {
-                let kept = (**t).clone();
-                let v = t.step(input, targets)?;
-                if v.loss.is_finite() {
-                    return Ok(Some(v));
-                }
-                let step = kept.steps() + 1;
-                **t = kept;
-                if skip {
-                    Ok(None)
-                } else {
-                    Err(GruError::NonFinite {
-                        step,
-                        what: "loss".into(),
-                        value: v.loss,
-                    })
-                }
+                t.set_skip_non_finite(skip);
+                (t.skipped_steps(), t.step(input, targets)?)
             }
-        }
+        };
+        let after = match self {
+            Engine::Gpu(t) => t.skipped_steps(),
+            Engine::Cpu(t) => t.skipped_steps(),
+        };
+        Ok((after == before).then_some(value))
     }
 
     pub(super) fn evaluate(
@@ -135,8 +124,12 @@ impl Engine {
         }
     }
 
-    /// The trained network and its head `(weight [out, D·H], bias [out])`.
-    pub(super) fn result(&self) -> Result<(GruModel, Vec<f32>, Vec<f32>), GruError> {
+    /// The trained network (of `like`'s shape) and its head `(weight [out, D·H], bias [out])`.
+    pub(super) fn result(
+        &self,
+        like: &GruModel,
+    ) -> Result<(GruModel, Vec<f32>, Vec<f32>), GruError> {
+        // One readback of the parameters; the network's shape is `like`'s (the start's).
         let params: Vec<Vec<f32>> = match self {
             Engine::Gpu(t) => t.parameters()?,
             Engine::Cpu(t) => t
@@ -145,10 +138,14 @@ impl Engine {
                 .map(|p| p.iter().map(|&v| v as f32).collect())
                 .collect(),
         };
-        let model = match self {
-            Engine::Gpu(t) => t.model()?,
-            Engine::Cpu(t) => t.model().clone(),
-        };
+        let model = model_from_parameters(
+            like.convention(),
+            like.direction(),
+            like.clip(),
+            like.input_size(),
+            like.hidden_size(),
+            &params,
+        )?;
         let n = params.len();
         Ok((model, params[n - 2].clone(), params[n - 1].clone()))
     }

@@ -305,11 +305,7 @@ fn optimizer(f: &TrainFlags) -> CliResult<Optimizer> {
 /// (transposed) and `dense_bias`, or PyTorch's `head.weight` and `head.bias`.
 pub(super) fn imported_head(imported: &Imported) -> Option<(Vec<f32>, Vec<f32>)> {
     match imported {
-        Imported::Keras(k) => k.dense.as_ref().map(|d| {
-            let (n, k) = (d.out_features, d.in_features);
-            let w = (0..n * k).map(|x| d.kernel[(x % k) * n + x / k]).collect();
-            (w, d.bias.clone())
-        }),
+        Imported::Keras(k) => k.dense.as_ref().map(|d| (d.weight(), d.bias.clone())),
         Imported::PyTorch(p) => p.head.as_ref().map(|h| (h.weight.clone(), h.bias.clone())),
         Imported::Onnx(_) => None,
     }
@@ -635,12 +631,13 @@ pub(crate) fn train(f: TrainFlags) -> CliResult {
         write_log(line)?;
         history.push(record);
         if f.checkpoint_every.is_some_and(|n| (epoch + 1) % n == 0) {
-            let (model, _, _) = engine.result()?;
+            // The checkpoint's metadata takes the network's shape from the start's; its
+            // weights are the state's parameters.
             checkpoint::save(
                 &checkpoint_path,
                 &checkpoint::Checkpoint {
                     state: engine.state()?,
-                    model,
+                    model: begin.model.clone(),
                     epochs: epoch + 1,
                     global_step,
                     skipped,
@@ -652,7 +649,7 @@ pub(crate) fn train(f: TrainFlags) -> CliResult {
     if skipped > 0 {
         eprintln!("gru train: skipped {skipped} step(s) whose loss or gradients were not finite");
     }
-    let (model, w, b) = engine.result()?;
+    let (model, w, b) = engine.result(&begin.model)?;
     let bytes = encode_model(format, &model, &w, &b)?;
     let mut outputs = vec![(f.out.as_path(), bytes)];
     if let Some(p) = &f.plot {

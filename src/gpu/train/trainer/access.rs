@@ -4,14 +4,12 @@
 
 use crate::error::{GruError, Result};
 use crate::gpu::errors::scoped;
-use crate::gpu::readback::read_bytes;
+use crate::gpu::readback::read_f32_buffers;
 use crate::input::GruInput;
 use crate::loss::{self, LossValue};
 use crate::model::GruModel;
 use crate::train::TrainerState;
-use crate::weights::GruWeights;
 
-use super::super::f32_bytes;
 use super::refresh::encode_refresh;
 use super::{plan_limits_stride, GpuTrainer};
 
@@ -65,42 +63,10 @@ impl GpuTrainer {
 
     /// Reads the parameter tensors `which` (indices into the device's list) back, one submit.
     fn read(&self, which: &[usize]) -> Result<Vec<Vec<f32>>> {
-        let ctx = &self.gru.ctx;
-        let device = ctx.device();
         let sizes = self.optimizer.sizes();
-        let total: usize = which.iter().map(|&t| sizes[t]).sum();
-        let (submission, readback) = scoped(ctx, "reading the trainer's parameters", || {
-            let readback = device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("trainer parameters readback"),
-                size: f32_bytes(total).max(16),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            let mut encoder = device.create_command_encoder(&Default::default());
-            let mut at = 0;
-            for &t in which {
-                encoder.copy_buffer_to_buffer(
-                    &self.params[t],
-                    0,
-                    &readback,
-                    f32_bytes(at),
-                    f32_bytes(sizes[t]),
-                );
-                at += sizes[t];
-            }
-            (ctx.queue().submit([encoder.finish()]), readback)
-        })?;
-        let bytes = read_bytes(ctx, &readback, submission)?;
-        let values: &[f32] = bytemuck::cast_slice(&bytes);
-        let mut at = 0;
-        Ok(which
-            .iter()
-            .map(|&t| {
-                let v = values[at..at + sizes[t]].to_vec();
-                at += sizes[t];
-                v
-            })
-            .collect())
+        let buffers: Vec<(&wgpu::Buffer, usize)> =
+            which.iter().map(|&t| (&self.params[t], sizes[t])).collect();
+        read_f32_buffers(&self.gru.ctx, "reading the trainer's parameters", &buffers)
     }
 
     /// The parameters as they are now, in [`crate::train::ReferenceTrainer::parameters`]'s
@@ -225,31 +191,14 @@ impl GpuTrainer {
 
     /// The GRU as it is now, on the host (its weights read back): what `--out` writes.
     pub fn model(&self) -> Result<GruModel> {
-        let params = self.parameters()?;
         let g = &self.gru;
-        let nd = g.direction.num_directions();
-        let mut layers = Vec::with_capacity(g.layers.len());
-        let mut at = 0;
-        for (l, _) in g.layers.iter().enumerate() {
-            let k = if l == 0 {
-                g.input_size
-            } else {
-                nd * g.hidden_size
-            };
-            let mut dirs = Vec::with_capacity(nd);
-            for _ in 0..nd {
-                dirs.push(GruWeights::new(
-                    g.convention,
-                    k,
-                    g.hidden_size,
-                    params[at].clone(),
-                    params[at + 1].clone(),
-                    Some(params[at + 2].clone()),
-                )?);
-                at += 3;
-            }
-            layers.push(dirs);
-        }
-        GruModel::new(g.direction, layers, g.clip)
+        crate::train::model_from_parameters(
+            g.convention,
+            g.direction,
+            g.clip,
+            g.input_size,
+            g.hidden_size,
+            &self.parameters()?,
+        )
     }
 }

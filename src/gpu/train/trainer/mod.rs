@@ -128,6 +128,53 @@ fn buffer_of(device: &wgpu::Device, label: &str, data: &[f32]) -> wgpu::Buffer {
     })
 }
 
+/// The parameter slots of `train_head.wgsl`'s dispatches, `stride` bytes apart, in one
+/// storage buffer (bound with a dynamic offset per dispatch).
+fn slot_buffer(
+    device: &wgpu::Device,
+    label: &str,
+    slots: &[HeadParams],
+    stride: usize,
+) -> wgpu::Buffer {
+    let mut bytes = vec![0u8; slots.len().max(1) * stride];
+    for (s, p) in slots.iter().enumerate() {
+        bytes[s * stride..s * stride + HEAD_PARAMS].copy_from_slice(bytemuck::bytes_of(p));
+    }
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: &bytes,
+        usage: wgpu::BufferUsages::STORAGE,
+    })
+}
+
+/// A bind group of `train_head.wgsl`: bindings 0 to 4 `bufs`, binding 5 one slot of
+/// `slot_buf` (the dispatch gives its offset).
+fn head_bind_group(
+    device: &wgpu::Device,
+    head: &HeadPipelines,
+    bufs: [&wgpu::Buffer; 5],
+    slot_buf: &wgpu::Buffer,
+) -> wgpu::BindGroup {
+    let mut entries: Vec<wgpu::BindGroupEntry<'_>> = bufs
+        .iter()
+        .enumerate()
+        .map(|(n, b)| entry(n as u32, b.as_entire_binding()))
+        .collect();
+    entries.push(entry(
+        5,
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: slot_buf,
+            offset: 0,
+            size: wgpu::BufferSize::new(HEAD_PARAMS as u64),
+        }),
+    ));
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("train_head bind group"),
+        layout: &head.layout,
+        entries: &entries,
+    })
+}
+
 /// Workgroups `(x, y)` covering `n` invocations of 64 lanes within `most` per dimension.
 fn groups_for(n: usize, most: u32) -> (u32, u32) {
     let groups = n.div_ceil(HEAD_WG as usize).max(1) as u64;
@@ -478,35 +525,8 @@ impl GpuTrainer {
             }
             slots.push(base);
             let grad_slot = slots.len() - 1;
-            let mut bytes = vec![0u8; slots.len() * stride];
-            for (s, p) in slots.iter().enumerate() {
-                bytes[s * stride..s * stride + HEAD_PARAMS].copy_from_slice(bytemuck::bytes_of(p));
-            }
-            let slot_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("head params"),
-                contents: &bytes,
-                usage: wgpu::BufferUsages::STORAGE,
-            });
-            let group = |bufs: [&wgpu::Buffer; 5]| {
-                let mut entries: Vec<wgpu::BindGroupEntry<'_>> = bufs
-                    .iter()
-                    .enumerate()
-                    .map(|(n, b)| entry(n as u32, b.as_entire_binding()))
-                    .collect();
-                entries.push(entry(
-                    5,
-                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &slot_buf,
-                        offset: 0,
-                        size: wgpu::BufferSize::new(HEAD_PARAMS as u64),
-                    }),
-                ));
-                device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("train_head bind group"),
-                    layout: &head.layout,
-                    entries: &entries,
-                })
-            };
+            let slot_buf = slot_buffer(device, "head params", &slots, stride);
+            let group = |bufs: [&wgpu::Buffer; 5]| head_bind_group(device, head, bufs, &slot_buf);
             // The head on each chunk's final states, between the forward and the backward.
             let forward_dispatches: Vec<(wgpu::BindGroup, u32, (u32, u32))> = forward_groups
                 .iter()
@@ -633,16 +653,10 @@ impl GpuTrainer {
             // The guard skipped the update on the device.
             self.optimizer.uncount_step();
             if !self.skip_non_finite {
-                let (what, v) = if value.loss.is_finite() {
-                    ("gradient norm", f64::INFINITY)
-                } else {
-                    ("loss", value.loss)
-                };
-                return Err(GruError::NonFinite {
-                    step: self.optimizer.steps() + 1,
-                    what: what.into(),
-                    value: v,
-                });
+                return Err(crate::train::non_finite(
+                    self.optimizer.steps() + 1,
+                    value.loss,
+                ));
             }
             self.skipped += 1;
         }

@@ -1,12 +1,10 @@
 //! Rewriting the model's kernel layouts from the trainer's parameters on the device.
 
-use wgpu::util::DeviceExt;
-
 use crate::gpu::model::GpuGru;
-use crate::gpu::params::{entry, HeadParams, HEAD_PARAMS};
+use crate::gpu::params::HeadParams;
 
 use super::super::f32_bytes;
-use super::{groups_for, HeadPipelines};
+use super::{groups_for, head_bind_group, slot_buffer, HeadPipelines};
 
 /// Records the refresh of `gru`'s kernel layouts from the trainer's `params` (per layer and
 /// direction `[W | R | B]`): `Wᵀ` and `Rᵀ` by the transpose kernel, `R`, `Wb` and `Rb` by
@@ -69,40 +67,20 @@ pub(super) fn encode_refresh(
             }
         }
     }
-    let mut bytes = vec![0u8; slots.len().max(1) * stride];
-    for (s, p) in slots.iter().enumerate() {
-        bytes[s * stride..s * stride + HEAD_PARAMS].copy_from_slice(bytemuck::bytes_of(p));
-    }
-    let slot_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("weight layout params"),
-        contents: &bytes,
-        usage: wgpu::BufferUsages::STORAGE,
-    });
+    let slot_buf = slot_buffer(device, "weight layout params", &slots, stride);
     let groups: Vec<(wgpu::BindGroup, u32, (u32, u32))> = transposes
         .iter()
         .map(|&(slot, l, d, rec, n)| {
             let lw = &gru.layers[l];
             let dst = if rec { &lw.rec } else { &lw.wt };
-            let entries = [
-                entry(0, params[l * nd + d].as_entire_binding()),
-                entry(1, head.unused_read.as_entire_binding()),
-                entry(2, head.unused_read.as_entire_binding()),
-                entry(3, dst.as_entire_binding()),
-                entry(4, head.unused_write.as_entire_binding()),
-                entry(
-                    5,
-                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &slot_buf,
-                        offset: 0,
-                        size: wgpu::BufferSize::new(HEAD_PARAMS as u64),
-                    }),
-                ),
+            let bufs = [
+                &params[l * nd + d],
+                &head.unused_read,
+                &head.unused_read,
+                dst,
+                &head.unused_write,
             ];
-            let g = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("transpose bind group"),
-                layout: &head.layout,
-                entries: &entries,
-            });
+            let g = head_bind_group(device, head, bufs, &slot_buf);
             (g, (slot * stride) as u32, groups_for(n, most))
         })
         .collect();
