@@ -7,7 +7,7 @@ use gru_wgpu::npy;
 use gru_wgpu::optim::{Clip, Optimizer};
 
 use super::data::{load_data, read_numbers, sequence_shape};
-use super::engine::{evaluate_all, in_batches, Engine, Start};
+use super::engine::{self, evaluate_all, in_batches, Engine, Start};
 use super::{imported_head, EvaluateFlags, HeadArg, ModelDataFlags, PredictFlags};
 use crate::{write, CliResult, Failure};
 
@@ -42,7 +42,7 @@ fn load_model(f: &ModelDataFlags) -> CliResult<(Engine, HeadArg, usize, String)>
     };
     // The optimizer is never stepped: evaluation and prediction run the forward only.
     let per_step = head.per_step();
-    let (engine, place) = Engine::new(
+    let (engine, place) = engine::new_engine(
         f.device,
         &start,
         loss,

@@ -34,7 +34,7 @@ use gru_wgpu::{Convention, Direction, GruError, GruInput, Layout};
 use crate::args::DeviceChoice;
 use crate::{write, CliResult, Failure};
 use data::load_data;
-use engine::{evaluate_all, merge, Engine, Start};
+use engine::{evaluate_all, merge, Start};
 pub(crate) use evaluate::{evaluate, predict};
 use output::{check_writable, encode_model, out_format, OutFormat};
 use plot::{curves_svg, EpochRecord};
@@ -521,7 +521,7 @@ pub(crate) fn train(f: TrainFlags) -> CliResult {
         None => None,
     };
     let (mut engine, place) =
-        Engine::new(f.device, &begin, loss, f.head.per_step(), optimizer, clip)?;
+        engine::new_engine(f.device, &begin, loss, f.head.per_step(), optimizer, clip)?;
     let (mut history, mut global_step, mut skipped, first_epoch) = match &resumed {
         Some(c) => {
             engine.restore(&c.state)?;

@@ -1,0 +1,360 @@
+//! `gru_wgpu.Session`: many independent streams through one forward network, each fed a chunk
+//! of frames at a time, their states kept between calls (on the GPU: resident in one buffer,
+//! the library's `GruSession`; on the CPU path: host vectors through the reference forward).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use gru_wgpu::gpu::{Feed, GpuGru, GruSession, ModelOptions, StreamId};
+use gru_wgpu::{cpu, Direction, GruError, GruInput, GruModel};
+use numpy::{PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::model::{Gru, Place};
+use crate::{as_f32, as_i64, py_err, shape_text, to_numpy};
+
+enum Streams {
+    Gpu {
+        session: GruSession,
+        ids: HashMap<u64, StreamId>,
+    },
+    Cpu {
+        model: GruModel,
+        capacity: usize,
+        states: HashMap<u64, Vec<f32>>,
+    },
+}
+
+struct Inner {
+    streams: Streams,
+    next_id: u64,
+}
+
+/// Independent streams through one forward GRU (any number of layers), each advanced a chunk
+/// at a time with its state kept between calls: `session = model.session(streams=256)`.
+///
+/// Shapes with `L` layers, `H` units and `I` inputs: a stream's state is `[L, H]`; `feed`
+/// takes `frames [k, C, I]` for `k` streams and `C` steps and returns `[k, C, H]`, the last
+/// layer's output at every step. Methods release the GIL while the device works; one session
+/// serves one call at a time (others wait), and separate sessions run side by side.
+#[pyclass(name = "Session", module = "gru_wgpu")]
+pub struct Session {
+    inner: Mutex<Inner>,
+    layers: usize,
+    hidden: usize,
+    input: usize,
+}
+
+fn poisoned() -> PyErr {
+    PyRuntimeError::new_err("the session is unusable: a previous call panicked")
+}
+
+impl Session {
+    pub(crate) fn new(py: Python<'_>, model: &Gru, capacity: usize) -> PyResult<Session> {
+        let m = &model.model;
+        if m.direction() != Direction::Forward {
+            return Err(PyValueError::new_err(format!(
+                "session: expected a forward network (a stream's future is not known when it \
+                 is fed), got {:?}",
+                m.direction()
+            )));
+        }
+        if capacity == 0 {
+            return Err(PyValueError::new_err(
+                "session: expected streams ≥ 1, got 0",
+            ));
+        }
+        let streams = match &model.place {
+            Place::Gpu { ctx, .. } => {
+                let options = ModelOptions {
+                    dtype: model.dtype,
+                    allow_f32_fallback: false,
+                };
+                let session = py
+                    .detach(|| {
+                        GpuGru::from_model_with(ctx, m, &options)
+                            .and_then(|g| GruSession::new(g, capacity))
+                    })
+                    .map_err(py_err)?;
+                Streams::Gpu {
+                    session,
+                    ids: HashMap::new(),
+                }
+            }
+            Place::Cpu { model } => Streams::Cpu {
+                model: model.clone(),
+                capacity,
+                states: HashMap::new(),
+            },
+        };
+        Ok(Session {
+            inner: Mutex::new(Inner {
+                streams,
+                next_id: 0,
+            }),
+            layers: m.num_layers(),
+            hidden: m.hidden_size(),
+            input: m.input_size(),
+        })
+    }
+
+    fn state_arg(&self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
+        let a = as_f32(py, state, "state")?;
+        let (l, h) = (self.layers, self.hidden);
+        let ok = a.shape() == [l, h] || (l == 1 && a.shape() == [h]);
+        if !ok {
+            return Err(PyValueError::new_err(format!(
+                "state: expected [L={l}, H={h}], got {}",
+                shape_text(a.shape())
+            )));
+        }
+        let v = a.readonly().as_slice()?.to_vec();
+        Ok(v)
+    }
+}
+
+fn unknown(id: u64) -> PyErr {
+    PyValueError::new_err(format!(
+        "stream {id}: expected an open stream of this session, got one that is closed or \
+         unknown"
+    ))
+}
+
+#[pymethods]
+impl Session {
+    /// Opens a stream from `state` (`[L, H]`) or zeros and returns its id (an int).
+    /// `ValueError` when every slot is open.
+    #[pyo3(signature = (state=None))]
+    fn open(&self, py: Python<'_>, state: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+        let state = match state {
+            Some(s) if !s.is_none() => Some(self.state_arg(py, s)?),
+            _ => None,
+        };
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        let id = inner.next_id;
+        match &mut inner.streams {
+            Streams::Gpu { session, ids } => {
+                let sid = py
+                    .detach(|| match &state {
+                        Some(s) => session.open_with_state(s),
+                        None => session.open(),
+                    })
+                    .map_err(py_err)?;
+                ids.insert(id, sid);
+            }
+            Streams::Cpu {
+                capacity, states, ..
+            } => {
+                if states.len() >= *capacity {
+                    return Err(PyValueError::new_err(format!(
+                        "open: expected a free slot, got all {capacity} streams open"
+                    )));
+                }
+                let zeros = vec![0.0; self.layers * self.hidden];
+                states.insert(id, state.unwrap_or(zeros));
+            }
+        }
+        inner.next_id += 1;
+        Ok(id)
+    }
+
+    /// Advances the streams `ids` (`k` distinct open ids) by `C` steps of `frames [k, C, I]`
+    /// (`[k, I]` for one step), or stream `i` by `lengths[i]` (in `1..=C`) of them, in one
+    /// batched forward. Returns the last layer's outputs `[k, C, H]` (`[k, H]` for `[k, I]`
+    /// frames; zero past a stream's length). A failed feed leaves every state as it was.
+    #[pyo3(signature = (ids, frames, lengths=None))]
+    fn feed<'py>(
+        &self,
+        py: Python<'py>,
+        ids: &Bound<'py, PyAny>,
+        frames: &Bound<'py, PyAny>,
+        lengths: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ids: Vec<u64> = as_i64(py, ids, "ids")?
+            .into_iter()
+            .map(|v| v.max(-1) as u64)
+            .collect();
+        let fa = as_f32(py, frames, "frames")?;
+        let (k, i, h) = (ids.len(), self.input, self.hidden);
+        let (c, one_step) = match *fa.shape() {
+            [kk, ii] if kk == k && ii == i => (1, true),
+            [kk, cc, ii] if kk == k && ii == i && cc > 0 => (cc, false),
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "frames: expected [k={k}, C, I={i}] or [k={k}, I={i}] (k = len(ids)), got {}",
+                    shape_text(fa.shape())
+                )))
+            }
+        };
+        let lens: Option<Vec<usize>> = match lengths {
+            Some(o) if !o.is_none() => {
+                let l = as_i64(py, o, "lengths")?;
+                if l.len() != k {
+                    return Err(PyValueError::new_err(format!(
+                        "lengths: expected [k={k}] values, got {}",
+                        l.len()
+                    )));
+                }
+                if let Some(p) = l.iter().position(|&v| v < 1 || v as usize > c) {
+                    return Err(PyValueError::new_err(format!(
+                        "lengths[{p}]: expected a value in 1..={c}, got {}",
+                        l[p]
+                    )));
+                }
+                Some(l.into_iter().map(|v| v as usize).collect())
+            }
+            _ => None,
+        };
+        for (p, id) in ids.iter().enumerate() {
+            if ids[..p].contains(id) {
+                return Err(PyValueError::new_err(format!(
+                    "ids: expected distinct streams, got stream {id} twice"
+                )));
+            }
+        }
+        let fr = fa.readonly();
+        let x = fr.as_slice()?;
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        let y = match &mut inner.streams {
+            Streams::Gpu { session, ids: map } => {
+                let sids = ids
+                    .iter()
+                    .map(|id| map.get(id).copied().ok_or_else(|| unknown(*id)))
+                    .collect::<PyResult<Vec<StreamId>>>()?;
+                py.detach(|| {
+                    let mut feed = Feed::new(&sids, x, c);
+                    if let Some(l) = &lens {
+                        feed = feed.with_lengths(l);
+                    }
+                    session.feed(&feed)
+                })
+                .map_err(py_err)?
+            }
+            Streams::Cpu { model, states, .. } => {
+                for id in &ids {
+                    if !states.contains_key(id) {
+                        return Err(unknown(*id));
+                    }
+                }
+                let model = &*model;
+                let olds: Vec<&Vec<f32>> = ids.iter().filter_map(|id| states.get(id)).collect();
+                let results = py.detach(|| {
+                    (0..k)
+                        .map(|s| {
+                            let len = lens.as_ref().map_or(c, |l| l[s]) as i64;
+                            let lens = [len];
+                            let input = GruInput::new(&x[s * c * i..][..c * i], c, 1)
+                                .with_initial_h(olds[s])
+                                .with_sequence_lens(&lens);
+                            cpu::forward_model(model, &input)
+                        })
+                        .collect::<Result<Vec<_>, GruError>>()
+                });
+                let results = results.map_err(py_err)?;
+                let mut y = Vec::with_capacity(k * c * h);
+                for (id, out) in ids.iter().zip(results) {
+                    y.extend_from_slice(&out.y);
+                    states.insert(*id, out.y_h);
+                }
+                y
+            }
+        };
+        drop(inner);
+        let shape = if one_step { vec![k, h] } else { vec![k, c, h] };
+        to_numpy(py, y, &shape)
+    }
+
+    /// Stream `id`'s state, `[L, H]` (waits for the feeds before it).
+    fn state<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Bound<'py, PyAny>> {
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        let v = match &mut inner.streams {
+            Streams::Gpu { session, ids } => {
+                let sid = *ids.get(&id).ok_or_else(|| unknown(id))?;
+                py.detach(|| session.read_state(sid)).map_err(py_err)?
+            }
+            Streams::Cpu { states, .. } => states.get(&id).ok_or_else(|| unknown(id))?.clone(),
+        };
+        drop(inner);
+        to_numpy(py, v, &[self.layers, self.hidden])
+    }
+
+    /// Sets stream `id`'s state to `state` (`[L, H]`), e.g. to resume a saved conversation.
+    fn set_state(&self, py: Python<'_>, id: u64, state: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = self.state_arg(py, state)?;
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        match &mut inner.streams {
+            Streams::Gpu { session, ids } => {
+                let sid = *ids.get(&id).ok_or_else(|| unknown(id))?;
+                py.detach(|| session.set_state(sid, &v)).map_err(py_err)
+            }
+            Streams::Cpu { states, .. } => {
+                let s = states.get_mut(&id).ok_or_else(|| unknown(id))?;
+                *s = v;
+                Ok(())
+            }
+        }
+    }
+
+    /// Sets stream `id`'s state to zeros, as if newly opened.
+    fn reset(&self, py: Python<'_>, id: u64) -> PyResult<()> {
+        let zeros = vec![0.0f32; self.layers * self.hidden];
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        match &mut inner.streams {
+            Streams::Gpu { session, ids } => {
+                let sid = *ids.get(&id).ok_or_else(|| unknown(id))?;
+                py.detach(|| session.reset(sid)).map_err(py_err)
+            }
+            Streams::Cpu { states, .. } => {
+                let s = states.get_mut(&id).ok_or_else(|| unknown(id))?;
+                *s = zeros;
+                Ok(())
+            }
+        }
+    }
+
+    /// Closes stream `id`; its id is refused from now on and its slot may be reused.
+    fn close(&self, py: Python<'_>, id: u64) -> PyResult<()> {
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        match &mut inner.streams {
+            Streams::Gpu { session, ids } => {
+                let sid = ids.remove(&id).ok_or_else(|| unknown(id))?;
+                py.detach(|| session.close(sid)).map_err(py_err)
+            }
+            Streams::Cpu { states, .. } => {
+                states.remove(&id).map(|_| ()).ok_or_else(|| unknown(id))
+            }
+        }
+    }
+
+    /// The number of slots.
+    #[getter]
+    fn capacity(&self) -> PyResult<usize> {
+        let inner = self.inner.lock().map_err(|_| poisoned())?;
+        Ok(match &inner.streams {
+            Streams::Gpu { session, .. } => session.capacity(),
+            Streams::Cpu { capacity, .. } => *capacity,
+        })
+    }
+
+    /// The number of open streams.
+    #[getter]
+    fn open_streams(&self) -> PyResult<usize> {
+        let inner = self.inner.lock().map_err(|_| poisoned())?;
+        Ok(match &inner.streams {
+            Streams::Gpu { session, .. } => session.open_streams(),
+            Streams::Cpu { states, .. } => states.len(),
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        let (cap, open) = (
+            self.capacity().unwrap_or(0),
+            self.open_streams().unwrap_or(0),
+        );
+        format!(
+            "Session(streams={cap}, open={open}, layers={}, hidden={})",
+            self.layers, self.hidden
+        )
+    }
+}
