@@ -146,6 +146,11 @@ pub struct Cli {
     /// beside the CPU reference step.
     #[arg(long, conflicts_with_all = ["backward", "streaming"])]
     train: bool,
+    /// Time --repeats calls of a tiny forward (I = H = 8, B = 1, T = 1, PyTorch's output
+    /// style) on the GPU and on the CPU reference, as `model(x)` of the Python package makes
+    /// them: the baseline of benches/python_gru.py's per-call overhead.
+    #[arg(long, conflicts_with_all = ["backward", "streaming", "train"])]
+    call_overhead: bool,
     /// Sequences per epoch of --train (the epoch time is ⌈N/B⌉ steps).
     #[arg(long, value_parser = positive, default_value_t = 10000, value_name = "N")]
     epoch_size: usize,
@@ -187,6 +192,7 @@ pub struct Options {
     pub streaming: bool,
     pub backward: bool,
     pub train: bool,
+    pub call_overhead: bool,
     pub epoch_size: usize,
     pub streams: Vec<usize>,
     pub layers: usize,
@@ -281,6 +287,7 @@ impl Cli {
             streaming: self.streaming,
             backward: self.backward,
             train: self.train,
+            call_overhead: self.call_overhead,
             epoch_size: self.epoch_size,
             streams: self.streams,
             layers: self.layers,

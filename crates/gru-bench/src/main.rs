@@ -44,6 +44,7 @@
 
 mod args;
 mod backward;
+mod overhead;
 mod rows;
 mod train;
 
@@ -853,6 +854,15 @@ fn main() -> ExitCode {
         }
         Command::Run(o) => o,
     };
+    if options.call_overhead {
+        return match overhead::run(&options) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("gru-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if options.train {
         return match train::run(&options) {
             Ok(()) => ExitCode::SUCCESS,

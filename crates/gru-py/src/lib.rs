@@ -1,12 +1,14 @@
 //! `gru_wgpu` for Python: GRU networks with PyTorch `nn.GRU`'s names and shapes on any GPU
 //! through wgpu, with the library's `f64` CPU reference path as the fallback.
 //!
-//! - [`adapters`]: what `gru info` prints, as dicts.
-//! - [`model::Gru`] (`gru_wgpu.GRU`): a network from an `nn.GRU`, a model file or fresh
-//!   weights; `y, h_n = model(x, h0, lengths)`; `state_dict`, `save`, `session`, `predict`.
-//! - [`session::Session`]: many stateful streams fed a chunk at a time.
-//! - [`fit::train`]: `gru train` from NumPy arrays, returning the trained model and the
-//!   per-epoch metrics.
+//! - `adapters()`: what `gru info` prints, as dicts.
+//! - `GRU` (`model.rs`): a network from an `nn.GRU`, a model file or fresh weights;
+//!   `y, h_n = model(x, h0, lengths)`; `state_dict`, `save`, `session`, `predict`.
+//! - `Session` (`session.rs`): many stateful streams fed a chunk at a time.
+//! - `train(x, y, ...)` (`fit.rs`): `gru train` from NumPy arrays, returning the trained
+//!   model and the per-epoch metrics.
+//!
+//! The Python-facing documentation is the docstrings below and the stubs in `gru_wgpu.pyi`.
 //!
 //! Arrays cross without copies where the layout allows: a C-contiguous `float32` array (or a
 //! torch CPU tensor, through `__array__`) is read in place; other float dtypes are converted

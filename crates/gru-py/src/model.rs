@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use gru_wgpu::gpu::{GpuContext, GpuGru, ModelOptions};
+use gru_wgpu::gpu::{GpuGru, ModelOptions};
 use gru_wgpu::head::{final_features, Dense, HeadActivation};
 use gru_wgpu::init::{self, Init};
 use gru_wgpu::io::export::{self, HeadTensors, NamedTensor};
@@ -75,7 +75,7 @@ pub(crate) struct Head {
 /// Where the network's forward runs.
 pub(crate) enum Place {
     /// Resident on the GPU (one upload), behind a lock so the GIL can be released.
-    Gpu { ctx: GpuContext, gru: Mutex<GpuGru> },
+    Gpu { gru: Box<Mutex<GpuGru>> },
     /// The `f64` CPU reference path over `model` (rounded to the storage type).
     Cpu { model: GruModel },
 }
@@ -104,8 +104,7 @@ pub(crate) fn place(
         let describe = format!("gpu: {}", ctx.describe());
         Ok((
             Place::Gpu {
-                ctx,
-                gru: Mutex::new(gru),
+                gru: Box::new(Mutex::new(gru)),
             },
             describe,
         ))

@@ -16,7 +16,7 @@ use crate::{as_f32, as_i64, py_err, shape_text, to_numpy};
 
 enum Streams {
     Gpu {
-        session: GruSession,
+        session: Box<GruSession>,
         ids: HashMap<u64, StreamId>,
     },
     Cpu {
@@ -66,19 +66,26 @@ impl Session {
             ));
         }
         let streams = match &model.place {
-            Place::Gpu { ctx, .. } => {
+            Place::Gpu { gru } => {
+                let ctx = gru
+                    .lock()
+                    .map_err(|_| {
+                        PyRuntimeError::new_err("the model is unusable: a previous call panicked")
+                    })?
+                    .context()
+                    .clone();
                 let options = ModelOptions {
                     dtype: model.dtype,
                     allow_f32_fallback: false,
                 };
                 let session = py
                     .detach(|| {
-                        GpuGru::from_model_with(ctx, m, &options)
+                        GpuGru::from_model_with(&ctx, m, &options)
                             .and_then(|g| GruSession::new(g, capacity))
                     })
                     .map_err(py_err)?;
                 Streams::Gpu {
-                    session,
+                    session: Box::new(session),
                     ids: HashMap::new(),
                 }
             }
