@@ -96,10 +96,7 @@ pub(crate) fn as_f32<'py>(
     what: &str,
 ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
     let np = py.import("numpy")?;
-    let obj = detached(obj)?;
-    let arr = np
-        .call_method1("asarray", (obj,))
-        .map_err(|e| PyValueError::new_err(format!("{what}: not an array ({e})")))?;
+    let arr = ndarray(py, obj, what)?;
     let dtype = arr.getattr("dtype")?;
     let kind: String = dtype.getattr("kind")?.extract()?;
     if kind != "f" {
@@ -122,10 +119,7 @@ pub(crate) fn as_i64<'py>(
     what: &str,
 ) -> PyResult<Vec<i64>> {
     let np = py.import("numpy")?;
-    let obj = detached(obj)?;
-    let arr = np
-        .call_method1("asarray", (obj,))
-        .map_err(|e| PyValueError::new_err(format!("{what}: not an array ({e})")))?;
+    let arr = ndarray(py, obj, what)?;
     let dtype = arr.getattr("dtype")?;
     let kind: String = dtype.getattr("kind")?.extract()?;
     if kind != "i" && kind != "u" {
@@ -148,6 +142,29 @@ pub(crate) fn as_i64<'py>(
     let arr = arr.cast_into::<PyArrayDyn<i64>>()?;
     let ro = arr.readonly();
     Ok(ro.as_slice()?.to_vec())
+}
+
+/// `obj` as a NumPy array without copying where it can: `numpy.asarray` (arrays, anything
+/// with `__array__`, sequences), else `numpy.from_dlpack` for an object that only speaks
+/// DLPack. `ValueError` naming `what` when neither works.
+fn ndarray<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    what: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let np = py.import("numpy")?;
+    let obj = detached(obj)?;
+    match np.call_method1("asarray", (&obj,)) {
+        Ok(a) => Ok(a),
+        Err(e) => {
+            if obj.hasattr("__dlpack__")? {
+                if let Ok(a) = np.call_method1("from_dlpack", (&obj,)) {
+                    return Ok(a);
+                }
+            }
+            Err(PyValueError::new_err(format!("{what}: not an array ({e})")))
+        }
+    }
 }
 
 /// A torch tensor's `detach().cpu()` (so that `__array__` works on one that requires grad or
