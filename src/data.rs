@@ -241,6 +241,68 @@ impl Dataset {
     }
 }
 
+/// How targets of `shape` fit a head under `loss` for `n` sequences of `t` steps: returns
+/// `(width, out)`, the target values per entry ([`Dataset::new`]'s `width`) and the head's
+/// outputs. `out` 0 infers it from the targets: for softmax `max label + 1` (at least 2), for
+/// mean squared error the second axis (1 for `[N]`). A per-step head (`per_step`) takes
+/// `[N, T]` or `[N, T, out]`; the others `[N]` (or `[N, 1]`) labels, or `[N, out]` values for
+/// mean squared error, checked by [`crate::loss::check_targets`] (0/1 labels, class indices in
+/// `0..out`). Errors name the expected and the given shape or the first bad label.
+pub fn target_layout(
+    loss: crate::loss::Loss,
+    per_step: bool,
+    [n, t]: [usize; 2],
+    shape: &[usize],
+    targets: &[f64],
+    out: usize,
+) -> Result<(usize, usize)> {
+    use crate::loss::Loss;
+    let shape_text = format!("shape {}", crate::npy::format_shape(shape));
+    if per_step {
+        let out = match *shape {
+            [a, b] if a == n && b == t => 1,
+            [a, b, o] if a == n && b == t && o > 0 => o,
+            _ => {
+                return Err(GruError::shape(
+                    "targets of a per-step head",
+                    format!("[N, T] = [{n}, {t}] or [N, T, out]"),
+                    shape_text,
+                ))
+            }
+        };
+        return Ok((t * out, out));
+    }
+    let out = match (loss, out) {
+        (Loss::SparseCategoricalCrossentropy, 0) => {
+            let top = targets.iter().cloned().fold(0.0f64, f64::max);
+            top.max(1.0) as usize + 1
+        }
+        (Loss::MeanSquaredError, 0) => shape.get(1).copied().unwrap_or(1),
+        (_, 0) => 1,
+        (_, out) => out,
+    };
+    let width = if loss == Loss::MeanSquaredError {
+        out
+    } else {
+        1
+    };
+    if !(shape == [n] && width == 1 || shape == [n, width]) {
+        let what = match loss {
+            Loss::BinaryCrossentropy => "labels 0 or 1 of a sigmoid head",
+            Loss::SparseCategoricalCrossentropy => "class indices of a softmax head",
+            Loss::MeanSquaredError => "targets of a linear head",
+        };
+        let expected = if width == 1 {
+            format!("[N] = [{n}] or [{n}, 1]")
+        } else {
+            format!("[N] = [{n}], or [N, {width}]")
+        };
+        return Err(GruError::shape(what, expected, shape_text));
+    }
+    crate::loss::check_targets(loss, n, out, targets)?;
+    Ok((width, out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,5 +397,56 @@ mod tests {
         )));
         assert!(e(Dataset::new(vec![], [0, 2, 3], vec![], 1, None)));
         assert!(data(3, false).batches(0, 0, 0, false).is_err());
+    }
+
+    #[test]
+    fn target_layout_infers_outputs_and_refuses_shapes() {
+        use crate::loss::Loss;
+        let bce = target_layout(
+            Loss::BinaryCrossentropy,
+            false,
+            [3, 5],
+            &[3],
+            &[0.0, 1.0, 1.0],
+            1,
+        );
+        assert_eq!(bce.ok(), Some((1, 1)));
+        let ce = target_layout(
+            Loss::SparseCategoricalCrossentropy,
+            false,
+            [3, 5],
+            &[3],
+            &[0.0, 4.0, 2.0],
+            0,
+        );
+        assert_eq!(ce.ok(), Some((1, 5)));
+        let mse = target_layout(Loss::MeanSquaredError, false, [2, 5], &[2, 3], &[0.0; 6], 0);
+        assert_eq!(mse.ok(), Some((3, 3)));
+        let seq = target_layout(
+            Loss::MeanSquaredError,
+            true,
+            [2, 5],
+            &[2, 5, 2],
+            &[0.0; 20],
+            0,
+        );
+        assert_eq!(seq.ok(), Some((10, 2)));
+        let wrong = target_layout(Loss::BinaryCrossentropy, false, [3, 5], &[4], &[0.0; 4], 1);
+        let text = wrong.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains("[N] = [3]") && text.contains("shape (4,)"), "{text}");
+        let label = target_layout(
+            Loss::BinaryCrossentropy,
+            false,
+            [2, 5],
+            &[2],
+            &[0.0, 2.0],
+            1,
+        );
+        assert!(
+            label.is_err(),
+            "a label 2 of a sigmoid head must be refused"
+        );
+        let seq_wrong = target_layout(Loss::MeanSquaredError, true, [2, 5], &[2, 4], &[0.0; 8], 0);
+        assert!(seq_wrong.is_err());
     }
 }

@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
-use gru_wgpu::data::Dataset;
+use gru_wgpu::data::{self, Dataset};
 use gru_wgpu::fit::{evaluate_all, merge, Trainer};
 use gru_wgpu::gpu::GpuTrainer;
-use gru_wgpu::loss::{self, Loss, LossValue};
+use gru_wgpu::loss::{Loss, LossValue};
 use gru_wgpu::optim::{Clip, Optimizer};
 use gru_wgpu::train::ReferenceTrainer;
 use gru_wgpu::{init, Convention, Direction, Dtype, GruInput, Layout};
@@ -70,56 +70,15 @@ fn dataset(
         .iter()
         .map(|&v| v as f64)
         .collect();
-    let loss = loss_of(kind);
-    let (width, out) = if kind == HeadKind::Sequence {
-        let out = match *ys.as_slice() {
-            [a, b] if a == n && b == t => 1,
-            [a, b, o] if a == n && b == t && o > 0 => o,
-            _ => {
-                return Err(PyValueError::new_err(format!(
-                    "{}: expected [N, T] = [{n}, {t}] or [N, T, out] (targets for head=\
-                     \"sequence\"), got {}",
-                    names[1],
-                    shape_text(&ys)
-                )))
-            }
-        };
-        (t * out, out)
-    } else {
-        let out = match (loss, out) {
-            (Loss::SparseCategoricalCrossentropy, 0) => {
-                let top = yv.iter().cloned().fold(0.0f64, f64::max);
-                top.max(1.0) as usize + 1
-            }
-            (Loss::MeanSquaredError, 0) => ys.get(1).copied().unwrap_or(1),
-            (_, 0) => 1,
-            (_, out) => out,
-        };
-        let width = if loss == Loss::MeanSquaredError {
-            out
-        } else {
-            1
-        };
-        if !(ys == [n] && width == 1 || ys == [n, width]) {
-            return Err(PyValueError::new_err(format!(
-                "{}: expected [N] = [{n}]{} ({}), got {}",
-                names[1],
-                if width == 1 {
-                    format!(" or [{n}, 1]")
-                } else {
-                    format!(" or [N, {width}]")
-                },
-                match loss {
-                    Loss::BinaryCrossentropy => "labels 0 or 1 for head=\"sigmoid\"",
-                    Loss::SparseCategoricalCrossentropy => "class indices for head=\"softmax\"",
-                    Loss::MeanSquaredError => "targets for head=\"linear\"",
-                },
-                shape_text(&ys)
-            )));
-        }
-        loss::check_targets(loss, n, out, &yv).map_err(py_err)?;
-        (width, out)
-    };
+    let (width, out) = data::target_layout(
+        loss_of(kind),
+        kind == HeadKind::Sequence,
+        [n, t],
+        &ys,
+        &yv,
+        out,
+    )
+    .map_err(|e| PyValueError::new_err(format!("{}: {e}", names[1])))?;
     let lens = match lengths {
         Some(o) if !o.is_none() => Some(as_i64(py, o, names[2])?),
         _ => None,

@@ -4,8 +4,8 @@
 use std::io::Read;
 use std::path::Path;
 
-use gru_wgpu::data::Dataset;
-use gru_wgpu::loss::{self, Loss};
+use gru_wgpu::data::{self, Dataset};
+use gru_wgpu::loss::Loss;
 use gru_wgpu::npy::{self, format_shape};
 use gru_wgpu::GruError;
 
@@ -93,62 +93,7 @@ pub(super) fn load_data(
     let shape = sequence_shape(&xs, flags[0], x)?;
     let n = shape[0];
     let (ys, yv) = read_numbers(labels, flags[1])?;
-    if per_step {
-        // Targets [N, T] or [N, T, out] for the per-step head (mean squared error).
-        let t = shape[1];
-        let out = match *ys.as_slice() {
-            [a, b] if a == n && b == t => 1,
-            [a, b, o] if a == n && b == t && o > 0 => o,
-            _ => {
-                return Err(Failure::Runtime(format!(
-                    "{} {} has shape {}, expected [N, T] = [{n}, {t}] or [N, T, out] \
-                     (targets for --head sequence)",
-                    flags[1],
-                    labels.display(),
-                    format_shape(&ys)
-                )))
-            }
-        };
-        let lens = read_lens(lens, n, flags[2])?;
-        let xv: Vec<f32> = xv.iter().map(|&v| v as f32).collect();
-        let data = Dataset::new(xv, shape, yv, t * out, lens)
-            .map_err(|e| Failure::Runtime(format!("{} {}: {e}", flags[0], x.display())))?;
-        return Ok((Loaded { data, shape }, out));
-    }
-    let out = match (loss, out) {
-        (Loss::SparseCategoricalCrossentropy, 0) => {
-            let top = yv.iter().cloned().fold(0.0f64, f64::max);
-            top.max(1.0) as usize + 1
-        }
-        (Loss::MeanSquaredError, 0) => ys.get(1).copied().unwrap_or(1),
-        (_, 0) => 1,
-        (_, out) => out,
-    };
-    let width = if loss == Loss::MeanSquaredError {
-        out
-    } else {
-        1
-    };
-    let ok = ys == [n] && width == 1 || ys == [n, width];
-    if !ok {
-        return Err(Failure::Runtime(format!(
-            "{} {} has shape {}, expected [N] = [{n}]{} ({})",
-            flags[1],
-            labels.display(),
-            format_shape(&ys),
-            if width == 1 {
-                format!(" or [{n}, 1]")
-            } else {
-                format!(", or [N, {width}]")
-            },
-            match loss {
-                Loss::BinaryCrossentropy => "labels 0 or 1 for --head sigmoid",
-                Loss::SparseCategoricalCrossentropy => "class indices for --head softmax",
-                Loss::MeanSquaredError => "targets for --head linear",
-            }
-        )));
-    }
-    loss::check_targets(loss, n, out, &yv)
+    let (width, out) = data::target_layout(loss, per_step, [n, shape[1]], &ys, &yv, out)
         .map_err(|e| Failure::Runtime(format!("{} {}: {e}", flags[1], labels.display())))?;
     let lens = read_lens(lens, n, flags[2])?;
     let xv: Vec<f32> = xv.iter().map(|&v| v as f32).collect();
