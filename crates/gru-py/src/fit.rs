@@ -12,12 +12,12 @@ use gru_wgpu::optim::{Clip, Optimizer};
 use gru_wgpu::train::ReferenceTrainer;
 use gru_wgpu::{init, Convention, Direction, Dtype, GruInput, Layout};
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyRuntimeError, PyRuntimeWarning, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::model::{parse_init, Gru, Head, HeadKind};
-use crate::{as_f32, as_i64, context, py_err, shape_text, Device};
+use crate::{as_f32, as_i64, context, no_gpu, py_err, shape_text, Device};
 
 fn loss_of(kind: HeadKind) -> Loss {
     match kind {
@@ -389,7 +389,7 @@ pub(crate) fn train<'py>(
 
     // The trainer: the GPU's, else (auto) the reference's with a warning.
     let per_step = kind == HeadKind::Sequence;
-    let gpu = py.detach(|| -> Result<Trainer, String> {
+    let gpu = || -> Result<Trainer, String> {
         let ctx = context()?;
         let t = GpuTrainer::new(
             &ctx,
@@ -406,7 +406,7 @@ pub(crate) fn train<'py>(
         } else {
             t
         })))
-    });
+    };
     let cpu = || -> PyResult<Trainer> {
         let t = ReferenceTrainer::new(
             start.clone(),
@@ -423,25 +423,15 @@ pub(crate) fn train<'py>(
             t
         })))
     };
+    let gpu = match device {
+        Device::Cpu => Err(String::new()),
+        _ => py.detach(gpu),
+    };
     let mut trainer = match (device, gpu) {
         (Device::Cpu, _) => cpu()?,
         (_, Ok(t)) => t,
-        (Device::Gpu, Err(e)) => {
-            return Err(PyRuntimeError::new_err(format!(
-                "device=\"gpu\": {e}; pass device=\"cpu\" (or \"auto\") for the CPU reference \
-                 path"
-            )))
-        }
         (_, Err(e)) => {
-            PyErr::warn(
-                py,
-                &py.get_type::<PyRuntimeWarning>(),
-                &std::ffi::CString::new(format!(
-                    "gru_wgpu.train: no GPU ({e}); training on the CPU reference path"
-                ))
-                .unwrap_or_default(),
-                1,
-            )?;
+            no_gpu(py, device, &e, "training")?;
             cpu()?
         }
     };

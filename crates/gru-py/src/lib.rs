@@ -23,7 +23,9 @@ use std::sync::OnceLock;
 use gru_wgpu::gpu::{enumerate_adapters, GpuContext};
 use gru_wgpu::GruError;
 use numpy::{PyArrayDyn, PyArrayMethods};
-use pyo3::exceptions::{PyFloatingPointError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{
+    PyFloatingPointError, PyOSError, PyRuntimeError, PyRuntimeWarning, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -85,6 +87,19 @@ pub(crate) fn context() -> Result<GpuContext, String> {
     CONTEXT
         .get_or_init(|| GpuContext::new().map_err(|e| e.to_string()))
         .clone()
+}
+
+/// What `device="gpu"` raises and `device="auto"` warns about (a `RuntimeWarning`) when the
+/// GPU is not there: `gpu` failed with `error`; `doing` is what falls back to the CPU.
+pub(crate) fn no_gpu(py: Python<'_>, device: Device, error: &str, doing: &str) -> PyResult<()> {
+    if device == Device::Gpu {
+        return Err(PyRuntimeError::new_err(format!(
+            "device=\"gpu\": {error}; pass device=\"cpu\" (or \"auto\") for the CPU reference path"
+        )));
+    }
+    let text = format!("gru_wgpu: no GPU ({error}); {doing} on the CPU reference path");
+    let text = std::ffi::CString::new(text.replace('\0', " ")).unwrap_or_default();
+    PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &text, 1)
 }
 
 /// `obj` as a C-contiguous `float32` NumPy array: itself when it already is one (no copy), a

@@ -13,11 +13,11 @@ use gru_wgpu::{
     OutputStyle,
 };
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyRuntimeError, PyRuntimeWarning, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyType};
 
-use crate::{as_f32, as_i64, context, parse_dtype, py_err, shape_text, to_numpy, Device};
+use crate::{as_f32, as_i64, context, no_gpu, parse_dtype, py_err, shape_text, to_numpy, Device};
 
 /// What a trained head computes from the GRU's features.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,21 +109,10 @@ pub(crate) fn place(
             describe,
         ))
     });
-    match (gpu, device) {
-        (Ok(p), _) => Ok(p),
-        (Err(e), Device::Gpu) => Err(PyRuntimeError::new_err(format!(
-            "device=\"gpu\": {e}; pass device=\"cpu\" (or \"auto\") for the CPU reference path"
-        ))),
-        (Err(e), _) => {
-            PyErr::warn(
-                py,
-                &py.get_type::<PyRuntimeWarning>(),
-                &std::ffi::CString::new(format!(
-                    "gru_wgpu: no GPU ({e}); running on the CPU reference path"
-                ))
-                .unwrap_or_default(),
-                1,
-            )?;
+    match gpu {
+        Ok(p) => Ok(p),
+        Err(e) => {
+            no_gpu(py, device, &e, "running")?;
             Ok((cpu(), CPU.into()))
         }
     }
