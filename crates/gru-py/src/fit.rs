@@ -11,13 +11,13 @@ use gru_wgpu::loss::{Loss, LossValue};
 use gru_wgpu::optim::{Clip, Optimizer};
 use gru_wgpu::train::ReferenceTrainer;
 use gru_wgpu::{init, Convention, Direction, Dtype, GruInput, Layout};
-use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::model::{parse_init, Gru, Head, HeadKind};
-use crate::{as_f32, as_i64, context, no_gpu, py_err, shape_text, Device};
+use crate::{as_f32, as_f64, as_i64, context, no_gpu, py_err, shape_text, Device};
 
 fn loss_of(kind: HeadKind) -> Loss {
     match kind {
@@ -49,27 +49,8 @@ fn dataset(
             )))
         }
     };
-    let ya: Bound<'_, PyArrayDyn<f32>> = as_f32(py, y, names[1]).or_else(|_| {
-        // Integer labels: as floats (checked below to be whole numbers where they must be).
-        let np = py.import("numpy")?;
-        let arr = np.call_method1("asarray", (y,))?;
-        let kind: String = arr.getattr("dtype")?.getattr("kind")?.extract()?;
-        if kind != "i" && kind != "u" && kind != "b" {
-            return Err(PyValueError::new_err(format!(
-                "{}: expected numbers, got dtype {}",
-                names[1],
-                arr.getattr("dtype")?.str()?
-            )));
-        }
-        as_f32(py, &arr.call_method1("astype", ("float32",))?, names[1])
-    })?;
-    let ys = ya.shape().to_vec();
-    let yv: Vec<f64> = ya
-        .readonly()
-        .as_slice()?
-        .iter()
-        .map(|&v| v as f64)
-        .collect();
+    // Targets in float64 (the trainers' type): labels of any integer or float dtype.
+    let (ys, yv) = as_f64(py, y, names[1])?;
     let (width, out) = data::target_layout(
         loss_of(kind),
         kind == HeadKind::Sequence,

@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 
 use gru_wgpu::gpu::{enumerate_adapters, GpuContext};
 use gru_wgpu::GruError;
-use numpy::{PyArrayDyn, PyArrayMethods};
+use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{
     PyFloatingPointError, PyOSError, PyRuntimeError, PyRuntimeWarning, PyValueError,
 };
@@ -126,8 +126,8 @@ pub(crate) fn as_f32<'py>(
     Ok(arr.cast_into::<PyArrayDyn<f32>>()?)
 }
 
-/// `obj` as a C-contiguous `int64` array of whole numbers (`lengths`, labels of ids):
-/// integer arrays as they are; anything else is refused, naming `what`.
+/// `obj` as a 1-D `int64` vector of whole numbers (`lengths`, stream ids): integer arrays, and
+/// float arrays whose values are all whole numbers; anything else is refused, naming `what`.
 pub(crate) fn as_i64<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
@@ -137,7 +137,25 @@ pub(crate) fn as_i64<'py>(
     let arr = ndarray(py, obj, what)?;
     let dtype = arr.getattr("dtype")?;
     let kind: String = dtype.getattr("kind")?.extract()?;
-    if kind != "i" && kind != "u" {
+    let whole_floats = kind == "f" && {
+        // Whole numbers stored as floats (lengths saved as float32) are taken as they are.
+        let ok = np
+            .call_method1("isfinite", (&arr,))?
+            .call_method0("all")?
+            .is_truthy()?
+            && np
+                .call_method1("array_equal", (&arr, np.call_method1("round", (&arr,))?))?
+                .is_truthy()?;
+        if !ok {
+            return Err(PyValueError::new_err(format!(
+                "{what}: expected whole numbers, got dtype {} holding fractions or non-finite \
+                 values",
+                dtype.str()?
+            )));
+        }
+        true
+    };
+    if kind != "i" && kind != "u" && !whole_floats {
         return Err(PyValueError::new_err(format!(
             "{what}: expected integers, got dtype {}",
             dtype.str()?
@@ -180,6 +198,31 @@ fn ndarray<'py>(
             Err(PyValueError::new_err(format!("{what}: not an array ({e})")))
         }
     }
+}
+
+/// `obj` as float64 values with their shape (training targets): any integer, boolean or float
+/// dtype, converted once; anything else is refused, naming `what`.
+pub(crate) fn as_f64<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    what: &str,
+) -> PyResult<(Vec<usize>, Vec<f64>)> {
+    let np = py.import("numpy")?;
+    let arr = ndarray(py, obj, what)?;
+    let dtype = arr.getattr("dtype")?;
+    let kind: String = dtype.getattr("kind")?.extract()?;
+    if !matches!(kind.as_str(), "f" | "i" | "u" | "b") {
+        return Err(PyValueError::new_err(format!(
+            "{what}: expected numbers, got dtype {}",
+            dtype.str()?
+        )));
+    }
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("dtype", np.getattr("float64")?)?;
+    let arr = np.call_method("ascontiguousarray", (arr,), Some(&kwargs))?;
+    let arr = arr.cast_into::<PyArrayDyn<f64>>()?;
+    let ro = arr.readonly();
+    Ok((ro.shape().to_vec(), ro.as_slice()?.to_vec()))
 }
 
 /// A torch tensor's `detach().cpu()` (so that `__array__` works on one that requires grad or
