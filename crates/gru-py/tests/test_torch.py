@@ -1,0 +1,103 @@
+"""Against PyTorch itself, when torch is installed (CI does not need it: without torch these
+tests say so on stderr and are skipped — the only skip in the suite)."""
+import sys
+
+import numpy as np
+import pytest
+
+import gru_wgpu
+from conftest import assert_close
+
+try:
+    import torch
+except ImportError:  # pragma: no cover - depends on the environment
+    torch = None
+    print("test_torch.py: torch is not installed; the PyTorch comparisons are skipped",
+          file=sys.stderr)
+
+pytestmark = pytest.mark.skipif(torch is None, reason="torch is not installed")
+
+CONFIGS = [
+    # (I, H, layers, bidirectional, batch_first, bias, seed)
+    (3, 5, 1, False, False, True, 0),
+    (4, 6, 2, True, False, True, 1),
+    (2, 7, 3, False, True, True, 2),
+    (5, 4, 2, True, True, False, 3),
+    (1, 8, 1, True, False, False, 4),
+    (6, 3, 3, True, True, True, 5),
+]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_from_torch_matches_module(cfg, device):
+    i, h, layers, bidir, batch_first, bias, seed = cfg
+    torch.manual_seed(seed)
+    module = torch.nn.GRU(i, h, num_layers=layers, bidirectional=bidir,
+                          batch_first=batch_first, bias=bias)
+    t, b, d = 7, 3, 2 if bidir else 1
+    x = torch.randn((b, t, i) if batch_first else (t, b, i))
+    h0 = torch.rand(layers * d, b, h) * 2 - 1
+    with torch.no_grad():
+        y_ref, h_ref = module(x, h0)
+    model = gru_wgpu.GRU.from_torch(module, device=device)
+    assert (model.num_layers, model.bidirectional, model.batch_first, model.bias) == \
+        (layers, bidir, batch_first, bias)
+    y, h_n = model(x, h0)  # torch tensors in, through __array__
+    assert_close(y, y_ref.numpy(), f"y, config {cfg}, {device}", seed=seed)
+    assert_close(h_n, h_ref.numpy(), f"h_n, config {cfg}, {device}", seed=seed)
+    # A tensor that requires grad is read through detach().
+    xg = x.clone().requires_grad_(True)
+    assert_close(model(xg, h0)[0], y_ref.numpy(), "y from a tensor requiring grad")
+
+
+def test_packed_sequence_lengths(device):
+    torch.manual_seed(9)
+    module = torch.nn.GRU(3, 4, num_layers=2, bidirectional=True)
+    x = torch.randn(6, 3, 3)
+    lengths = torch.tensor([6, 2, 4])
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+    with torch.no_grad():
+        out, h_ref = module(packed)
+    y_ref, _ = torch.nn.utils.rnn.pad_packed_sequence(out, total_length=6)
+    y, h_n = gru_wgpu.GRU.from_torch(module, device=device)(x, lengths=lengths)
+    assert_close(y, y_ref.numpy(), f"packed y, {device}")
+    assert_close(h_n, h_ref.numpy(), f"packed h_n, {device}")
+
+
+def test_not_a_gru_is_refused():
+    with pytest.raises(ValueError, match="GRU"):
+        gru_wgpu.GRU.from_torch(torch.nn.LSTM(3, 4), device="cpu")
+    with pytest.raises(ValueError, match="nn.GRU"):
+        gru_wgpu.GRU.from_torch(torch.nn.Linear(3, 4), device="cpu")
+
+
+def test_trained_model_loads_back_into_torch(device):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 6, 3)).astype(np.float32)
+    y = (x[:, :, 0].sum(axis=1) > 0).astype(np.int64)
+    model, _ = gru_wgpu.train(x, y, hidden_size=5, num_layers=2, bidirectional=True,
+                              epochs=2, batch_size=8, device=device, init="pytorch")
+    module = torch.nn.GRU(3, 5, num_layers=2, bidirectional=True, batch_first=True)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    with torch.no_grad():
+        y_ref, h_ref = module(torch.from_numpy(x))
+    ours, h_n = model(x)
+    assert_close(ours, y_ref.numpy(), f"trained model in nn.GRU, {device}")
+    assert_close(h_n, h_ref.numpy(), f"trained model's h_n in nn.GRU, {device}")
+    # The head, as nn.Linear on cat(h_n[-2], h_n[-1]), gives model.predict.
+    head = model.head
+    feats = torch.cat([h_ref[-2], h_ref[-1]], dim=1).numpy()
+    logits = feats @ head["weight"].T + head["bias"]
+    assert_close(model.predict(x), 1 / (1 + np.exp(-logits)), "predict against torch's head")
+
+
+def test_torch_dtypes(device):
+    torch.manual_seed(1)
+    module = torch.nn.GRU(3, 4)
+    model = gru_wgpu.GRU.from_torch(module, device=device)
+    x = torch.randn(5, 2, 3)
+    with torch.no_grad():
+        ref = module(x)[0].numpy()
+    assert_close(model(x.double())[0], ref, "float64 tensor", atol=1e-5)
+    with pytest.raises(ValueError, match="float32"):
+        model(torch.ones(5, 2, 3, dtype=torch.int64))
