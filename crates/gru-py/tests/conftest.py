@@ -34,6 +34,15 @@ def assert_close(got, expected, what, atol=ATOL, rtol=RTOL, seed=None):
         f"{atol} + {rtol}·|e| = {atol + rtol * abs(expected[worst]):.3g}")
 
 
+def pytest_configure(config):
+    """Says on stderr (past pytest's capture) when the PyTorch comparisons cannot run."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        sys.__stderr__.write("gru_wgpu tests: torch is not installed; the PyTorch comparisons "
+                             "(test_torch.py) are skipped\n")
+
+
 def gpu_available():
     return len(gru_wgpu.adapters()) > 0
 

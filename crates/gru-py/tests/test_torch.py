@@ -1,7 +1,5 @@
 """Against PyTorch itself, when torch is installed (CI does not need it: without torch these
 tests say so on stderr and are skipped — the only skip in the suite)."""
-import sys
-
 import numpy as np
 import pytest
 
@@ -10,10 +8,8 @@ from conftest import assert_close
 
 try:
     import torch
-except ImportError:  # pragma: no cover - depends on the environment
+except ImportError:  # conftest.pytest_configure says so on stderr
     torch = None
-    print("test_torch.py: torch is not installed; the PyTorch comparisons are skipped",
-          file=sys.stderr)
 
 pytestmark = pytest.mark.skipif(torch is None, reason="torch is not installed")
 
