@@ -5,7 +5,7 @@ Shapes: ``T`` steps, batch ``B``, ``I`` inputs, ``L`` layers, ``D`` directions (
 bidirectional), ``H`` units. Gate order z, r, h inside; PyTorch's r, z, n in ``state_dict``.
 
 Errors: ``ValueError`` for shapes, dtypes, values and files that are not models; ``OSError``
-for files that cannot be read or written; ``FloatingPointError`` for a training step whose loss
+for files that cannot be read or written (``FileNotFoundError`` when missing); ``FloatingPointError`` for a training step whose loss
 or gradients are not finite; ``RuntimeError`` for device failures.
 """
 

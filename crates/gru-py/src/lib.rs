@@ -14,7 +14,8 @@
 //! torch CPU tensor, through `__array__`) is read in place; other float dtypes are converted
 //! once. Outputs are NumPy arrays that own the library's result vectors. The GIL is released
 //! while the GPU (or the CPU reference) works. Errors: `ValueError` for shapes, dtypes, values
-//! and files that are not models, `OSError` for files that cannot be read or written,
+//! and files that are not models, `OSError` for files that cannot be read or written
+//! (`FileNotFoundError` when missing),
 //! `FloatingPointError` for a training step whose loss or gradients are not finite, and
 //! `RuntimeError` for device failures; each carries the library's one-line message.
 
@@ -24,7 +25,8 @@ use gru_wgpu::gpu::{enumerate_adapters, GpuContext};
 use gru_wgpu::GruError;
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{
-    PyFloatingPointError, PyOSError, PyRuntimeError, PyRuntimeWarning, PyValueError,
+    PyFileNotFoundError, PyFloatingPointError, PyOSError, PyRuntimeError, PyRuntimeWarning,
+    PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -41,6 +43,9 @@ pub(crate) fn py_err(e: GruError) -> PyErr {
         | GruError::InvalidArgument { .. }
         | GruError::Npy { .. }
         | GruError::Import { .. } => PyValueError::new_err(message),
+        GruError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            PyFileNotFoundError::new_err(message)
+        }
         GruError::Io { .. } => PyOSError::new_err(message),
         GruError::NonFinite { .. } => PyFloatingPointError::new_err(message),
         _ => PyRuntimeError::new_err(message),

@@ -81,7 +81,7 @@ def test_bad_constructor_arguments(kwargs, needle):
 
 
 def test_files_that_are_not_models(tmp_path):
-    with pytest.raises(OSError, match="missing.safetensors"):
+    with pytest.raises(FileNotFoundError, match="missing.safetensors"):
         gru_wgpu.GRU.load(tmp_path / "missing.safetensors", device="cpu")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x08\x07garbage that is no protobuf model \xff\xff")
