@@ -433,7 +433,10 @@ mod tests {
         assert_eq!(seq.ok(), Some((10, 2)));
         let wrong = target_layout(Loss::BinaryCrossentropy, false, [3, 5], &[4], &[0.0; 4], 1);
         let text = wrong.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(text.contains("[N] = [3]") && text.contains("shape (4,)"), "{text}");
+        assert!(
+            text.contains("[N] = [3]") && text.contains("shape (4,)"),
+            "{text}"
+        );
         let label = target_layout(
             Loss::BinaryCrossentropy,
             false,
