@@ -77,7 +77,7 @@ class GRU:
     ) -> "GRU":
         """From a PyTorch ``state_dict`` (``.safetensors``), Keras GRU weights
         (``.safetensors``, ``.npz``) or an ONNX model with one GRU node. ``batch_first``
-        defaults to True for Keras files; ``head`` names the activation of the file's dense
+        defaults to True for Keras files and ONNX files of ``layout=1``; ``head`` names the activation of the file's dense
         head, if any."""
 
     def __call__(
@@ -85,7 +85,8 @@ class GRU:
     ) -> tuple[F32, F32]:
         """``y, h_n = model(x, h0=None, lengths=None)``: ``y [T, B, D·H]`` (``[B, T, D·H]``
         with ``batch_first``), ``h_n [L·D, B, H]``. ``lengths [B]`` in ``0..=T``: ``y`` is zero
-        past an entry's length and ``h_n`` its last valid state (PackedSequence's result).
+        past an entry's length and ``h_n`` its last valid state (PackedSequence's result; a
+        zero length gives zeros, onnxruntime's rule).
         float64/float16 inputs are converted; a contiguous float32 array is read in place."""
 
     def forward(

@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use gru_wgpu::gpu::{GpuGru, ModelOptions};
+use gru_wgpu::gpu::{GpuContext, GpuGru, ModelOptions};
 use gru_wgpu::head::{final_features, Dense, HeadActivation};
 use gru_wgpu::init::{self, Init};
 use gru_wgpu::io::export::{self, HeadTensors, NamedTensor};
@@ -75,7 +75,12 @@ pub(crate) struct Head {
 /// Where the network's forward runs.
 pub(crate) enum Place {
     /// Resident on the GPU (one upload), behind a lock so the GIL can be released.
-    Gpu { gru: Box<Mutex<GpuGru>> },
+    /// The model's context is kept beside it so that a session can share the device
+    /// without taking the model's lock (never taken while holding the GIL).
+    Gpu {
+        gru: Box<Mutex<GpuGru>>,
+        ctx: Box<GpuContext>,
+    },
     /// The `f64` CPU reference path over `model` (rounded to the storage type).
     Cpu { model: GruModel },
 }
@@ -105,6 +110,7 @@ pub(crate) fn place(
         Ok((
             Place::Gpu {
                 gru: Box::new(Mutex::new(gru)),
+                ctx: Box::new(ctx),
             },
             describe,
         ))
@@ -383,7 +389,7 @@ impl Gru {
                 p.bias,
                 false,
             ),
-            Imported::Onnx(_) => (None, true, false),
+            Imported::Onnx(o) => (None, true, o.layout == Layout::BatchMajor),
         };
         let head = head_w.map(|(weight, bias)| Head {
             kind: head,
@@ -524,9 +530,10 @@ impl Gru {
 
     /// A model from a file any importer reads: a PyTorch `state_dict` in `.safetensors`, Keras
     /// GRU weights (`.safetensors`, `.npz`) or an ONNX model with one GRU node. `batch_first`
-    /// defaults to True for Keras files and False otherwise; `prefix` picks one GRU of a
-    /// PyTorch file holding several; `keras_reset_after` is needed for a Keras file without a
-    /// bias; `head` names the activation of the file's dense head, if it has one.
+    /// defaults to True for Keras files and ONNX files of `layout=1`, False otherwise;
+    /// `prefix` picks one GRU of a PyTorch file holding several; `keras_reset_after` is
+    /// needed for a Keras file without a bias; `head` names the activation of the file's
+    /// dense head, if it has one.
     #[staticmethod]
     #[pyo3(signature = (path, device="auto", dtype="float32", batch_first=None, prefix=None,
         keras_reset_after=None, head="linear"))]
@@ -558,7 +565,7 @@ impl Gru {
     /// and float16 are converted; a C-contiguous float32 array is read in place); `h0`
     /// `[L·D, B, H]` or None for zeros; `lengths` `[B]` integers in `0..=T` (what a
     /// PackedSequence holds: `y` is zero past an entry's length and `h_n` is its last valid
-    /// state). Returns float32 NumPy arrays `y [T, B, D·H]` (`[B, T, D·H]`) and
+    /// state; a zero length gives zeros in both, onnxruntime's rule). Returns float32 NumPy arrays `y [T, B, D·H]` (`[B, T, D·H]`) and
     /// `h_n [L·D, B, H]`. The GIL is released while the device works.
     #[pyo3(signature = (x, h0=None, lengths=None))]
     fn __call__<'py>(
@@ -705,7 +712,8 @@ impl Gru {
     /// Writes the model (and its head) to `path`: `format` `"pytorch"` (a `.safetensors`
     /// state dict, `gru.`-prefixed with `head.weight`/`head.bias` when there is a head),
     /// `"keras"` (`.npz`: kernel, recurrent_kernel, bias, dense_kernel, dense_bias) or `"onnx"`
-    /// (one GRU node, one layer, no head); `None` takes it from the extension (`.safetensors`,
+    /// (one GRU node, one layer, no head); a `bias=False` model's PyTorch file has no bias
+    /// tensors (its Keras and ONNX files hold zero biases); `None` takes it from the extension (`.safetensors`,
     /// `.npz`, `.onnx`).
     #[pyo3(signature = (path, format=None))]
     fn save(&self, py: Python<'_>, path: std::path::PathBuf, format: Option<&str>) -> PyResult<()> {
@@ -733,9 +741,14 @@ impl Gru {
         let bytes = match format.as_str() {
             "pytorch" | "torch" => {
                 let prefix = if head.is_some() { "gru." } else { "" };
-                export::encode_safetensors(
-                    &export::pytorch_state_dict(&self.model, prefix, head).map_err(py_err)?,
-                )
+                let mut tensors =
+                    export::pytorch_state_dict(&self.model, prefix, head).map_err(py_err)?;
+                if !self.bias {
+                    // nn.GRU(bias=False) has no bias tensors: the file holds its state_dict.
+                    tensors
+                        .retain(|(n, _, _)| !n.contains("bias_ih_l") && !n.contains("bias_hh_l"));
+                }
+                export::encode_safetensors(&tensors)
             }
             "keras" => {
                 export::encode_npz(&export::keras_weights(&self.model, head).map_err(py_err)?)
@@ -819,15 +832,10 @@ impl Gru {
     /// `"float32"` or `"float16"`: the storage type of weights and activations.
     #[getter]
     fn dtype(&self) -> &'static str {
-        match &self.place {
-            Place::Gpu { gru, .. } => match gru.lock().map(|g| g.dtype()) {
-                Ok(Dtype::F16) => "float16",
-                _ => "float32",
-            },
-            Place::Cpu { .. } => match self.dtype {
-                Dtype::F16 => "float16",
-                _ => "float32",
-            },
+        // The GPU model is built without an f32 fallback: its storage type is the one asked.
+        match self.dtype {
+            Dtype::F16 => "float16",
+            _ => "float32",
         }
     }
 

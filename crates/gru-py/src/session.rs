@@ -17,18 +17,18 @@ use crate::{as_f32, as_i64, py_err, shape_text, to_numpy};
 enum Streams {
     Gpu {
         session: Box<GruSession>,
-        ids: HashMap<u64, StreamId>,
+        ids: HashMap<i64, StreamId>,
     },
     Cpu {
         model: GruModel,
         capacity: usize,
-        states: HashMap<u64, Vec<f32>>,
+        states: HashMap<i64, Vec<f32>>,
     },
 }
 
 struct Inner {
     streams: Streams,
-    next_id: u64,
+    next_id: i64,
 }
 
 /// Independent streams through one forward GRU (any number of layers), each advanced a chunk
@@ -66,21 +66,14 @@ impl Session {
             ));
         }
         let streams = match &model.place {
-            Place::Gpu { gru } => {
-                let ctx = gru
-                    .lock()
-                    .map_err(|_| {
-                        PyRuntimeError::new_err("the model is unusable: a previous call panicked")
-                    })?
-                    .context()
-                    .clone();
+            Place::Gpu { ctx, .. } => {
                 let options = ModelOptions {
                     dtype: model.dtype,
                     allow_f32_fallback: false,
                 };
                 let session = py
                     .detach(|| {
-                        GpuGru::from_model_with(&ctx, m, &options)
+                        GpuGru::from_model_with(ctx, m, &options)
                             .and_then(|g| GruSession::new(g, capacity))
                     })
                     .map_err(py_err)?;
@@ -106,6 +99,19 @@ impl Session {
         })
     }
 
+    /// Runs `f` on the session's state with the GIL released: the lock is taken (and waited
+    /// for) only outside the GIL, so a thread holding it can always get the GIL back.
+    fn locked<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Inner) -> PyResult<T> + Send,
+    ) -> PyResult<T> {
+        py.detach(|| {
+            let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+            f(&mut inner)
+        })
+    }
+
     fn state_arg(&self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
         let a = as_f32(py, state, "state")?;
         let (l, h) = (self.layers, self.hidden);
@@ -121,7 +127,7 @@ impl Session {
     }
 }
 
-fn unknown(id: u64) -> PyErr {
+fn unknown(id: i64) -> PyErr {
     PyValueError::new_err(format!(
         "stream {id}: expected an open stream of this session, got one that is closed or \
          unknown"
@@ -133,37 +139,37 @@ impl Session {
     /// Opens a stream from `state` (`[L, H]`) or zeros and returns its id (an int).
     /// `ValueError` when every slot is open.
     #[pyo3(signature = (state=None))]
-    fn open(&self, py: Python<'_>, state: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+    fn open(&self, py: Python<'_>, state: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
         let state = match state {
             Some(s) if !s.is_none() => Some(self.state_arg(py, s)?),
             _ => None,
         };
-        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
-        let id = inner.next_id;
-        match &mut inner.streams {
-            Streams::Gpu { session, ids } => {
-                let sid = py
-                    .detach(|| match &state {
+        let zeros = vec![0.0; self.layers * self.hidden];
+        self.locked(py, move |inner| {
+            let id = inner.next_id;
+            match &mut inner.streams {
+                Streams::Gpu { session, ids } => {
+                    let sid = match &state {
                         Some(s) => session.open_with_state(s),
                         None => session.open(),
-                    })
+                    }
                     .map_err(py_err)?;
-                ids.insert(id, sid);
-            }
-            Streams::Cpu {
-                capacity, states, ..
-            } => {
-                if states.len() >= *capacity {
-                    return Err(PyValueError::new_err(format!(
-                        "open: expected a free slot, got all {capacity} streams open"
-                    )));
+                    ids.insert(id, sid);
                 }
-                let zeros = vec![0.0; self.layers * self.hidden];
-                states.insert(id, state.unwrap_or(zeros));
+                Streams::Cpu {
+                    capacity, states, ..
+                } => {
+                    if states.len() >= *capacity {
+                        return Err(PyValueError::new_err(format!(
+                            "open: expected a free slot, got all {capacity} streams open"
+                        )));
+                    }
+                    states.insert(id, state.unwrap_or(zeros));
+                }
             }
-        }
-        inner.next_id += 1;
-        Ok(id)
+            inner.next_id += 1;
+            Ok(id)
+        })
     }
 
     /// Advances the streams `ids` (`k` distinct open ids) by `C` steps of `frames [k, C, I]`
@@ -178,10 +184,7 @@ impl Session {
         frames: &Bound<'py, PyAny>,
         lengths: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let ids: Vec<u64> = as_i64(py, ids, "ids")?
-            .into_iter()
-            .map(|v| v.max(-1) as u64)
-            .collect();
+        let ids: Vec<i64> = as_i64(py, ids, "ids")?;
         let fa = as_f32(py, frames, "frames")?;
         let (k, i, h) = (ids.len(), self.input, self.hidden);
         let (c, one_step) = match *fa.shape() {
@@ -222,142 +225,128 @@ impl Session {
         }
         let fr = fa.readonly();
         let x = fr.as_slice()?;
-        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
-        let y = match &mut inner.streams {
+        let y = self.locked(py, |inner| match &mut inner.streams {
             Streams::Gpu { session, ids: map } => {
                 let sids = ids
                     .iter()
                     .map(|id| map.get(id).copied().ok_or_else(|| unknown(*id)))
                     .collect::<PyResult<Vec<StreamId>>>()?;
-                py.detach(|| {
-                    let mut feed = Feed::new(&sids, x, c);
-                    if let Some(l) = &lens {
-                        feed = feed.with_lengths(l);
-                    }
-                    session.feed(&feed)
-                })
-                .map_err(py_err)?
+                let mut feed = Feed::new(&sids, x, c);
+                if let Some(l) = &lens {
+                    feed = feed.with_lengths(l);
+                }
+                session.feed(&feed).map_err(py_err)
             }
             Streams::Cpu { model, states, .. } => {
-                for id in &ids {
-                    if !states.contains_key(id) {
-                        return Err(unknown(*id));
-                    }
-                }
-                let model = &*model;
-                let olds: Vec<&Vec<f32>> = ids.iter().filter_map(|id| states.get(id)).collect();
-                let results = py.detach(|| {
-                    (0..k)
-                        .map(|s| {
-                            let len = lens.as_ref().map_or(c, |l| l[s]) as i64;
-                            let lens = [len];
-                            let input = GruInput::new(&x[s * c * i..][..c * i], c, 1)
-                                .with_initial_h(olds[s])
-                                .with_sequence_lens(&lens);
-                            cpu::forward_model(model, &input)
-                        })
-                        .collect::<Result<Vec<_>, GruError>>()
-                });
-                let results = results.map_err(py_err)?;
+                let olds = ids
+                    .iter()
+                    .map(|id| states.get(id).ok_or_else(|| unknown(*id)))
+                    .collect::<PyResult<Vec<&Vec<f32>>>>()?;
+                // Every stream is computed before any state changes (a failure changes none).
+                let results = (0..k)
+                    .map(|s| {
+                        let len = lens.as_ref().map_or(c, |l| l[s]) as i64;
+                        let lens = [len];
+                        let input = GruInput::new(&x[s * c * i..][..c * i], c, 1)
+                            .with_initial_h(olds[s])
+                            .with_sequence_lens(&lens);
+                        cpu::forward_model(model, &input)
+                    })
+                    .collect::<Result<Vec<_>, GruError>>()
+                    .map_err(py_err)?;
                 let mut y = Vec::with_capacity(k * c * h);
                 for (id, out) in ids.iter().zip(results) {
                     y.extend_from_slice(&out.y);
                     states.insert(*id, out.y_h);
                 }
-                y
+                Ok(y)
             }
-        };
-        drop(inner);
+        })?;
         let shape = if one_step { vec![k, h] } else { vec![k, c, h] };
         to_numpy(py, y, &shape)
     }
 
     /// Stream `id`'s state, `[L, H]` (waits for the feeds before it).
-    fn state<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Bound<'py, PyAny>> {
-        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
-        let v = match &mut inner.streams {
+    fn state<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyAny>> {
+        let v = self.locked(py, |inner| match &mut inner.streams {
             Streams::Gpu { session, ids } => {
                 let sid = *ids.get(&id).ok_or_else(|| unknown(id))?;
-                py.detach(|| session.read_state(sid)).map_err(py_err)?
+                session.read_state(sid).map_err(py_err)
             }
-            Streams::Cpu { states, .. } => states.get(&id).ok_or_else(|| unknown(id))?.clone(),
-        };
-        drop(inner);
+            Streams::Cpu { states, .. } => Ok(states.get(&id).ok_or_else(|| unknown(id))?.clone()),
+        })?;
         to_numpy(py, v, &[self.layers, self.hidden])
     }
 
     /// Sets stream `id`'s state to `state` (`[L, H]`), e.g. to resume a saved conversation.
-    fn set_state(&self, py: Python<'_>, id: u64, state: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn set_state(&self, py: Python<'_>, id: i64, state: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = self.state_arg(py, state)?;
-        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
-        match &mut inner.streams {
+        self.locked(py, move |inner| match &mut inner.streams {
             Streams::Gpu { session, ids } => {
                 let sid = *ids.get(&id).ok_or_else(|| unknown(id))?;
-                py.detach(|| session.set_state(sid, &v)).map_err(py_err)
+                session.set_state(sid, &v).map_err(py_err)
             }
             Streams::Cpu { states, .. } => {
-                let s = states.get_mut(&id).ok_or_else(|| unknown(id))?;
-                *s = v;
+                *states.get_mut(&id).ok_or_else(|| unknown(id))? = v;
                 Ok(())
             }
-        }
+        })
     }
 
     /// Sets stream `id`'s state to zeros, as if newly opened.
-    fn reset(&self, py: Python<'_>, id: u64) -> PyResult<()> {
+    fn reset(&self, py: Python<'_>, id: i64) -> PyResult<()> {
         let zeros = vec![0.0f32; self.layers * self.hidden];
-        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
-        match &mut inner.streams {
+        self.locked(py, move |inner| match &mut inner.streams {
             Streams::Gpu { session, ids } => {
                 let sid = *ids.get(&id).ok_or_else(|| unknown(id))?;
-                py.detach(|| session.reset(sid)).map_err(py_err)
+                session.reset(sid).map_err(py_err)
             }
             Streams::Cpu { states, .. } => {
-                let s = states.get_mut(&id).ok_or_else(|| unknown(id))?;
-                *s = zeros;
+                *states.get_mut(&id).ok_or_else(|| unknown(id))? = zeros;
                 Ok(())
             }
-        }
+        })
     }
 
     /// Closes stream `id`; its id is refused from now on and its slot may be reused.
-    fn close(&self, py: Python<'_>, id: u64) -> PyResult<()> {
-        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
-        match &mut inner.streams {
+    fn close(&self, py: Python<'_>, id: i64) -> PyResult<()> {
+        self.locked(py, |inner| match &mut inner.streams {
             Streams::Gpu { session, ids } => {
                 let sid = ids.remove(&id).ok_or_else(|| unknown(id))?;
-                py.detach(|| session.close(sid)).map_err(py_err)
+                session.close(sid).map_err(py_err)
             }
             Streams::Cpu { states, .. } => {
                 states.remove(&id).map(|_| ()).ok_or_else(|| unknown(id))
             }
-        }
+        })
     }
 
     /// The number of slots.
     #[getter]
-    fn capacity(&self) -> PyResult<usize> {
-        let inner = self.inner.lock().map_err(|_| poisoned())?;
-        Ok(match &inner.streams {
-            Streams::Gpu { session, .. } => session.capacity(),
-            Streams::Cpu { capacity, .. } => *capacity,
+    fn capacity(&self, py: Python<'_>) -> PyResult<usize> {
+        self.locked(py, |inner| {
+            Ok(match &inner.streams {
+                Streams::Gpu { session, .. } => session.capacity(),
+                Streams::Cpu { capacity, .. } => *capacity,
+            })
         })
     }
 
     /// The number of open streams.
     #[getter]
-    fn open_streams(&self) -> PyResult<usize> {
-        let inner = self.inner.lock().map_err(|_| poisoned())?;
-        Ok(match &inner.streams {
-            Streams::Gpu { session, .. } => session.open_streams(),
-            Streams::Cpu { states, .. } => states.len(),
+    fn open_streams(&self, py: Python<'_>) -> PyResult<usize> {
+        self.locked(py, |inner| {
+            Ok(match &inner.streams {
+                Streams::Gpu { session, .. } => session.open_streams(),
+                Streams::Cpu { states, .. } => states.len(),
+            })
         })
     }
 
-    fn __repr__(&self) -> String {
+    fn __repr__(&self, py: Python<'_>) -> String {
         let (cap, open) = (
-            self.capacity().unwrap_or(0),
-            self.open_streams().unwrap_or(0),
+            self.capacity(py).unwrap_or(0),
+            self.open_streams(py).unwrap_or(0),
         );
         format!(
             "Session(streams={cap}, open={open}, layers={}, hidden={})",

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 import gru_wgpu
-from conftest import assert_close, need
+from conftest import (GOLDEN, assert_close, case_json, load_npy, need, need_f16,
+                      read_safetensors, rng)
 
 
 def sample(t=6, b=3, i=4, seed=0):
-    return np.random.default_rng(seed).standard_normal((t, b, i)).astype(np.float32)
+    return rng(seed).standard_normal((t, b, i)).astype(np.float32)
 
 
 @pytest.mark.parametrize("fmt,ext,layers,bidir", [
@@ -30,8 +31,27 @@ def test_save_and_load_round_trip(tmp_path, device, fmt, ext, layers, bidir):
     assert (tmp_path / "explicit.bin").stat().st_size == path.stat().st_size
 
 
+@pytest.mark.parametrize("layers,bidir,bias", [(1, False, True), (2, True, True),
+                                               (2, False, False)])
+def test_pytorch_file_holds_the_state_dict(tmp_path, layers, bidir, bias):
+    """save(format="pytorch") writes state_dict() (names, shapes, values), so that
+    nn.GRU(..., bias=bias).load_state_dict(safetensors.torch.load_file(path)) takes it; a
+    model without biases keeps bias=False through the file."""
+    model = gru_wgpu.GRU(4, 5, num_layers=layers, bidirectional=bidir, bias=bias,
+                         device="cpu", seed=6)
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    stored, sd = read_safetensors(path), model.state_dict()
+    assert sorted(stored) == sorted(sd), (
+        f"bias={bias}: the file holds {sorted(stored)}, state_dict() {sorted(sd)}")
+    for name in sd:
+        assert np.array_equal(stored[name], sd[name]), f"{name} differs from state_dict()"
+    back = gru_wgpu.GRU.load(path, device="cpu")
+    assert back.bias == bias, f"saved with bias={bias}, loaded back with bias={back.bias}"
+
+
 def test_head_is_saved_with_the_model(tmp_path):
-    x = np.random.default_rng(1).standard_normal((16, 5, 2)).astype(np.float32)
+    x = rng(1).standard_normal((16, 5, 2)).astype(np.float32)
     y = (x[:, :, 0].sum(axis=1) > 0).astype(np.int64)
     model, _ = gru_wgpu.train(x, y, hidden_size=3, epochs=1, batch_size=8, device="cpu")
     for name in ("m.safetensors", "m.npz"):
@@ -73,30 +93,84 @@ def test_to_numpy_weights_layout():
     assert np.array_equal(w[0][0]["W"][10:], sd["weight_ih_l0"][10:])
 
 
-def test_float16_storage():
-    need("gpu")
+# float16 storage keeps an 11-bit significand: each stored weight and activation is off by up
+# to 2^-11 ≈ 4.9e-4 relative, and a step's gate sums add a few such errors that the next steps
+# carry on (damped: the gates are contractions). Over these few steps the error stays within a
+# few of those steps, which the Rust suite's f16 tolerance (atol = rtol = 5e-3, ten times one
+# rounding) allows; f32's 1e-5 + 1e-4·|e| would flag the rounding itself.
+F16 = dict(atol=5e-3, rtol=5e-3)
+
+
+def test_float16_storage(request):
+    need_f16(request.node.nodeid)
     x = sample(t=8, b=2, i=4)
-    ref = gru_wgpu.GRU(4, 6, device="cpu", seed=5)
-    half = gru_wgpu.GRU(4, 6, device="gpu", dtype="float16", seed=5)
+    ref = gru_wgpu.GRU(4, 6, num_layers=2, device="cpu", seed=5)
+    half = gru_wgpu.GRU(4, 6, num_layers=2, device="gpu", dtype="float16", seed=5)
+    assert half.dtype == "float16" and "float16" in repr(half)
+    y16, h16 = half(x)
+    y32, h32 = ref(x)
+    assert y16.dtype == np.float32, "outputs are float32 whatever the storage"
+    assert_close(y16, y32, "float16 storage against the f32 reference", **F16)
+    assert_close(h16, h32, "float16 storage h_n against the f32 reference", **F16)
+    # The session of a float16 model stores its states in float16 too.
+    session = half.session(2)
+    a = session.open()
+    ys = session.feed([a], np.ascontiguousarray(x[:, :1].transpose(1, 0, 2)))
+    assert_close(ys[0], y32[:, 0], "float16 session against the f32 reference", **F16)
+
+
+@pytest.mark.parametrize("case", ["torch_2layer_bidir_batchfirst_h0", "torch_packed_lengths"])
+def test_float16_golden(case, request):
+    need_f16(request.node.nodeid)
+    meta = case_json(case)
+    model = gru_wgpu.GRU.load(GOLDEN / case / "model.safetensors", device="gpu",
+                              dtype="float16", batch_first=meta["batch_first"])
+    h0 = load_npy(case, "h0.npy") if case.endswith("h0") else None
+    lengths = load_npy(case, "lengths.npy") if "lengths" in case else None
+    y, h_n = model(load_npy(case, "x.npy"), h0=h0, lengths=lengths)
+    assert_close(y, load_npy(case, "y.npy"), f"{case} y in float16", seed=meta["seed"], **F16)
+    assert_close(h_n, load_npy(case, "h_n.npy"), f"{case} h_n in float16", seed=meta["seed"],
+                 **F16)
+
+
+def test_float16_on_the_cpu_path_rounds_the_weights():
+    """device="cpu", dtype="float16" runs the reference on f16-rounded weights: the same
+    network as the GPU's float16 one, not the f32 one."""
+    x = sample(t=4, b=2, i=4)
+    half = gru_wgpu.GRU(4, 6, device="cpu", dtype="float16", seed=5)
     assert half.dtype == "float16"
-    # f16 stores weights and activations with an 11-bit significand (relative step 2^-11 ≈
-    # 4.9e-4); over 8 steps the error stays within a few of those steps, as the Rust suite's
-    # f16 tolerance (atol = rtol = 5e-3) allows.
-    y16, _ = half(x)
-    y32, _ = ref(x)
-    assert_close(y16, y32, "float16 storage against the f32 reference", atol=5e-3, rtol=5e-3)
-    assert "float16" in repr(half)
+    assert_close(half(x)[0], gru_wgpu.GRU(4, 6, device="cpu", seed=5)(x)[0],
+                 "f16-rounded weights against f32 ones", **F16)
 
 
-def test_adapters_and_description():
+ADAPTER_KEYS = {"name", "backend", "device_type", "driver", "driver_info", "vendor", "device",
+                "features", "limits"}
+LIMIT_KEYS = {"max_storage_buffer_binding_size", "max_buffer_size",
+              "max_compute_workgroups_per_dimension", "max_compute_invocations_per_workgroup",
+              "max_compute_workgroup_storage_size", "min_uniform_buffer_offset_alignment"}
+
+
+def test_adapters(request):
+    need("gpu", request.node.nodeid)  # an empty list fails where GPU tests are required
     adapters = gru_wgpu.adapters()
-    assert isinstance(adapters, list)
+    assert isinstance(adapters, list) and adapters
     for a in adapters:
-        assert {"name", "backend", "device_type", "driver", "driver_info", "vendor", "device",
-                "features", "limits"} <= set(a)
-        assert set(a["features"]) == {"SHADER_F16", "TIMESTAMP_QUERY", "SUBGROUP"}
-        assert a["limits"]["max_storage_buffer_binding_size"] > 0
-    m = gru_wgpu.GRU(4, 5, num_layers=2, device="cpu")
-    assert repr(m).startswith("GRU(4, 5, num_layers=2") and m.device == "cpu"
-    assert "reference" in m.adapter and m.dtype == "float32" and m.head is None
+        assert isinstance(a, dict) and set(a) == ADAPTER_KEYS, sorted(a)
+        for key in ("name", "backend", "device_type", "driver", "driver_info"):
+            assert isinstance(a[key], str), (key, a[key])
+        assert a["name"] and a["backend"] in {"Vulkan", "Metal", "Dx12", "Gl", "BrowserWebGpu"}
+        assert isinstance(a["vendor"], int) and isinstance(a["device"], int)
+        assert a["features"].keys() == {"SHADER_F16", "TIMESTAMP_QUERY", "SUBGROUP"}
+        assert all(isinstance(v, bool) for v in a["features"].values())
+        assert a["limits"].keys() == LIMIT_KEYS, sorted(a["limits"])
+        assert all(isinstance(v, int) and v > 0 for v in a["limits"].values()), a["limits"]
+
+
+def test_description(device):
+    m = gru_wgpu.GRU(4, 5, num_layers=2, device=device)
+    assert repr(m).startswith("GRU(4, 5, num_layers=2") and m.device == device
+    assert f"device='{device}'" in repr(m)
+    assert m.adapter.startswith(device) and m.dtype == "float32" and m.head is None
+    assert (m.input_size, m.hidden_size, m.num_layers, m.bidirectional, m.bias,
+            m.reset_after, m.batch_first) == (4, 5, 2, False, True, True, False)
     assert gru_wgpu.__version__

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 
 import gru_wgpu
-from conftest import assert_close
+from conftest import TORCH_SKIP, assert_close, read_safetensors, rng
 
 try:
     import torch
 except ImportError:  # conftest.pytest_configure says so on stderr
     torch = None
 
-pytestmark = pytest.mark.skipif(torch is None, reason="torch is not installed")
+pytestmark = pytest.mark.skipif(torch is None, reason=TORCH_SKIP)
 
 CONFIGS = [
     # (I, H, layers, bidirectional, batch_first, bias, seed)
@@ -41,9 +41,20 @@ def test_from_torch_matches_module(cfg, device):
     y, h_n = model(x, h0)  # torch tensors in, through __array__
     assert_close(y, y_ref.numpy(), f"y, config {cfg}, {device}", seed=seed)
     assert_close(h_n, h_ref.numpy(), f"h_n, config {cfg}, {device}", seed=seed)
-    # A tensor that requires grad is read through detach().
+    # Tensors that require grad are read through detach(), and left as they were.
     xg = x.clone().requires_grad_(True)
-    assert_close(model(xg, h0)[0], y_ref.numpy(), "y from a tensor requiring grad")
+    hg = h0.clone().requires_grad_(True)
+    yg, hng = model(xg, hg)
+    assert_close(yg, y_ref.numpy(), f"y from tensors requiring grad, config {cfg}", seed=seed)
+    assert_close(hng, h_ref.numpy(), f"h_n from tensors requiring grad, config {cfg}",
+                 seed=seed)
+    assert xg.requires_grad and xg.grad is None and torch.equal(xg.detach(), x)
+    assert torch.equal(hg.detach(), h0)
+    # A non-contiguous tensor (a transposed view) is read correctly.
+    xt = x.transpose(0, 1).contiguous().transpose(0, 1)
+    assert not xt.is_contiguous()
+    assert_close(model(xt, h0)[0], y_ref.numpy(), f"y from a strided tensor, config {cfg}",
+                 seed=seed)
 
 
 def test_packed_sequence_lengths(device):
@@ -61,6 +72,10 @@ def test_packed_sequence_lengths(device):
 
 
 def test_not_a_gru_is_refused():
+    with pytest.raises(ValueError, match="invalid device"):
+        gru_wgpu.GRU.from_torch(torch.nn.GRU(3, 4), device="cuda")
+    with pytest.raises(ValueError, match="invalid dtype"):
+        gru_wgpu.GRU.from_torch(torch.nn.GRU(3, 4), device="cpu", dtype="bfloat16")
     with pytest.raises(ValueError, match="GRU"):
         gru_wgpu.GRU.from_torch(torch.nn.LSTM(3, 4), device="cpu")
     with pytest.raises(ValueError, match="nn.GRU"):
@@ -68,8 +83,7 @@ def test_not_a_gru_is_refused():
 
 
 def test_trained_model_loads_back_into_torch(device):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((32, 6, 3)).astype(np.float32)
+    x = rng(0).standard_normal((32, 6, 3)).astype(np.float32)
     y = (x[:, :, 0].sum(axis=1) > 0).astype(np.int64)
     model, _ = gru_wgpu.train(x, y, hidden_size=5, num_layers=2, bidirectional=True,
                               epochs=2, batch_size=8, device=device, init="pytorch")
@@ -97,3 +111,30 @@ def test_torch_dtypes(device):
     assert_close(model(x.double())[0], ref, "float64 tensor", atol=1e-5)
     with pytest.raises(ValueError, match="float32"):
         model(torch.ones(5, 2, 3, dtype=torch.int64))
+
+
+def test_module_with_double_weights(device):
+    torch.manual_seed(7)
+    module = torch.nn.GRU(3, 4, num_layers=2).double()
+    model = gru_wgpu.GRU.from_torch(module, device=device)
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    with torch.no_grad():
+        y_ref, h_ref = module(x)
+    y, h_n = model(x)
+    assert_close(y, y_ref.numpy(), f"a float64 nn.GRU's y on {device}", seed=7)
+    assert_close(h_n, h_ref.numpy(), f"a float64 nn.GRU's h_n on {device}", seed=7)
+
+
+def test_saved_file_loads_into_nn_gru(tmp_path, device):
+    """save(format="pytorch") of a model without a head is an nn.GRU state_dict file (read
+    here as safetensors.torch.load_file would, without needing that package)."""
+    for bias in (True, False):
+        torch.manual_seed(8)
+        module = torch.nn.GRU(3, 4, num_layers=2, bidirectional=True, bias=bias)
+        path = tmp_path / f"bias_{bias}.safetensors"
+        gru_wgpu.GRU.from_torch(module, device=device).save(path)
+        other = torch.nn.GRU(3, 4, num_layers=2, bidirectional=True, bias=bias)
+        other.load_state_dict({k: torch.from_numpy(v.copy())
+                               for k, v in read_safetensors(path).items()})
+        for name, value in module.state_dict().items():
+            assert torch.equal(other.state_dict()[name], value), f"bias={bias}: {name}"
