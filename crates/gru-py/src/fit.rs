@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::model::{parse_init, Gru, Head, HeadKind};
-use crate::{as_f32, as_f64, as_i64, context, no_gpu, py_err, shape_text, Device};
+use crate::{as_f32, as_f64, as_i64, context, count, no_gpu, py_err, shape_text, Device};
 
 fn loss_of(kind: HeadKind) -> Loss {
     match kind {
@@ -206,14 +206,14 @@ pub(crate) fn train<'py>(
     y: &Bound<'py, PyAny>,
     lengths: Option<&Bound<'py, PyAny>>,
     model: Option<PyRef<'py, Gru>>,
-    hidden_size: Option<usize>,
-    num_layers: usize,
+    hidden_size: Option<i64>,
+    num_layers: i64,
     bidirectional: bool,
     reset_after: bool,
     head: &str,
-    classes: Option<usize>,
-    epochs: u64,
-    batch_size: usize,
+    classes: Option<i64>,
+    epochs: i64,
+    batch_size: i64,
     optimizer: &str,
     lr: Option<f64>,
     momentum: Option<f64>,
@@ -232,6 +232,11 @@ pub(crate) fn train<'py>(
     device: &str,
     verbose: bool,
 ) -> PyResult<(Gru, Bound<'py, PyList>)> {
+    let hidden_size = hidden_size.map(|h| count(h, "hidden_size")).transpose()?;
+    let num_layers = count(num_layers, "num_layers")?;
+    let classes = classes.map(|c| count(c, "classes")).transpose()?;
+    let epochs = count(epochs, "epochs")? as u64;
+    let batch_size = count(batch_size, "batch_size")?;
     let kind = HeadKind::parse(head)?;
     let loss = loss_of(kind);
     let device = Device::parse(device)?;

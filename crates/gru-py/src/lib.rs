@@ -240,6 +240,13 @@ fn detached<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     }
 }
 
+/// A size or count argument (`what`) as `usize`: Python ints may be negative, which is a
+/// `ValueError` naming it (not pyo3's `OverflowError`).
+pub(crate) fn count(v: i64, what: &str) -> PyResult<usize> {
+    usize::try_from(v)
+        .map_err(|_| PyValueError::new_err(format!("{what}: expected a value ≥ 0, got {v}")))
+}
+
 /// A shape as `[a, b, c]`.
 pub(crate) fn shape_text(shape: &[usize]) -> String {
     let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();

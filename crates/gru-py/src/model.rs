@@ -17,7 +17,9 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyType};
 
-use crate::{as_f32, as_i64, context, no_gpu, parse_dtype, py_err, shape_text, to_numpy, Device};
+use crate::{
+    as_f32, as_i64, context, count, no_gpu, parse_dtype, py_err, shape_text, to_numpy, Device,
+};
 
 /// What a trained head computes from the GRU's features.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -423,9 +425,9 @@ impl Gru {
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        input_size: usize,
-        hidden_size: usize,
-        num_layers: usize,
+        input_size: i64,
+        hidden_size: i64,
+        num_layers: i64,
         bias: bool,
         batch_first: bool,
         bidirectional: bool,
@@ -435,6 +437,11 @@ impl Gru {
         seed: u64,
         init: &str,
     ) -> PyResult<Gru> {
+        let (input_size, hidden_size, num_layers) = (
+            count(input_size, "input_size")?,
+            count(hidden_size, "hidden_size")?,
+            count(num_layers, "num_layers")?,
+        );
         let device = Device::parse(device)?;
         let dtype = parse_dtype(dtype)?;
         let init = parse_init(init)?;
@@ -773,8 +780,8 @@ impl Gru {
     /// A streaming session of `streams` slots over this network (forward direction only):
     /// every stream's state stays on the device between calls. See `Session`.
     #[pyo3(signature = (streams=256))]
-    fn session(&self, py: Python<'_>, streams: usize) -> PyResult<crate::session::Session> {
-        crate::session::Session::new(py, self, streams)
+    fn session(&self, py: Python<'_>, streams: i64) -> PyResult<crate::session::Session> {
+        crate::session::Session::new(py, self, count(streams, "streams")?)
     }
 
     /// `I`.

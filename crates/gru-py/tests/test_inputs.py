@@ -134,6 +134,20 @@ def test_bad_constructor_arguments(kwargs, needle):
         gru_wgpu.GRU(I, H, **kwargs)
 
 
+def test_negative_sizes_are_value_errors():
+    for args, kw, needle in [((-3, H), {}, "input_size"), ((I, -1), {}, "hidden_size"),
+                             ((I, H), {"num_layers": -2}, "num_layers")]:
+        with pytest.raises(ValueError, match=f"{needle}: expected a value ≥ 0, got -"):
+            gru_wgpu.GRU(*args, device="cpu", **kw)
+    with pytest.raises(ValueError, match="streams: expected a value ≥ 0"):
+        gru_wgpu.GRU(I, H, device="cpu").session(-1)
+    x = np.zeros((4, 2, I), np.float32)
+    for kw, needle in [({"hidden_size": -4}, "hidden_size"), ({"batch_size": -1}, "batch_size"),
+                       ({"epochs": -1}, "epochs")]:
+        with pytest.raises(ValueError, match=needle):
+            gru_wgpu.train(x, np.zeros(4), **{"hidden_size": 3, **kw}, device="cpu")
+
+
 def test_zero_sizes_are_refused():
     for i, h in [(I, 0), (0, H)]:
         with pytest.raises(ValueError, match="size"):
