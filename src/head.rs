@@ -209,10 +209,18 @@ impl Classifier {
         self.head.apply(&final_features(&out)?)
     }
 
-    /// Uploads the GRU to a GPU; the result predicts on the device.
+    /// Uploads the GRU to a GPU; the result predicts on the device. Blocks (native
+    /// targets); [`Classifier::to_gpu_async`] awaits.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn to_gpu(&self, ctx: &GpuContext) -> Result<GpuClassifier> {
+        pollster::block_on(self.to_gpu_async(ctx))
+    }
+
+    /// The async form of [`Classifier::to_gpu`].
+    pub async fn to_gpu_async(&self, ctx: &GpuContext) -> Result<GpuClassifier> {
+        let options = crate::gpu::ModelOptions::default();
         Ok(GpuClassifier {
-            gru: GpuGru::from_model(ctx, &self.gru)?,
+            gru: GpuGru::from_model_async(ctx, &self.gru, &options).await?,
             head: self.head.clone(),
         })
     }
@@ -231,9 +239,17 @@ impl GpuClassifier {
         self.gru.set_kernel_path(path)
     }
 
-    /// Predictions `[B, out]`: the GRU on the GPU, the head on the host.
+    /// Predictions `[B, out]`: the GRU on the GPU, the head on the host. Blocks (native
+    /// targets); [`GpuClassifier::predict_async`] awaits.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn predict(&mut self, input: &GruInput<'_>) -> Result<Vec<f32>> {
         let out = self.gru.forward(input)?;
+        self.head.apply(&final_features(&out)?)
+    }
+
+    /// The async form of [`GpuClassifier::predict`].
+    pub async fn predict_async(&mut self, input: &GruInput<'_>) -> Result<Vec<f32>> {
+        let out = self.gru.forward_async(input).await?;
         self.head.apply(&final_features(&out)?)
     }
 }

@@ -107,10 +107,10 @@ fn f32s(v: Vec<f64>) -> Vec<f32> {
 }
 
 /// The stream of layer `layer`, direction `d` of a model drawn from `seed`.
-fn stream(seed: u64, layer: usize, d: usize) -> SplitMix64 {
+fn stream(seed: u64, layer: u64, d: u64) -> SplitMix64 {
     let mut mix = SplitMix64::new(seed ^ 0x1D17_5EED);
     let base = mix.next_u64();
-    SplitMix64::new(base ^ ((layer as u64) << 32) ^ ((d as u64) << 16) ^ 0x9E37)
+    SplitMix64::new(base ^ (layer << 32) ^ (d << 16) ^ 0x9E37)
 }
 
 /// One layer and direction's weights (`W [3H, I]`, `R [3H, H]`, `B [6H]`), drawn with `init`
@@ -173,7 +173,15 @@ pub fn gru_model(
         .map(|l| {
             let k = if l == 0 { input_size } else { nd * hidden_size };
             (0..nd)
-                .map(|d| gru_weights(init, convention, k, hidden_size, &mut stream(seed, l, d)))
+                .map(|d| {
+                    gru_weights(
+                        init,
+                        convention,
+                        k,
+                        hidden_size,
+                        &mut stream(seed, l as u64, d as u64),
+                    )
+                })
                 .collect::<Result<Vec<_>>>()
         })
         .collect::<Result<Vec<_>>>()?;
@@ -189,7 +197,7 @@ pub fn dense(
     out_features: usize,
     seed: u64,
 ) -> (Vec<f32>, Vec<f32>) {
-    let mut rng = stream(seed, usize::MAX >> 32, 7);
+    let mut rng = stream(seed, 0xFFFF_FFFF, 7);
     let (n_in, n_out) = (in_features, out_features);
     match init {
         Init::Keras => {

@@ -48,6 +48,7 @@ pub mod cpu;
 pub mod data;
 pub mod dtype;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod fit;
 pub mod gpu;
 pub mod head;

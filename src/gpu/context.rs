@@ -41,9 +41,18 @@ impl ContextOptions {
     /// The features a context asks for where the adapter has them: `TIMESTAMP_QUERY`
     /// ([`crate::gpu::GpuGru::set_profiling`]), `SHADER_F16` ([`crate::Dtype::F16`]) and
     /// `SUBGROUP` ([`crate::gpu::StepKernel::Split`]'s reduction).
+    #[cfg(not(target_arch = "wasm32"))]
     pub const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
         .union(wgpu::Features::SHADER_F16)
         .union(wgpu::Features::SUBGROUP);
+
+    /// On the web: `TIMESTAMP_QUERY` and `SHADER_F16` only. The subgroup form of the split
+    /// kernel is written in naga's WGSL (the `subgroup_id` builtin, no `enable subgroups;`),
+    /// which browsers' shader compilers do not take; the split kernel adds its lanes' sums in
+    /// workgroup memory there.
+    #[cfg(target_arch = "wasm32")]
+    pub const OPTIONAL_FEATURES: wgpu::Features =
+        wgpu::Features::TIMESTAMP_QUERY.union(wgpu::Features::SHADER_F16);
 
     /// Options from `WGPU_BACKEND`, `WGPU_ADAPTER_NAME` and `WGPU_POWER_PREF`.
     pub fn from_env() -> Self {
@@ -117,7 +126,9 @@ fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     wgpu::Instance::new(desc)
 }
 
-/// Every adapter wgpu can see on the given backends (all when `None`).
+/// Every adapter wgpu can see on the given backends (all when `None`). Native only: a
+/// browser hands out one adapter at a time (see [`GpuContext::new_async`]).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn enumerate_adapters(backends: Option<wgpu::Backends>) -> Vec<AdapterReport> {
     let backends = backends.unwrap_or(wgpu::Backends::all());
     let inst = instance(backends);
@@ -131,7 +142,7 @@ pub fn enumerate_adapters(backends: Option<wgpu::Backends>) -> Vec<AdapterReport
         .collect()
 }
 
-fn find_adapter(options: &ContextOptions) -> Result<wgpu::Adapter> {
+async fn find_adapter(options: &ContextOptions) -> Result<wgpu::Adapter> {
     let tries: Vec<wgpu::Backends> = match options.backends {
         Some(b) => vec![b],
         None => vec![wgpu::Backends::PRIMARY, wgpu::Backends::SECONDARY],
@@ -141,7 +152,7 @@ fn find_adapter(options: &ContextOptions) -> Result<wgpu::Adapter> {
         let inst = instance(backends);
         if let Some(wanted) = &options.adapter_name {
             let wanted = wanted.to_lowercase();
-            for adapter in pollster::block_on(inst.enumerate_adapters(backends)) {
+            for adapter in inst.enumerate_adapters(backends).await {
                 let info = adapter.get_info();
                 if info.name.to_lowercase().contains(&wanted) {
                     return Ok(adapter);
@@ -153,7 +164,7 @@ fn find_adapter(options: &ContextOptions) -> Result<wgpu::Adapter> {
                 power_preference: options.power_preference,
                 ..Default::default()
             };
-            if let Ok(adapter) = pollster::block_on(inst.request_adapter(&request)) {
+            if let Ok(adapter) = inst.request_adapter(&request).await {
                 return Ok(adapter);
             }
         }
@@ -163,6 +174,14 @@ fn find_adapter(options: &ContextOptions) -> Result<wgpu::Adapter> {
             "WGPU_ADAPTER_NAME={name:?} matches none of the adapters found: [{}]",
             seen.join(", ")
         )),
+        #[cfg(target_arch = "wasm32")]
+        None => GruError::NoAdapter(
+            "the browser offers no WebGPU adapter (navigator.gpu is missing, or \
+             requestAdapter() found none); WebGPU needs a recent Chrome, Edge or Firefox, \
+             a secure context (https or localhost), and a GPU or software adapter it allows"
+                .into(),
+        ),
+        #[cfg(not(target_arch = "wasm32"))]
         None => GruError::NoAdapter(format!(
             "wgpu found no adapter on backends {}; install a Vulkan, Metal or DX12 driver \
              (on Debian: apt-get install mesa-vulkan-drivers) or set WGPU_BACKEND",
@@ -177,13 +196,29 @@ fn find_adapter(options: &ContextOptions) -> Result<wgpu::Adapter> {
 impl GpuContext {
     /// A context on the adapter chosen by `WGPU_BACKEND`, `WGPU_ADAPTER_NAME` and
     /// `WGPU_POWER_PREF` (see [`ContextOptions::from_env`]), with the adapter's own limits.
+    /// Blocks (native targets); [`GpuContext::new_async`] awaits.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new() -> Result<Self> {
         Self::with_options(&ContextOptions::from_env())
     }
 
-    /// A context on the adapter `options` pick.
+    /// A context on the adapter `options` pick. Blocks (native targets);
+    /// [`GpuContext::with_options_async`] awaits.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn with_options(options: &ContextOptions) -> Result<Self> {
-        let adapter = find_adapter(options)?;
+        pollster::block_on(Self::with_options_async(options))
+    }
+
+    /// The async form of [`GpuContext::new`]. In a browser this is how a context is made:
+    /// the page's WebGPU adapter (`navigator.gpu`), or [`GruError::NoAdapter`] where the
+    /// browser has none.
+    pub async fn new_async() -> Result<Self> {
+        Self::with_options_async(&ContextOptions::from_env()).await
+    }
+
+    /// The async form of [`GpuContext::with_options`].
+    pub async fn with_options_async(options: &ContextOptions) -> Result<Self> {
+        let adapter = find_adapter(options).await?;
         let info = adapter.get_info();
         let limits = options.limits.clone().unwrap_or_else(|| adapter.limits());
         let desc = wgpu::DeviceDescriptor {
@@ -196,12 +231,14 @@ impl GpuContext {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
-            GruError::RequestDevice {
-                adapter: info.name.clone(),
-                message: e.to_string(),
-            }
-        })?;
+        let (device, queue) =
+            adapter
+                .request_device(&desc)
+                .await
+                .map_err(|e| GruError::RequestDevice {
+                    adapter: info.name.clone(),
+                    message: e.to_string(),
+                })?;
         Ok(Self::from_parts(device, queue, info))
     }
 
@@ -313,6 +350,7 @@ impl GpuContext {
     /// Whether `other` is this context or a clone of it (whose buffers may be bound with
     /// this one's). Contexts built separately count as different even around one device:
     /// wgpu's ids repeat across instances, so they cannot tell.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn same_device(&self, other: &GpuContext) -> bool {
         Arc::ptr_eq(&self.lost, &other.lost)
     }
@@ -351,6 +389,20 @@ impl GpuContext {
 
 /// One line: `name (backend, device type, driver driver_info)`.
 pub fn describe_adapter(info: &wgpu::AdapterInfo) -> String {
+    if info.backend == wgpu::Backend::BrowserWebGpu {
+        // Browsers hide the adapter's name and driver; say what is known.
+        let name = if info.name.is_empty() {
+            "unnamed WebGPU adapter"
+        } else {
+            info.name.as_str()
+        };
+        let kind = if info.device_type == wgpu::DeviceType::Cpu {
+            "software (CPU)"
+        } else {
+            "GPU"
+        };
+        return format!("{name} (browser WebGPU, {kind})");
+    }
     format!(
         "{} ({:?}, {:?}, driver {} {})",
         info.name, info.backend, info.device_type, info.driver, info.driver_info

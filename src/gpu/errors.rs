@@ -6,6 +6,7 @@ use crate::error::{GruError, Result};
 use crate::gpu::context::{Fault, GpuContext};
 
 /// [`GruError::Gpu`] for `operation`, keeping `source` (wgpu's error) behind the message.
+#[cfg(not(target_arch = "wasm32"))]
 pub(super) fn gpu_error(
     operation: &str,
     source: impl std::error::Error + Send + Sync + 'static,
@@ -15,6 +16,13 @@ pub(super) fn gpu_error(
         message: source.to_string(),
         source: Some(Box::new(source)),
     }
+}
+
+/// [`GruError::Gpu`] for `operation` with `source`'s message (on the web wgpu's errors are
+/// neither `Send` nor `Sync`, so the message is all that is kept).
+#[cfg(target_arch = "wasm32")]
+pub(super) fn gpu_error(operation: &str, source: impl std::error::Error + 'static) -> GruError {
+    gpu_message(operation, source.to_string())
 }
 
 /// [`GruError::Gpu`] for `operation` with a message and no underlying error value.
@@ -27,7 +35,10 @@ pub(super) fn gpu_message(operation: &str, message: impl Into<String>) -> GruErr
 }
 
 /// Runs `f` inside validation and out-of-memory error scopes of `device`; returns its value
-/// and the first error the scopes caught.
+/// and the first error the scopes caught. Native only: there the scopes' results are ready
+/// at once. On the web they arrive later, so nothing is pushed here and the error reaches
+/// the enclosing [`scoped_async`], which every GPU operation runs in.
+#[cfg(not(target_arch = "wasm32"))]
 pub(super) fn caught<T>(device: &wgpu::Device, f: impl FnOnce() -> T) -> (T, Option<wgpu::Error>) {
     let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
@@ -37,12 +48,36 @@ pub(super) fn caught<T>(device: &wgpu::Device, f: impl FnOnce() -> T) -> (T, Opt
     (value, oom.or(validation))
 }
 
-/// Runs `f` inside validation and out-of-memory error scopes; any error becomes
+/// On the web: runs `f`; errors reach the enclosing [`scoped_async`] (see the native form).
+#[cfg(target_arch = "wasm32")]
+pub(super) fn caught<T>(_device: &wgpu::Device, f: impl FnOnce() -> T) -> (T, Option<wgpu::Error>) {
+    (f(), None)
+}
+
+/// [`scoped_async`], blocking until the scopes report (native only; they report at once).
+#[cfg(not(target_arch = "wasm32"))]
+pub(super) fn scoped<T>(ctx: &GpuContext, operation: &str, f: impl FnOnce() -> T) -> Result<T> {
+    pollster::block_on(scoped_async(ctx, operation, f))
+}
+
+/// Runs `f` inside validation and out-of-memory error scopes and awaits their report; any
+/// error becomes
 /// [`GruError::Gpu`] naming `operation` (so does a fault armed by
 /// [`GpuContext::inject_fault`], counted once per call).
-pub(super) fn scoped<T>(ctx: &GpuContext, operation: &str, f: impl FnOnce() -> T) -> Result<T> {
+pub(super) async fn scoped_async<T>(
+    ctx: &GpuContext,
+    operation: &str,
+    f: impl FnOnce() -> T,
+) -> Result<T> {
     ctx.check_lost()?;
-    let (value, error) = caught(ctx.device(), f);
+    let device = ctx.device();
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let value = f();
+    // Error scopes belong to the thread that pushed them: both are popped (innermost first)
+    // before the first await, which may resume on another thread.
+    let (oom, validation) = (oom.pop(), validation.pop());
+    let error = oom.await.or(validation.await);
     if let Some(e) = error {
         // A lost device explains any error it caused; say so instead.
         ctx.check_lost_after_poll()?;

@@ -2,12 +2,12 @@
 //! a forward's initial state, the forward, scattering the final state back, and the buffers
 //! of each forward shape a session keeps.
 
-use std::time::Instant;
+use web_time::Instant;
 
 use crate::error::{GruError, Result};
-use crate::gpu::errors::scoped;
+use crate::gpu::errors::scoped_async;
 use crate::gpu::params::entry;
-use crate::gpu::readback::read_prefix;
+use crate::gpu::readback::{read_prefix_async, Drive};
 use crate::gpu::scratch::{Scratch, ShapeKey};
 use crate::gpu::session::{GruSession, StreamId};
 use crate::input::{Dims, Layout, OutputStyle};
@@ -145,7 +145,7 @@ impl GruSession {
                 return Err(GruError::invalid(
                     "feed streams",
                     "each stream at most once",
-                    format!("{stream:?} twice"),
+                    format!("{stream} twice"),
                 ));
             }
         }
@@ -162,7 +162,21 @@ impl GruSession {
     /// Errors: `x` or `lengths` of the wrong size, a length outside `1..=C`, a closed,
     /// unknown or repeated stream, a shape beyond the device's limits, or a device error. A
     /// feed that fails before it is submitted leaves every state as it was.
+    ///
+    /// Blocks until the outputs are read back (native targets); [`GruSession::feed_async`]
+    /// awaits them.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn feed(&mut self, feed: &Feed<'_>) -> Result<Vec<f32>> {
+        pollster::block_on(self.feed_with(feed, Drive::Inline))
+    }
+
+    /// [`GruSession::feed`] as a future that resolves when the outputs are read back, without
+    /// blocking the thread (see [`GpuGru::forward_async`](crate::gpu::GpuGru::forward_async)).
+    pub async fn feed_async(&mut self, feed: &Feed<'_>) -> Result<Vec<f32>> {
+        self.feed_with(feed, Drive::Background).await
+    }
+
+    async fn feed_with(&mut self, feed: &Feed<'_>, drive: Drive) -> Result<Vec<f32>> {
         let start = Instant::now();
         let (k, c) = self.check_feed(feed)?;
         if k == 0 {
@@ -180,7 +194,7 @@ impl GruSession {
             layout: Layout::BatchMajor,
             style: OutputStyle::PyTorch,
         };
-        let p = self.packing(&dims)?;
+        let p = self.packing(&dims).await?;
         let ctx = self.model.context().clone();
         let (device, queue) = (ctx.device(), ctx.queue());
         let packing = &self.packings[p];
@@ -212,7 +226,7 @@ impl GruSession {
             Outputs::Nothing => (None, 0, 0),
         };
         let read_bytes = dtype.bytes(read_len);
-        let (submission, encode) = scoped(&ctx, "streaming feed", || {
+        let (submission, encode) = scoped_async(&ctx, "streaming feed", || {
             queue.write_buffer(&s.x, 0, &dtype.encode(feed.x));
             queue.write_buffer(&s.lens, 0, bytemuck::cast_slice(&lens));
             queue.write_buffer(&packing.slots, 0, bytemuck::cast_slice(&slots));
@@ -242,13 +256,28 @@ impl GruSession {
             let commands = encoder.finish();
             let encode = encode_start.elapsed();
             (queue.submit([commands]), encode)
-        })?;
+        })
+        .await?;
         if read_from.is_none() {
             self.model.record_forward(encode, None);
             return Ok(Vec::new());
         }
-        let outcome = read_prefix(&ctx, &packing.readback, read_bytes, submission.clone())
-            .and_then(|data| Ok((data, self.model.read_timing(s, submission)?)));
+        let outcome = match read_prefix_async(
+            &ctx,
+            &packing.readback,
+            read_bytes,
+            submission.clone(),
+            drive,
+        )
+        .await
+        {
+            Ok(data) => self
+                .model
+                .read_timing(s, submission, drive)
+                .await
+                .map(|timing| (data, timing)),
+            Err(e) => Err(e),
+        };
         match outcome.and_then(|v| ctx.check_lost().map(|()| v)) {
             Ok((data, timing)) => {
                 self.model.record_forward(encode, timing);
@@ -266,7 +295,7 @@ impl GruSession {
 
     /// The index of the buffer set for `dims`, built (evicting the least recently used one
     /// past [`MAX_SHAPES`]) when missing.
-    fn packing(&mut self, dims: &Dims) -> Result<usize> {
+    async fn packing(&mut self, dims: &Dims) -> Result<usize> {
         self.clock += 1;
         let key = self.model.shape_key(dims);
         if let Some(p) = self.packings.iter().position(|p| p.key == key) {
@@ -284,11 +313,11 @@ impl GruSession {
                 self.packings.swap_remove(oldest);
             }
         }
-        let scratch = self.model.build_scratch(key)?;
+        let scratch = self.model.build_scratch(key).await?;
         let ctx = self.model.context().clone();
         let device = ctx.device();
         let (b, c, h) = (dims.batch, dims.seq_len, dims.hidden_size);
-        let packing = scoped(&ctx, "allocating buffers for a streaming feed", || {
+        let packing = scoped_async(&ctx, "allocating buffers for a streaming feed", || {
             let slots = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("fed slots [k]"),
                 size: 4 * b as u64,
@@ -322,7 +351,8 @@ impl GruSession {
             let gather = bind(&scratch.h0);
             let scatter = bind(&scratch.yh);
             (slots, params, readback, gather, scatter)
-        })?;
+        })
+        .await?;
         let (slots, params, readback, gather, scatter) = packing;
         self.packings.push(Packing {
             key,

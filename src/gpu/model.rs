@@ -4,7 +4,7 @@
 use crate::dtype::Dtype;
 use crate::error::{GruError, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::errors::scoped;
+use crate::gpu::errors::scoped_async;
 use crate::gpu::kernels::{
     GEMM_TILE, MAX_HIDDEN, PERSISTENT_LOOP_BUDGET, PERSISTENT_MAX_HIDDEN,
     PERSISTENT_WORKGROUP_BYTES, SPLIT_WORKGROUP_BYTES, STEP_STORAGE_BUFFERS, STEP_WG,
@@ -16,13 +16,13 @@ use crate::gpu::path::{
     StepKernel, StepStructure,
 };
 use crate::gpu::pipelines::ModelPipelines;
-use crate::gpu::readback::read_bytes;
+use crate::gpu::readback::{read_prefix_async, Drive};
 use crate::gpu::scratch::{Scratch, ShapeKey};
 use crate::gpu::timestamps::ForwardTiming;
 use crate::gpu::weights::{check_weights, upload_layers, LayerWeights};
 use crate::input::{Dims, GruInput, GruOutput};
 use crate::model::{Direction, GruModel, ModelView};
-use crate::weights::{Convention, GruWeights};
+use crate::weights::Convention;
 
 /// Counters that show what a model has built (tests use them to prove reuse).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -78,8 +78,10 @@ pub struct GpuGru {
     pub(super) encode: std::time::Duration,
     pub(super) stats: ModelStats,
     /// The training pipelines, built by the first training call.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(super) train: Option<crate::gpu::train::TrainPipelines>,
     /// This model's identity (a training forward's [`crate::gpu::Saved`] names it).
+    #[cfg(not(target_arch = "wasm32"))]
     pub(super) model_id: u64,
 }
 
@@ -103,35 +105,58 @@ impl GpuGru {
     ///
     /// Errors when the weights do not fit the device's limits, when `H` exceeds
     /// [`MAX_HIDDEN`], or when the device reports an error while building.
-    pub fn new(ctx: &GpuContext, weights: &GruWeights) -> Result<Self> {
-        Self::build(ctx, &ModelView::single(weights), &ModelOptions::default())
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new(ctx: &GpuContext, weights: &crate::weights::GruWeights) -> Result<Self> {
+        pollster::block_on(Self::build(
+            ctx,
+            &ModelView::single(weights),
+            &ModelOptions::default(),
+        ))
     }
 
     /// Uploads a whole network (layers, directions, clip) to the device of `ctx`, in f32.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn from_model(ctx: &GpuContext, model: &GruModel) -> Result<Self> {
-        Self::build(ctx, &model.view(), &ModelOptions::default())
+        pollster::block_on(Self::build(ctx, &model.view(), &ModelOptions::default()))
     }
 
     /// Uploads a whole network with `options` (e.g. f16 storage: [`Dtype::F16`]).
     ///
     /// Errors as [`GpuGru::from_model`], and [`GruError::MissingFeature`] for f16 on a device
-    /// without `SHADER_F16` unless `options.allow_f32_fallback`.
+    /// without `SHADER_F16` unless `options.allow_f32_fallback`. Blocks (native targets);
+    /// [`GpuGru::from_model_async`] awaits.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn from_model_with(
         ctx: &GpuContext,
         model: &GruModel,
         options: &ModelOptions,
     ) -> Result<Self> {
-        Self::build(ctx, &model.view(), options)
+        pollster::block_on(Self::build(ctx, &model.view(), options))
     }
 
-    fn build(ctx: &GpuContext, model: &ModelView<'_>, options: &ModelOptions) -> Result<Self> {
+    /// The async form of [`GpuGru::from_model_with`] (the only form on the web): resolves
+    /// once the device has reported on the upload and the pipelines (in a browser, shader
+    /// compilation errors arrive asynchronously).
+    pub async fn from_model_async(
+        ctx: &GpuContext,
+        model: &GruModel,
+        options: &ModelOptions,
+    ) -> Result<Self> {
+        Self::build(ctx, &model.view(), options).await
+    }
+
+    async fn build(
+        ctx: &GpuContext,
+        model: &ModelView<'_>,
+        options: &ModelOptions,
+    ) -> Result<Self> {
         let mut dtype = options.dtype;
         let mut fallback = None;
         if dtype == Dtype::F16 && !ctx.device().features().contains(wgpu::Features::SHADER_F16) {
             if !options.allow_f32_fallback {
                 return Err(GruError::MissingFeature {
                     feature: "SHADER_F16",
-                    needed_for: "f16 storage (--dtype f16)".into(),
+                    needed_for: "f16 storage (Dtype::F16; --dtype f16, dtype=\"f16\")".into(),
                     adapter: ctx.describe(),
                 });
             }
@@ -187,7 +212,7 @@ impl GpuGru {
         )?;
 
         let device = ctx.device();
-        scoped(ctx, "uploading weights and building pipelines", || {
+        scoped_async(ctx, "uploading weights and building pipelines", || {
             let layers = upload_layers(device, model, dtype);
             let pipelines = ModelPipelines::build(ctx, dtype, h, first.convention())?;
             let pipelines_created = pipelines.created;
@@ -220,10 +245,13 @@ impl GpuGru {
                     pipelines_created,
                     ..ModelStats::default()
                 },
+                #[cfg(not(target_arch = "wasm32"))]
                 train: None,
+                #[cfg(not(target_arch = "wasm32"))]
                 model_id: crate::gpu::train::next_model_id(),
             })
-        })?
+        })
+        .await?
     }
 
     /// The storage type of weights and activations on the device.
@@ -510,12 +538,12 @@ impl GpuGru {
     /// The scratch of a forward over `dims`, taken out of the model: the kept one when its
     /// shape and kernel choices match, else a new one (the old buffers are freed first). The
     /// caller puts it back (`self.scratch = Some(..)`) when its buffers stay reusable.
-    pub(super) fn take_scratch(&mut self, dims: &Dims) -> Result<Scratch> {
+    pub(super) async fn take_scratch(&mut self, dims: &Dims) -> Result<Scratch> {
         let key = self.shape_key(dims);
         if let Some(kept) = self.scratch.take().filter(|s| s.key == key) {
             return Ok(kept);
         }
-        self.build_scratch(key)
+        self.build_scratch(key).await
     }
 
     /// Runs the network over `input` on the GPU.
@@ -525,7 +553,22 @@ impl GpuGru {
     /// outputs. Errors: a length or length value that does not match the model
     /// ([`GruError::Shape`], [`GruError::InvalidArgument`]), a problem beyond the device's
     /// limits ([`GruError::DeviceLimit`]), or a device error ([`GruError::Gpu`]).
+    ///
+    /// Blocks until the GPU is done (native targets); [`GpuGru::forward_async`] awaits it.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward(&mut self, input: &GruInput<'_>) -> Result<GruOutput> {
+        pollster::block_on(self.forward_with(input, Drive::Inline))
+    }
+
+    /// [`GpuGru::forward`] as a future that resolves when the outputs are read back, without
+    /// blocking the thread: in a browser the page's event loop completes the readback; on
+    /// native targets a short-lived thread waits for the GPU while the caller's executor
+    /// goes on. Same shapes, results and errors as [`GpuGru::forward`].
+    pub async fn forward_async(&mut self, input: &GruInput<'_>) -> Result<GruOutput> {
+        self.forward_with(input, Drive::Background).await
+    }
+
+    async fn forward_with(&mut self, input: &GruInput<'_>, drive: Drive) -> Result<GruOutput> {
         let dims = self.validate(input)?;
         let b = dims.batch;
         if b == 0 {
@@ -537,22 +580,22 @@ impl GpuGru {
         }
         let (tc, bc) = self.split_sizes(&dims)?;
         if (tc, bc) != (dims.seq_len, dims.batch) {
-            return self.forward_split(input, dims, tc, bc);
+            return self.forward_split(input, dims, tc, bc, drive).await;
         }
-        let s = self.take_scratch(&dims)?;
+        let s = self.take_scratch(&dims).await?;
         let ctx = self.ctx.clone();
         let (device, queue) = (ctx.device(), ctx.queue());
         let y_bytes = self.dtype.bytes(dims.y_len());
         let state_bytes = self.dtype.bytes(dims.state_len());
         let lens: Vec<u32> = (0..b).map(|k| input.length(k) as u32).collect();
 
-        let submitted = scoped(&ctx, "forward", || {
+        let submitted = scoped_async(&ctx, "forward", || {
             queue.write_buffer(&s.x, 0, &self.dtype.encode(input.x));
             if let Some(h0) = input.initial_h {
                 queue.write_buffer(&s.h0, 0, &self.dtype.encode(h0));
             }
             queue.write_buffer(&s.lens, 0, bytemuck::cast_slice(&lens));
-            let encode_start = std::time::Instant::now();
+            let encode_start = web_time::Instant::now();
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("gru forward"),
             });
@@ -566,7 +609,8 @@ impl GpuGru {
             let commands = encoder.finish();
             let encode = encode_start.elapsed();
             (queue.submit([commands]), encode)
-        });
+        })
+        .await;
         let (result, encode) = match submitted {
             Ok(v) => v,
             Err(e) => {
@@ -575,8 +619,15 @@ impl GpuGru {
             }
         };
         self.encode = encode;
-        let outcome = read_bytes(&ctx, &s.readback, result.clone())
-            .and_then(|data| Ok((data, self.read_timing(&s, result)?)));
+        let size = s.readback.size();
+        let outcome = match read_prefix_async(&ctx, &s.readback, size, result.clone(), drive).await
+        {
+            Ok(data) => self
+                .read_timing(&s, result, drive)
+                .await
+                .map(|timing| (data, timing)),
+            Err(e) => Err(e),
+        };
         let (data, timing) = match outcome.and_then(|v| ctx.check_lost().map(|()| v)) {
             Ok(v) => v,
             Err(e) => {

@@ -2,36 +2,83 @@
 
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::errors::{gpu_error, gpu_message};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::gpu::errors::gpu_error;
+use crate::gpu::errors::gpu_message;
 
-/// Maps `buffer` after `submission` completes and returns its bytes.
+/// Who makes wgpu report that a submission finished (and so run the map callback).
+///
+/// On native targets something has to poll the device: the blocking API does it on the
+/// calling thread ([`Drive::Inline`]); the async API must not block its executor, so a
+/// short-lived thread waits for the submission instead ([`Drive::Background`]). In a
+/// browser the page's event loop resolves `mapAsync` by itself and both behave alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Drive {
+    /// Poll on the calling thread (blocking).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    Inline,
+    /// Let the caller's future wait; a helper thread polls (native) or the browser does.
+    Background,
+}
+
+/// Maps `buffer` after `submission` completes and returns its bytes (blocking; native).
+#[cfg(not(target_arch = "wasm32"))]
 pub(super) fn read_bytes(
     ctx: &GpuContext,
     buffer: &wgpu::Buffer,
     submission: wgpu::SubmissionIndex,
 ) -> Result<Vec<u8>> {
-    read_prefix(ctx, buffer, buffer.size(), submission)
+    pollster::block_on(read_prefix_async(
+        ctx,
+        buffer,
+        buffer.size(),
+        submission,
+        Drive::Inline,
+    ))
 }
 
-/// Maps the first `bytes` of `buffer` after `submission` completes and returns them.
-pub(super) fn read_prefix(
+/// Maps the first `bytes` of `buffer` after `submission` completes and returns them, with
+/// `drive` making the device report the submission.
+pub(super) async fn read_prefix_async(
     ctx: &GpuContext,
     buffer: &wgpu::Buffer,
     bytes: u64,
     submission: wgpu::SubmissionIndex,
+    drive: Drive,
 ) -> Result<Vec<u8>> {
     let slice = buffer.slice(..bytes);
     let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
     slice.map_async(wgpu::MapMode::Read, move |r| {
         sender.send(r).ok();
     });
-    ctx.device()
-        .poll(wgpu::PollType::Wait {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let wait = wgpu::PollType::Wait {
             submission_index: Some(submission),
             timeout: None,
-        })
-        .map_err(|e| gpu_error("waiting for the forward", e))?;
-    match pollster::block_on(receiver.receive()) {
+        };
+        match drive {
+            Drive::Inline => {
+                ctx.device()
+                    .poll(wait)
+                    .map_err(|e| gpu_error("waiting for the forward", e))?;
+            }
+            Drive::Background => {
+                // A failed wait (a lost device) drops or fails the map callback, which the
+                // receiver reports below.
+                let device = ctx.device().clone();
+                std::thread::Builder::new()
+                    .name("gru-wgpu poll".into())
+                    .spawn(move || {
+                        let _ = device.poll(wait);
+                    })
+                    .map_err(|e| gpu_message("waiting for the forward", e.to_string()))?;
+            }
+        }
+    }
+    #[cfg(target_arch = "wasm32")]
+    let _ = (submission, drive);
+    match receiver.receive().await {
         Some(Ok(())) => {}
         Some(Err(e)) => {
             return Err(gpu_message(
@@ -58,7 +105,8 @@ pub(super) fn read_prefix(
 
 /// Reads the first `n` `f32` values of each `(buffer, n)` back (each buffer needs
 /// `COPY_SRC`): one copy per buffer into one readback buffer, one submit, one map; `what`
-/// names the operation in errors.
+/// names the operation in errors. Blocking; native (the training path's).
+#[cfg(not(target_arch = "wasm32"))]
 pub(super) fn read_f32_buffers(
     ctx: &GpuContext,
     what: &str,

@@ -5,7 +5,7 @@
 use wgpu::util::DeviceExt;
 
 use crate::error::Result;
-use crate::gpu::errors::scoped;
+use crate::gpu::errors::scoped_async;
 use crate::gpu::kernels::{GEMM_MAX_K, GEMM_TILE};
 use crate::gpu::model::GpuGru;
 use crate::gpu::params::{
@@ -58,7 +58,7 @@ pub(super) struct Scratch {
 
 impl GpuGru {
     /// Allocates the buffers and bind groups of one shape (after checking that they fit).
-    pub(super) fn build_scratch(&mut self, key: ShapeKey) -> Result<Scratch> {
+    pub(super) async fn build_scratch(&mut self, key: ShapeKey) -> Result<Scratch> {
         let (dims, path, gemm) = (&key.dims, key.path, key.gemm);
         // Step ranges: one step each (step-fused), or chunks (persistent).
         let chunk = match (path, &self.pipelines.persistent) {
@@ -170,7 +170,7 @@ impl GpuGru {
 
         let ctx = self.ctx.clone();
         let device = ctx.device();
-        let scratch = scoped(&ctx, "allocating buffers for a forward", || {
+        let scratch = scoped_async(&ctx, "allocating buffers for a forward", || {
             let storage = |label: &str, bytes: u64, extra: wgpu::BufferUsages| {
                 device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(label),
@@ -313,7 +313,8 @@ impl GpuGru {
                 timestamps,
                 _uniforms: [gemm_params, step_params, layer_params],
             }
-        })?;
+        })
+        .await?;
         self.stats.scratch_allocations += 1;
         Ok(scratch)
     }

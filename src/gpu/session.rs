@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use crate::error::{GruError, Result};
-use crate::gpu::errors::scoped;
+use crate::gpu::errors::scoped_async;
 use crate::gpu::feed::Packing;
 use crate::gpu::kernels::LayoutFamily;
 use crate::gpu::limits::check_binding;
 use crate::gpu::model::GpuGru;
 use crate::gpu::params::bytes_of;
-use crate::gpu::readback::read_prefix;
+use crate::gpu::readback::{read_prefix_async, Drive};
 use crate::gpu::ForwardTiming;
 use crate::model::Direction;
 use crate::shaders::Kernel;
@@ -21,6 +21,17 @@ use crate::shaders::Kernel;
 pub struct StreamId {
     pub(super) slot: u32,
     generation: u32,
+}
+
+/// `stream 3 (opening 2 of its slot)`: how errors name a stream.
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stream {} (opening {} of its slot)",
+            self.slot, self.generation
+        )
+    }
 }
 
 impl StreamId {
@@ -85,8 +96,15 @@ impl GruSession {
     /// reverse or bidirectional network needs the future of each stream).
     ///
     /// Errors: a reverse or bidirectional model, `capacity = 0`, a resident state
-    /// `[capacity, L, H]` larger than a storage binding may be, or a device error.
+    /// `[capacity, L, H]` larger than a storage binding may be, or a device error. Blocks
+    /// (native targets); [`GruSession::new_async`] awaits.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(model: GpuGru, capacity: usize) -> Result<Self> {
+        pollster::block_on(Self::new_async(model, capacity))
+    }
+
+    /// The async form of [`GruSession::new`] (the only form on the web).
+    pub async fn new_async(model: GpuGru, capacity: usize) -> Result<Self> {
         if model.direction() != Direction::Forward {
             return Err(GruError::invalid(
                 "model direction for a streaming session",
@@ -119,7 +137,7 @@ impl GruSession {
         )?;
         let device = ctx.device();
         let (state, state_read, move_layout, gather, scatter) =
-            scoped(&ctx, "creating a streaming session", || {
+            scoped_async(&ctx, "creating a streaming session", || {
                 let state = device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("session state [capacity, L, H]"),
                     size: dtype.bytes(state_len),
@@ -147,7 +165,8 @@ impl GruSession {
                     pipeline("gather_state")?,
                     pipeline("scatter_state")?,
                 ))
-            })??;
+            })
+            .await??;
         Ok(GruSession {
             model,
             capacity,
@@ -211,18 +230,29 @@ impl GruSession {
     /// Opens a stream in the lowest free slot, starting from a zero state.
     ///
     /// Errors: every slot is open.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open(&mut self) -> Result<StreamId> {
-        self.open_with(None)
+        pollster::block_on(self.open_with(None))
     }
 
     /// Opens a stream starting from `state` (`[L, H]`, e.g. saved by
     /// [`GruSession::read_state`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open_with_state(&mut self, state: &[f32]) -> Result<StreamId> {
         self.check_state(state)?;
-        self.open_with(Some(state))
+        pollster::block_on(self.open_with(Some(state)))
     }
 
-    fn open_with(&mut self, state: Option<&[f32]>) -> Result<StreamId> {
+    /// The async form of [`GruSession::open`] and [`GruSession::open_with_state`] (`state`
+    /// `[L, H]`, or `None` for zeros).
+    pub async fn open_async(&mut self, state: Option<&[f32]>) -> Result<StreamId> {
+        if let Some(state) = state {
+            self.check_state(state)?;
+        }
+        self.open_with(state).await
+    }
+
+    async fn open_with(&mut self, state: Option<&[f32]>) -> Result<StreamId> {
         let Some(slot) = self.slots.iter().position(|s| !s.open) else {
             return Err(GruError::invalid(
                 "stream to open",
@@ -234,7 +264,7 @@ impl GruSession {
             slot: slot as u32,
             generation: self.slots[slot].generation,
         };
-        self.write_state(id, state)?;
+        self.write_state(id, state).await?;
         self.slots[slot].open = true;
         self.open += 1;
         Ok(id)
@@ -251,27 +281,46 @@ impl GruSession {
     }
 
     /// Sets `stream`'s state to zero, as if it were newly opened.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn reset(&mut self, stream: StreamId) -> Result<()> {
-        self.check_stream(stream)?;
-        self.write_state(stream, None)
+        pollster::block_on(self.set_state_async(stream, None))
     }
 
     /// Sets `stream`'s state to `state` (`[L, H]`), e.g. to resume a saved conversation.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn set_state(&mut self, stream: StreamId, state: &[f32]) -> Result<()> {
+        pollster::block_on(self.set_state_async(stream, Some(state)))
+    }
+
+    /// The async form of [`GruSession::set_state`] (`Some`) and [`GruSession::reset`]
+    /// (`None`: zeros).
+    pub async fn set_state_async(&mut self, stream: StreamId, state: Option<&[f32]>) -> Result<()> {
         self.check_stream(stream)?;
-        self.check_state(state)?;
-        self.write_state(stream, Some(state))
+        if let Some(state) = state {
+            self.check_state(state)?;
+        }
+        self.write_state(stream, state).await
     }
 
     /// Reads `stream`'s state back from the GPU: `[L, H]`, layer 0 first. Waits for every feed
-    /// submitted before.
+    /// submitted before. Blocks (native targets); [`GruSession::read_state_async`] awaits.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read_state(&mut self, stream: StreamId) -> Result<Vec<f32>> {
+        pollster::block_on(self.read_state_with(stream, Drive::Inline))
+    }
+
+    /// The async form of [`GruSession::read_state`].
+    pub async fn read_state_async(&mut self, stream: StreamId) -> Result<Vec<f32>> {
+        self.read_state_with(stream, Drive::Background).await
+    }
+
+    async fn read_state_with(&mut self, stream: StreamId, drive: Drive) -> Result<Vec<f32>> {
         self.check_stream(stream)?;
         let ctx = self.model.context().clone();
         let dtype = self.model.dtype();
         let bytes = dtype.bytes(self.stride);
         let offset = stream.slot() as u64 * bytes;
-        let submission = scoped(&ctx, "reading a stream's state", || {
+        let submission = scoped_async(&ctx, "reading a stream's state", || {
             let mut encoder =
                 ctx.device()
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -279,8 +328,9 @@ impl GruSession {
                     });
             encoder.copy_buffer_to_buffer(&self.state, offset, &self.state_read, 0, bytes);
             ctx.queue().submit([encoder.finish()])
-        })?;
-        let data = read_prefix(&ctx, &self.state_read, bytes, submission);
+        })
+        .await?;
+        let data = read_prefix_async(&ctx, &self.state_read, bytes, submission, drive).await;
         match data {
             Ok(data) => Ok(dtype.decode(&data, self.state_len())),
             Err(e) => {
@@ -308,17 +358,17 @@ impl GruSession {
             Some(_) => Err(GruError::invalid(
                 "stream",
                 "an open stream of this session",
-                format!("{stream:?}, which was closed"),
+                format!("{stream}, which was closed"),
             )),
             None => Err(GruError::invalid(
                 "stream",
                 format!("a stream of this session (slots 0..{})", self.capacity),
-                format!("{stream:?}"),
+                format!("{stream}"),
             )),
         }
     }
 
-    fn write_state(&mut self, stream: StreamId, state: Option<&[f32]>) -> Result<()> {
+    async fn write_state(&mut self, stream: StreamId, state: Option<&[f32]>) -> Result<()> {
         let ctx = self.model.context().clone();
         let dtype = self.model.dtype();
         let offset = stream.slot() as u64 * dtype.bytes(self.stride);
@@ -326,9 +376,10 @@ impl GruSession {
         if let Some(state) = state {
             values[..state.len()].copy_from_slice(state);
         }
-        scoped(&ctx, "setting a stream's state", || {
+        scoped_async(&ctx, "setting a stream's state", || {
             ctx.queue()
                 .write_buffer(&self.state, offset, &dtype.encode(&values));
         })
+        .await
     }
 }

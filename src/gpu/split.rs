@@ -4,10 +4,10 @@
 use wgpu::util::DeviceExt;
 
 use crate::error::Result;
-use crate::gpu::errors::scoped;
+use crate::gpu::errors::scoped_async;
 use crate::gpu::limits;
 use crate::gpu::model::GpuGru;
-use crate::gpu::readback::read_bytes;
+use crate::gpu::readback::{read_prefix_async, Drive};
 use crate::input::{Dims, GruInput, GruOutput, Layout};
 
 impl GpuGru {
@@ -24,12 +24,13 @@ impl GpuGru {
     /// previous piece left in `Y_h`. Each piece's `Y` and `Y_h` is copied to a readback buffer
     /// of its own; the host assembles the outputs in the caller's layout. No timing is
     /// recorded for a split forward.
-    pub(super) fn forward_split(
+    pub(super) async fn forward_split(
         &mut self,
         input: &GruInput<'_>,
         dims: Dims,
         tc: usize,
         bc: usize,
+        drive: Drive,
     ) -> Result<GruOutput> {
         let inner = Dims {
             seq_len: tc,
@@ -38,7 +39,7 @@ impl GpuGru {
             style: crate::input::OutputStyle::Onnx,
             ..dims
         };
-        let s = self.take_scratch(&inner)?;
+        let s = self.take_scratch(&inner).await?;
         let (t, b, i, h) = (dims.seq_len, dims.batch, dims.input_size, dims.hidden_size);
         let ld = dims.num_layers * dims.num_directions;
         let dtype = self.dtype;
@@ -55,8 +56,8 @@ impl GpuGru {
         let (y_bytes, state_bytes) = (dtype.bytes(inner.y_len()), dtype.bytes(inner.state_len()));
         let ctx = self.ctx.clone();
         let device = ctx.device();
-        let submitted = scoped(&ctx, "forward (split over the device's limits)", || {
-            let encode_start = std::time::Instant::now();
+        let submitted = scoped_async(&ctx, "forward (split over the device's limits)", || {
+            let encode_start = web_time::Instant::now();
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("gru forward, split"),
             });
@@ -118,7 +119,8 @@ impl GpuGru {
             let commands = encoder.finish();
             let encode = encode_start.elapsed();
             (ctx.queue().submit([commands]), readbacks, encode)
-        });
+        })
+        .await;
         let (submission, readbacks, encode) = match submitted {
             Ok(v) => v,
             Err(e) => {
@@ -132,14 +134,17 @@ impl GpuGru {
         let [y_t, y_d, y_b] = dims.y_strides();
         let [iy_t, iy_d, iy_b] = inner.y_strides();
         for (&(t0, b0, tn, bn), readback) in pieces.iter().zip(&readbacks) {
-            let data = match read_bytes(&ctx, readback, submission.clone()) {
-                Ok(d) => d,
-                Err(e) => {
-                    // The scratch is dropped: the next forward starts from fresh buffers.
-                    ctx.check_lost_after_poll()?;
-                    return Err(e);
-                }
-            };
+            let data =
+                match read_prefix_async(&ctx, readback, readback.size(), submission.clone(), drive)
+                    .await
+                {
+                    Ok(d) => d,
+                    Err(e) => {
+                        // The scratch is dropped: the next forward starts from fresh buffers.
+                        ctx.check_lost_after_poll()?;
+                        return Err(e);
+                    }
+                };
             let py = dtype.decode(&data, inner.y_len());
             let ph = dtype.decode(&data[y_bytes as usize..], inner.state_len());
             for tt in 0..tn {

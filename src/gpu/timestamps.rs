@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::gpu::model::GpuGru;
-use crate::gpu::readback::read_bytes;
+use crate::gpu::readback::{read_prefix_async, Drive};
 use crate::gpu::scratch::Scratch;
 
 /// GPU time of the last forward, from timestamp queries (see [`GpuGru::set_profiling`]).
@@ -24,15 +24,17 @@ pub(super) struct Timestamps {
 
 impl GpuGru {
     /// The GPU time recorded by `s`'s timestamps in `submission` (`None` unless profiling).
-    pub(super) fn read_timing(
+    pub(super) async fn read_timing(
         &self,
         s: &Scratch,
         submission: wgpu::SubmissionIndex,
+        drive: Drive,
     ) -> Result<Option<ForwardTiming>> {
         let Some(ts) = &s.timestamps else {
             return Ok(None);
         };
-        let ticks = read_bytes(&self.ctx, &ts.read, submission)?;
+        let ticks =
+            read_prefix_async(&self.ctx, &ts.read, ts.read.size(), submission, drive).await?;
         let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&ticks);
         let period = self.ctx.queue().get_timestamp_period() as f64;
         let span = |k: usize| match (ticks.get(k), ticks.get(k + 1)) {

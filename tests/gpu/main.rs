@@ -15,6 +15,7 @@ mod common;
 #[path = "../common/golden_files.rs"]
 mod golden_files;
 
+mod async_api;
 mod backward;
 mod classifier;
 mod conformance;

@@ -125,10 +125,20 @@ pub(crate) fn as_f32<'py>(
             dtype.str()?
         )));
     }
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("dtype", np.getattr("float32")?)?;
+    contiguous(&np, &arr, "float32")
+}
+
+/// `numpy.ascontiguousarray(arr, dtype=numpy.<dtype>)` as a typed array (no copy when `arr`
+/// already is one).
+fn contiguous<'py, T: numpy::Element>(
+    np: &Bound<'py, PyModule>,
+    arr: &Bound<'py, PyAny>,
+    dtype: &str,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let kwargs = PyDict::new(np.py());
+    kwargs.set_item("dtype", np.getattr(dtype)?)?;
     let arr = np.call_method("ascontiguousarray", (arr,), Some(&kwargs))?;
-    Ok(arr.cast_into::<PyArrayDyn<f32>>()?)
+    Ok(arr.cast_into::<PyArrayDyn<T>>()?)
 }
 
 /// `obj` as a 1-D `int64` vector of whole numbers (`lengths`, stream ids): integer arrays, and
@@ -174,10 +184,7 @@ pub(crate) fn as_i64<'py>(
             shape.str()?
         )));
     }
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("dtype", np.getattr("int64")?)?;
-    let arr = np.call_method("ascontiguousarray", (arr,), Some(&kwargs))?;
-    let arr = arr.cast_into::<PyArrayDyn<i64>>()?;
+    let arr = contiguous::<i64>(&np, &arr, "int64")?;
     let ro = arr.readonly();
     Ok(ro.as_slice()?.to_vec())
 }
@@ -222,10 +229,7 @@ pub(crate) fn as_f64<'py>(
             dtype.str()?
         )));
     }
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("dtype", np.getattr("float64")?)?;
-    let arr = np.call_method("ascontiguousarray", (arr,), Some(&kwargs))?;
-    let arr = arr.cast_into::<PyArrayDyn<f64>>()?;
+    let arr = contiguous::<f64>(&np, &arr, "float64")?;
     let ro = arr.readonly();
     Ok((ro.shape().to_vec(), ro.as_slice()?.to_vec()))
 }
