@@ -97,6 +97,8 @@ pub struct GpuContext {
     lost: Arc<Mutex<Option<(String, String)>>>,
     faults: Arc<Mutex<Option<(usize, Fault)>>>,
     kernels: KernelCache,
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) poller: crate::gpu::poller::Poller,
 }
 
 /// A device error [`GpuContext::inject_fault`] makes an operation report, for testing how a
@@ -281,6 +283,8 @@ impl GpuContext {
             lost,
             faults: Arc::default(),
             kernels: KernelCache::default(),
+            #[cfg(not(target_arch = "wasm32"))]
+            poller: Default::default(),
         }
     }
 

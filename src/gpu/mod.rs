@@ -14,6 +14,8 @@ mod optim;
 mod params;
 mod path;
 mod pipelines;
+#[cfg(not(target_arch = "wasm32"))]
+mod poller;
 mod readback;
 mod scratch;
 mod session;

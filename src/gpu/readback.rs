@@ -10,7 +10,7 @@ use crate::gpu::errors::gpu_message;
 ///
 /// On native targets something has to poll the device: the blocking API does it on the
 /// calling thread ([`Drive::Inline`]); the async API must not block its executor, so a
-/// short-lived thread waits for the submission instead ([`Drive::Background`]). In a
+/// the context's waiting thread does instead ([`Drive::Background`], `poller.rs`). In a
 /// browser the page's event loop resolves `mapAsync` by itself and both behave alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Drive {
@@ -53,25 +53,20 @@ pub(super) async fn read_prefix_async(
     });
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let wait = wgpu::PollType::Wait {
-            submission_index: Some(submission),
-            timeout: None,
-        };
         match drive {
             Drive::Inline => {
                 ctx.device()
-                    .poll(wait)
+                    .poll(wgpu::PollType::Wait {
+                        submission_index: Some(submission),
+                        timeout: None,
+                    })
                     .map_err(|e| gpu_error("waiting for the forward", e))?;
             }
             Drive::Background => {
                 // A failed wait (a lost device) drops or fails the map callback, which the
                 // receiver reports below.
-                let device = ctx.device().clone();
-                std::thread::Builder::new()
-                    .name("gru-wgpu poll".into())
-                    .spawn(move || {
-                        let _ = device.poll(wait);
-                    })
+                ctx.poller
+                    .wait_for(ctx.device(), submission)
                     .map_err(|e| gpu_message("waiting for the forward", e.to_string()))?;
             }
         }
