@@ -254,6 +254,48 @@ impl GpuGru {
         .await?
     }
 
+    /// Another handle on the same weights on the device, without uploading them again: for
+    /// a [`crate::gpu::GruSession`] that serves a model which also runs one-shot forwards, or
+    /// for a second thread (each handle is used by one caller at a time, as `forward` takes
+    /// `&mut self`). The weight buffers and pipelines are shared; what a forward needs of its
+    /// own (scratch buffers, profiling, timings, [`GpuGru::stats`], training pipelines) is
+    /// the new handle's, starting empty; kernel choices ([`GpuGru::set_kernel_path`],
+    /// [`GpuGru::set_step_kernel`], [`GpuGru::set_gemm_kernel`]) are copied.
+    ///
+    /// Weights updated in place reach every handle that shares them: a handle of a GPU
+    /// trainer's model ([`crate::gpu::GpuTrainer::gru`]) serves the trained weights from the
+    /// next submission after each optimizer step (submissions run in order on the context's
+    /// queue, so a forward never sees half a step). The device memory is freed with the last
+    /// handle.
+    pub fn share(&self) -> GpuGru {
+        GpuGru {
+            ctx: self.ctx.clone(),
+            dtype: self.dtype,
+            fallback: self.fallback.clone(),
+            convention: self.convention,
+            direction: self.direction,
+            input_size: self.input_size,
+            hidden_size: self.hidden_size,
+            clip: self.clip,
+            layers: self.layers.clone(),
+            pipelines: self.pipelines.clone(),
+            gemm_choice: self.gemm_choice,
+            step_choice: self.step_choice,
+            path: self.path,
+            uniform_stride: self.uniform_stride,
+            scratch: None,
+            poison: None,
+            profiling: false,
+            timing: None,
+            encode: std::time::Duration::ZERO,
+            stats: ModelStats::default(),
+            #[cfg(not(target_arch = "wasm32"))]
+            train: None,
+            #[cfg(not(target_arch = "wasm32"))]
+            model_id: crate::gpu::train::next_model_id(),
+        }
+    }
+
     /// The storage type of weights and activations on the device.
     pub fn dtype(&self) -> Dtype {
         self.dtype
@@ -562,8 +604,8 @@ impl GpuGru {
 
     /// [`GpuGru::forward`] as a future that resolves when the outputs are read back, without
     /// blocking the thread: in a browser the page's event loop completes the readback; on
-    /// native targets a short-lived thread waits for the GPU while the caller's executor
-    /// goes on. Same shapes, results and errors as [`GpuGru::forward`].
+    /// native targets the context's waiting thread (one per context, started by the first
+    /// async call) waits for the GPU while the caller's executor goes on. Same shapes, results and errors as [`GpuGru::forward`].
     pub async fn forward_async(&mut self, input: &GruInput<'_>) -> Result<GruOutput> {
         self.forward_with(input, Drive::Background).await
     }

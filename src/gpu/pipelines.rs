@@ -13,6 +13,7 @@ use crate::shaders::Kernel;
 use crate::weights::Convention;
 
 /// The input-projection pipelines, one per [`GemmKernel`] variant.
+#[derive(Clone)]
 pub(super) struct GemmPipelines {
     /// `input_projection.wgsl`.
     pub(super) tiled: wgpu::ComputePipeline,
@@ -25,6 +26,7 @@ pub(super) struct GemmPipelines {
 
 /// The step-fused pipelines of each [`StepKernel`]: one entry point per dispatch of a
 /// step (one for reset-after, gates then candidate for reset-before).
+#[derive(Clone)]
 pub(super) struct StepPipelines {
     pub(super) staged: Vec<wgpu::ComputePipeline>,
     pub(super) direct: Vec<wgpu::ComputePipeline>,
@@ -49,6 +51,7 @@ impl StepPipelines {
 }
 
 /// Everything a model dispatches, with the layouts its bind groups follow.
+#[derive(Clone)]
 pub(super) struct ModelPipelines {
     /// The input-projection kernels' bind-group layout.
     pub(super) gemm_layout: wgpu::BindGroupLayout,

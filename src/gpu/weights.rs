@@ -10,7 +10,8 @@ use crate::gpu::params::bytes_of;
 use crate::model::ModelView;
 use crate::weights::GruWeights;
 
-/// A layer's weights on the device.
+/// A layer's weights on the device (cloning shares the buffers: [`crate::gpu::GpuGru::share`]).
+#[derive(Clone)]
 pub(super) struct LayerWeights {
     /// `[K, D·3H]`: every direction's `Wᵀ`, side by side.
     pub(super) wt: wgpu::Buffer,

@@ -674,3 +674,69 @@ fn a_restored_trainer_goes_on_as_the_original() {
         ));
     }
 }
+
+/// A handle made with `GpuGru::share` on the trainer's model (and a streaming session over
+/// another) reads the very buffers the optimizer rewrites: before any step both equal the
+/// CPU forward of the initial model, after each step both equal the CPU forward of the
+/// trained model (`GpuTrainer::model`), which differs from the initial one by more than the
+/// tolerance; nothing was uploaded again.
+#[test]
+fn shared_handles_serve_the_trained_weights() {
+    let Some(ctx) = gpu() else { return };
+    let case = &cases()[0];
+    assert_eq!(
+        case.direction,
+        Direction::Forward,
+        "a session needs a forward model"
+    );
+    let (mut trainer, _) = trainers(ctx, case);
+    let mut served = trainer.gru().share();
+    let mut session = gru_wgpu::gpu::GruSession::new(trainer.gru().share(), 2).expect("session");
+    let stream = session.open().expect("stream");
+    let probe = batch(case, 99);
+    // One entry, time-major [T, 1, I]: the first entry of the probe batch.
+    let x: Vec<f32> = probe.x[..case.t * case.i].to_vec();
+    let one = GruInput::new(&x, case.t, 1);
+    let initial = gru_wgpu::cpu::forward_model(&trainer.model().expect("model"), &one)
+        .expect("reference")
+        .y;
+    let mut fed = 0;
+    for step in 0..3u64 {
+        let model = trainer.model().expect("model");
+        let expected = gru_wgpu::cpu::forward_model(&model, &one)
+            .expect("reference")
+            .y;
+        let context = format!(
+            "{} (seed {}, T={} I={} H={}), after {step} steps",
+            case.name, case.seed, case.t, case.i, case.h
+        );
+        let got = served.forward(&one).expect("shared forward").y;
+        let c = Tolerance::F32.compare(&got, &expected);
+        assert!(c.passed(), "{context}: shared handle: {c}");
+        // The session's stream restarts from zero at each step's probe.
+        session.reset(stream).expect("reset the stream");
+        let streamed = session
+            .feed(&gru_wgpu::gpu::Feed::new(&[stream], &x, case.t))
+            .expect("feed");
+        fed += 1;
+        let c = Tolerance::F32.compare(&streamed, &expected);
+        assert!(c.passed(), "{context}: session on a shared handle: {c}");
+        if step > 0 {
+            let moved = Tolerance::F32.compare(&got, &initial);
+            assert!(
+                !moved.passed(),
+                "{context}: the weights did not move: {moved}"
+            );
+        }
+        let data = batch(case, step);
+        trainer
+            .step(&input(case, &data), &data.targets)
+            .expect("GPU step");
+    }
+    assert_eq!(fed, 3);
+    assert_eq!(
+        served.stats().pipelines_created,
+        0,
+        "nothing built for a handle"
+    );
+}

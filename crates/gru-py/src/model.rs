@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use gru_wgpu::gpu::{GpuContext, GpuGru, ModelOptions};
+use gru_wgpu::gpu::{GpuGru, ModelOptions};
 use gru_wgpu::head::{final_features, Dense, HeadActivation};
 use gru_wgpu::init::{self, Init};
 use gru_wgpu::io::export::{self, HeadTensors, NamedTensor};
@@ -76,13 +76,9 @@ pub(crate) struct Head {
 
 /// Where the network's forward runs.
 pub(crate) enum Place {
-    /// Resident on the GPU (one upload), behind a lock so the GIL can be released.
-    /// The model's context is kept beside it so that a session can share the device
-    /// without taking the model's lock (never taken while holding the GIL).
-    Gpu {
-        gru: Box<Mutex<GpuGru>>,
-        ctx: Box<GpuContext>,
-    },
+    /// Resident on the GPU (one upload, shared by the model's sessions), behind a lock so
+    /// the GIL can be released (the lock is never taken while holding the GIL).
+    Gpu { gru: Box<Mutex<GpuGru>> },
     /// The `f64` CPU reference path over `model` (rounded to the storage type).
     Cpu { model: GruModel },
 }
@@ -112,7 +108,6 @@ pub(crate) fn place(
         Ok((
             Place::Gpu {
                 gru: Box::new(Mutex::new(gru)),
-                ctx: Box::new(ctx),
             },
             describe,
         ))

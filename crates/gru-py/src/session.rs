@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use gru_wgpu::gpu::{Feed, GpuGru, GruSession, ModelOptions, StreamId};
+use gru_wgpu::gpu::{Feed, GruSession, StreamId};
 use gru_wgpu::{cpu, Direction, GruError, GruInput, GruModel};
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -66,17 +66,15 @@ impl Session {
             ));
         }
         let streams = match &model.place {
-            Place::Gpu { ctx, .. } => {
-                let options = ModelOptions {
-                    dtype: model.dtype,
-                    allow_f32_fallback: false,
-                };
-                let session = py
-                    .detach(|| {
-                        GpuGru::from_model_with(ctx, m, &options)
-                            .and_then(|g| GruSession::new(g, capacity))
-                    })
-                    .map_err(py_err)?;
+            Place::Gpu { gru, .. } => {
+                // The session reads the model's weights where they are (no second upload);
+                // the model's lock is taken with the GIL released, as everywhere.
+                let session = py.detach(|| match gru.lock() {
+                    Ok(g) => GruSession::new(g.share(), capacity).map_err(py_err),
+                    Err(_) => Err(PyRuntimeError::new_err(
+                        "the model is unusable: a previous call panicked while holding it",
+                    )),
+                })?;
                 Streams::Gpu {
                     session: Box::new(session),
                     ids: HashMap::new(),

@@ -543,13 +543,14 @@ impl WebModel {
     }
 
     /// A streaming session of `capacity` streams over this model (GPU models that run
-    /// forward only). Each stream's state stays on the GPU between feeds.
+    /// forward only). Each stream's state stays on the GPU between feeds; the session reads
+    /// the model's weights where they already are (no second upload).
     pub fn session(&self, capacity: JsValue) -> Promise {
         let capacity = count(&capacity, "capacity");
-        let (network, meta, on_gpu) = (self.network.clone(), self.meta.clone(), self.gpu.is_some());
+        let (network, meta, gpu) = (self.network.clone(), self.meta.clone(), self.gpu.clone());
         future_to_promise(async move {
             let capacity = capacity?;
-            if !on_gpu {
+            let Some(gpu) = gpu else {
                 return Err(js_err(GruError::invalid(
                     "model for a streaming session",
                     "a model on the GPU",
@@ -557,15 +558,8 @@ impl WebModel {
                         .clone()
                         .unwrap_or_else(|| "a model on the CPU reference path".into()),
                 )));
-            }
-            let ctx = context().await.map_err(js_err)?;
-            let options = ModelOptions {
-                dtype: meta.dtype,
-                allow_f32_fallback: false,
             };
-            let gru = GpuGru::from_model_async(&ctx, &network, &options)
-                .await
-                .map_err(js_err)?;
+            let gru = gpu.lock().await.share();
             let session = Session::new_async(gru, capacity).await.map_err(js_err)?;
             let web = WebSession {
                 state_len: session.state_len(),
