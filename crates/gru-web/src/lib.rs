@@ -30,7 +30,9 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use futures_intrusive::sync::LocalMutex;
-use gru_wgpu::gpu::{Feed, GpuContext, GpuGru, GruSession as Session, ModelOptions, StreamId};
+use gru_wgpu::gpu::{
+    ContextOptions, Feed, GpuContext, GpuGru, GruSession as Session, ModelOptions, StreamId,
+};
 use gru_wgpu::init::{self, Init};
 use gru_wgpu::io::{self, ImportOptions, Imported};
 use gru_wgpu::{cpu, Convention, Direction, Dtype, GruError, GruModel as Network, Tolerance};
@@ -64,6 +66,38 @@ fn bad_arg(what: &str, expected: &str, got: &JsValue) -> JsValue {
 thread_local! {
     /// The page's GPU context, made by the first call that needs it.
     static CONTEXT: RefCell<Option<GpuContext>> = const { RefCell::new(None) };
+    /// Whether that context asks for WebGPU's default limits instead of the adapter's.
+    static DEFAULT_LIMITS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Which limits the page's device is created with, before its first GPU call: `"adapter"`
+/// (the default: the adapter's own, e.g. larger bindings on a discrete GPU) or `"default"`
+/// (WebGPU's default limits, which every adapter grants: 8 storage buffers per stage, 128 MiB
+/// bindings, 65535 workgroups per dimension, 16 KiB of workgroup memory; every kernel runs
+/// within them, splitting work where a problem is larger). `adapterInfo().limits` reports the
+/// device's. Throws once the device exists, or for another value.
+#[wasm_bindgen(js_name = setDeviceLimits)]
+pub fn set_device_limits(which: &str) -> Result<(), JsValue> {
+    let default = match which {
+        "adapter" => false,
+        "default" => true,
+        other => {
+            return Err(bad_arg(
+                "device limits",
+                "\"adapter\" or \"default\"",
+                &other.into(),
+            ))
+        }
+    };
+    if CONTEXT.with(|c| c.borrow().is_some()) {
+        return Err(js_err(GruError::invalid(
+            "setDeviceLimits",
+            "a call before the page's first GPU call",
+            "the device already exists",
+        )));
+    }
+    DEFAULT_LIMITS.with(|d| d.set(default));
+    Ok(())
 }
 
 /// The page's context: the WebGPU adapter and device, created once.
@@ -71,7 +105,15 @@ async fn context() -> Result<GpuContext, GruError> {
     if let Some(ctx) = CONTEXT.with(|c| c.borrow().clone()) {
         return Ok(ctx);
     }
-    let ctx = GpuContext::new_async().await?;
+    let ctx = if DEFAULT_LIMITS.with(|d| d.get()) {
+        GpuContext::with_options_async(&ContextOptions {
+            limits: Some(wgpu::Limits::default()),
+            ..ContextOptions::from_env()
+        })
+        .await?
+    } else {
+        GpuContext::new_async().await?
+    };
     // Two calls may have raced to create it: keep the first.
     Ok(CONTEXT.with(|c| c.borrow_mut().get_or_insert(ctx).clone()))
 }
@@ -256,7 +298,8 @@ fn opt_string(s: Option<&str>) -> JsValue {
 
 /// The page's WebGPU adapter: `{name, backend, deviceType, driver, description, shaderF16,
 /// subgroups, limits: {maxStorageBuffersPerShaderStage, maxStorageBufferBindingSize,
-/// maxComputeWorkgroupsPerDimension}}`, or `null` when the browser has no WebGPU adapter.
+/// maxComputeWorkgroupsPerDimension, maxComputeWorkgroupStorageSize}}` (the limits the device
+/// was created with: [`set_device_limits`]), or `null` when the browser has no WebGPU adapter.
 #[wasm_bindgen(js_name = adapterInfo)]
 pub fn adapter_info() -> Promise {
     future_to_promise(async move {
@@ -299,6 +342,11 @@ pub fn adapter_info() -> Promise {
             &l,
             "maxComputeWorkgroupsPerDimension",
             limits.max_compute_workgroups_per_dimension,
+        );
+        set(
+            &l,
+            "maxComputeWorkgroupStorageSize",
+            limits.max_compute_workgroup_storage_size,
         );
         set(&obj, "limits", l);
         Ok(obj.into())

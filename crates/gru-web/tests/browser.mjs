@@ -6,6 +6,8 @@
 //
 // Needs crates/gru-web/www/pkg (scripts/build-web.sh) and `npm ci` in crates/gru-web
 // (playwright-core only; the browser is the system's /usr/bin/chromium, never downloaded).
+// The page's device is made with WebGPU's default limits (?limits=default: 8 storage buffers
+// per stage, 128 MiB bindings, 16 KiB workgroup memory), checked from adapterInfo().
 // Exit 0 only when: a WebGPU adapter was found (the GPU really ran, no CPU fallback), at least
 // 20 GPU forward cases and every case are ok, the streaming cases and both golden files
 // (PyTorch, Keras; GPU and CPU) are ok, and every bad input was rejected with a message.
@@ -98,7 +100,9 @@ async function main() {
     });
     page.on('crash', () => console.log('[page crashed]'));
 
-    const url = `${server.url}index.html?parity=1&golden=/golden`;
+    // limits=default: the device is created with WebGPU's default limits (SwiftShader's own
+    // are larger), so every case shows the kernels fit what any adapter grants.
+    const url = `${server.url}index.html?parity=1&golden=/golden&limits=default`;
     console.log(`opening ${url}`);
     const t0 = Date.now();
     await page.goto(url, { waitUntil: 'load' });
@@ -176,6 +180,13 @@ async function main() {
     const problems = [];
     if (error) problems.push(`the parity run threw: ${error}`);
     if (!adapter) problems.push('no WebGPU adapter: the GPU never ran (a CPU fallback does not count)');
+    else {
+      // WebGPU's defaults, as the page asked (?limits=default).
+      const want = { maxStorageBuffersPerShaderStage: 8, maxStorageBufferBindingSize: 134217728, maxComputeWorkgroupsPerDimension: 65535, maxComputeWorkgroupStorageSize: 16384 };
+      for (const [k, v] of Object.entries(want)) {
+        if (adapter.limits?.[k] !== v) problems.push(`device limit ${k}: expected WebGPU's default ${v}, got ${adapter.limits?.[k]}`);
+      }
+    }
     const kind = (k) => cases.filter((c) => c.kind === k);
     const fwd = kind('forward');
     if (fwd.length < 20) problems.push(`only ${fwd.length} GPU forward cases ran (at least 20 needed)`);

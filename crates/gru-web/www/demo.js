@@ -10,6 +10,9 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const PARITY = params.get('parity') === '1';
 const GOLDEN = params.get('golden') || '/golden';
+// ?limits=default: the device gets WebGPU's default limits instead of the adapter's (the
+// browser test runs the parity suite so, to show every kernel fits them).
+const LIMITS = params.get('limits');
 
 let compare = null; // set after init (gru.compare, or the JS rule when the package lacks it)
 
@@ -470,6 +473,7 @@ async function main() {
   compare = comparer(gru).compare;
   let info = null;
   try {
+    if (LIMITS) gru.setDeviceLimits(LIMITS);
     info = await gru.adapterInfo();
   } catch (e) {
     line.className = 'adapter error';
@@ -479,7 +483,7 @@ async function main() {
     const browser = await browserAdapterLine();
     const desc = (info.description || '').trim();
     line.className = 'adapter';
-    line.textContent = `WebGPU adapter: ${browser ? browser + ' — ' : ''}${desc}; shader-f16 ${info.shaderF16 ? 'yes' : 'no'}, subgroups ${info.subgroups ? 'yes' : 'no'}`;
+    line.textContent = `WebGPU adapter: ${browser ? browser + ' — ' : ''}${desc}; shader-f16 ${info.shaderF16 ? 'yes' : 'no'}, subgroups ${info.subgroups ? 'yes' : 'no'}${LIMITS === 'default' ? '; WebGPU default limits' : ''}`;
     window.gruBrowserAdapter = browser;
   } else if (!line.classList.contains('error')) {
     line.className = 'adapter none';

@@ -651,6 +651,8 @@ async function badInputCases(gru, goldenBase) {
         }
       }],
       ['parseNpy: not an .npy file', () => gru.parseNpy(r.bytes(64))],
+      ['setDeviceLimits: unknown value (throws)', () => gru.setDeviceLimits('huge')],
+      ['setDeviceLimits: after the device exists (throws)', () => gru.setDeviceLimits('adapter')],
     ];
     for (const [name, fn] of cases) out.push(await expectRejection(`bad ${name}`, fn));
     if (typeof gru.compare === 'function') {
