@@ -248,3 +248,62 @@ fn async_forward_and_feed_run_from_another_thread() {
         "set_state_async(None) zeroes the state"
     );
 }
+
+/// Past a device limit the async forward runs in pieces exactly as the blocking one does
+/// (over the batch, and over time for a forward network): on a device with 4 KiB bindings and
+/// 2 workgroups per dimension, `forward_async` equals the CPU reference and the blocking
+/// forward bit for bit, and the model counts the split.
+#[test]
+fn async_forward_splits_past_device_limits() {
+    let Some(shared) = gpu() else { return };
+    let small = common::own_device(
+        shared,
+        ContextOptions {
+            limits: Some(wgpu::Limits {
+                max_storage_buffer_binding_size: 4096,
+                max_buffer_size: 1 << 20,
+                max_compute_workgroups_per_dimension: 2,
+                ..wgpu::Limits::default()
+            }),
+            optional_features: wgpu::Features::empty(),
+            ..ContextOptions::default()
+        },
+        "device with lowered limits",
+    );
+    let mut rng = Rng::new(4096);
+    for (convention, direction, layers, i, h, t, b) in [
+        (Convention::ResetAfter, Direction::Forward, 2, 5, 8, 40, 9),
+        (
+            Convention::ResetBefore,
+            Direction::Bidirectional,
+            1,
+            3,
+            6,
+            12,
+            20,
+        ),
+    ] {
+        let what = format!("{convention:?} {direction:?} L={layers} I={i} H={h} T={t} B={b}");
+        let net = network(&mut rng, convention, direction, layers, i, h);
+        let x = rng.vec(t * b * i, 1.0);
+        let input = GruInput::new(&x, t, b);
+        let expected = cpu::forward_model(&net, &input).expect("cpu");
+        let mut gpu = pollster::block_on(GpuGru::from_model_async(
+            &small,
+            &net,
+            &ModelOptions::default(),
+        ))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let got =
+            pollster::block_on(gpu.forward_async(&input)).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(gpu.stats().split_forwards > 0, "{what}: not split");
+        check(&format!("{what}: Y"), &got.y, &expected.y);
+        check(&format!("{what}: Y_h"), &got.y_h, &expected.y_h);
+        let blocking = gpu.forward(&input).expect("blocking forward");
+        assert_eq!(blocking.y, got.y, "{what}: blocking and async Y differ");
+        assert_eq!(
+            blocking.y_h, got.y_h,
+            "{what}: blocking and async Y_h differ"
+        );
+    }
+}
