@@ -412,3 +412,17 @@ pub fn describe_adapter(info: &wgpu::AdapterInfo) -> String {
         info.name, info.backend, info.device_type, info.driver, info.driver_info
     )
 }
+
+/// A context of its own for a unit test (so that other tests' models do not count), or
+/// `None` where `GRU_REQUIRE_GPU=0` allows skipping; without an adapter it panics otherwise.
+#[cfg(test)]
+pub(crate) fn test_context(test: &str) -> Option<GpuContext> {
+    match GpuContext::new() {
+        Ok(ctx) => Some(ctx),
+        Err(e) if std::env::var("GRU_REQUIRE_GPU").as_deref() == Ok("0") => {
+            eprintln!("SKIPPED {test}: {e}");
+            None
+        }
+        Err(e) => panic!("no GPU adapter ({e}); set GRU_REQUIRE_GPU=0 to skip"),
+    }
+}

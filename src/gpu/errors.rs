@@ -40,12 +40,19 @@ pub(super) fn gpu_message(operation: &str, message: impl Into<String>) -> GruErr
 /// the enclosing [`scoped_async`], which every GPU operation runs in.
 #[cfg(not(target_arch = "wasm32"))]
 pub(super) fn caught<T>(device: &wgpu::Device, f: impl FnOnce() -> T) -> (T, Option<wgpu::Error>) {
+    pollster::block_on(in_scopes(device, f))
+}
+
+/// Runs `f` inside validation and out-of-memory error scopes of `device`; resolves to its
+/// value and the first error the scopes caught.
+async fn in_scopes<T>(device: &wgpu::Device, f: impl FnOnce() -> T) -> (T, Option<wgpu::Error>) {
     let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let value = f();
-    let oom = pollster::block_on(oom.pop());
-    let validation = pollster::block_on(validation.pop());
-    (value, oom.or(validation))
+    // Error scopes belong to the thread that pushed them: both are popped (innermost first)
+    // before the first await, which may resume on another thread.
+    let (oom, validation) = (oom.pop(), validation.pop());
+    (value, oom.await.or(validation.await))
 }
 
 /// On the web: runs `f`; errors reach the enclosing [`scoped_async`] (see the native form).
@@ -70,14 +77,7 @@ pub(super) async fn scoped_async<T>(
     f: impl FnOnce() -> T,
 ) -> Result<T> {
     ctx.check_lost()?;
-    let device = ctx.device();
-    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-    let value = f();
-    // Error scopes belong to the thread that pushed them: both are popped (innermost first)
-    // before the first await, which may resume on another thread.
-    let (oom, validation) = (oom.pop(), validation.pop());
-    let error = oom.await.or(validation.await);
+    let (value, error) = in_scopes(ctx.device(), f).await;
     if let Some(e) = error {
         // A lost device explains any error it caused; say so instead.
         ctx.check_lost_after_poll()?;

@@ -329,20 +329,14 @@ fn layouts<'a>(
 mod tests {
     use super::*;
     use crate::error::GruError;
-    use crate::gpu::GpuContext;
 
     /// A pipeline the device refuses (an `override` the kernel does not declare) is a
     /// `GruError::Gpu` with wgpu's error as its source, and is not cached: the same request
     /// fails again, and a valid one afterwards is created and then served from the cache.
     #[test]
     fn a_refused_pipeline_is_reported_and_not_cached() {
-        let ctx = match GpuContext::new() {
-            Ok(ctx) => ctx,
-            Err(e) if std::env::var("GRU_REQUIRE_GPU").as_deref() == Ok("0") => {
-                eprintln!("SKIPPED a_refused_pipeline_is_reported_and_not_cached: {e}");
-                return;
-            }
-            Err(e) => panic!("no GPU adapter ({e}); set GRU_REQUIRE_GPU=0 to skip"),
+        let Some(ctx) = own_context("a_refused_pipeline_is_reported_and_not_cached") else {
+            return;
         };
         let (device, kernels) = (ctx.device(), ctx.kernels());
         let bad = [("NO_SUCH_OVERRIDE", 1.0)];
@@ -382,18 +376,7 @@ mod tests {
         assert!(ctx.check_lost().is_ok());
     }
 
-    /// A context of its own for a test (so that other tests' models do not count), or `None`
-    /// where `GRU_REQUIRE_GPU=0` allows skipping.
-    fn own_context(test: &str) -> Option<GpuContext> {
-        match GpuContext::new() {
-            Ok(ctx) => Some(ctx),
-            Err(e) if std::env::var("GRU_REQUIRE_GPU").as_deref() == Ok("0") => {
-                eprintln!("SKIPPED {test}: {e}");
-                None
-            }
-            Err(e) => panic!("no GPU adapter ({e}); set GRU_REQUIRE_GPU=0 to skip"),
-        }
-    }
+    use crate::gpu::context::test_context as own_context;
 
     /// Reset-after weights with `I = 3`, `H = 8`, a value pattern and no bias.
     fn weights() -> crate::weights::GruWeights {

@@ -605,7 +605,8 @@ impl GpuGru {
     /// [`GpuGru::forward`] as a future that resolves when the outputs are read back, without
     /// blocking the thread: in a browser the page's event loop completes the readback; on
     /// native targets the context's waiting thread (one per context, started by the first
-    /// async call) waits for the GPU while the caller's executor goes on. Same shapes, results and errors as [`GpuGru::forward`].
+    /// async call) waits for the GPU while the caller's executor goes on. Same shapes,
+    /// results and errors as [`GpuGru::forward`].
     pub async fn forward_async(&mut self, input: &GruInput<'_>) -> Result<GruOutput> {
         self.forward_with(input, Drive::Background).await
     }

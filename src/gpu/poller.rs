@@ -80,7 +80,8 @@ impl Poller {
 
 #[cfg(test)]
 mod tests {
-    use crate::gpu::{GpuContext, GpuGru};
+    use crate::gpu::context::test_context;
+    use crate::gpu::GpuGru;
     use crate::{cpu, GruInput, GruModel, Tolerance};
 
     /// Many async forwards on one context (and on a clone of it) share one waiting thread,
@@ -88,13 +89,8 @@ mod tests {
     /// (which polls on its own thread) starts none.
     #[test]
     fn async_readbacks_share_one_waiting_thread_per_context() {
-        let ctx = match GpuContext::new() {
-            Ok(ctx) => ctx,
-            Err(e) if std::env::var("GRU_REQUIRE_GPU").as_deref() == Ok("0") => {
-                eprintln!("SKIPPED async_readbacks_share_one_waiting_thread_per_context: {e}");
-                return;
-            }
-            Err(e) => panic!("no GPU adapter ({e}); set GRU_REQUIRE_GPU=0 to skip"),
+        let Some(ctx) = test_context("async_readbacks_share_one_waiting_thread_per_context") else {
+            return;
         };
         let (i, h, t, b) = (3, 5, 4, 2);
         let value = |n: usize| ((n * 7919) % 13) as f32 / 13.0 - 0.5;

@@ -54,6 +54,25 @@ fn network(
 
 fn assert_send<T: Send>(_: &T) {}
 
+/// `got` (an async forward's output) equals the reference `expected`, and the blocking
+/// forward of the same model gives the same bits.
+fn check_async_forward(
+    what: &str,
+    gpu: &mut GpuGru,
+    input: &GruInput<'_>,
+    got: &gru_wgpu::GruOutput,
+    expected: &gru_wgpu::GruOutput,
+) {
+    check(&format!("{what}: Y"), &got.y, &expected.y);
+    check(&format!("{what}: Y_h"), &got.y_h, &expected.y_h);
+    let blocking = gpu.forward(input).expect("blocking forward");
+    assert_eq!(blocking.y, got.y, "{what}: blocking and async Y differ");
+    assert_eq!(
+        blocking.y_h, got.y_h,
+        "{what}: blocking and async Y_h differ"
+    );
+}
+
 #[test]
 fn async_forward_on_webgpu_default_limits_equals_the_reference() {
     let Some(shared) = gpu() else { return };
@@ -152,15 +171,7 @@ fn async_forward_on_webgpu_default_limits_equals_the_reference() {
         let fut = gpu.forward_async(&input);
         assert_send(&fut);
         let got = pollster::block_on(fut).unwrap_or_else(|e| panic!("{what}: {e}"));
-        check(&format!("{what}: Y"), &got.y, &expected.y);
-        check(&format!("{what}: Y_h"), &got.y_h, &expected.y_h);
-        // The blocking form gives the same bits.
-        let blocking = gpu.forward(&input).expect("blocking forward");
-        assert_eq!(blocking.y, got.y, "{what}: blocking and async Y differ");
-        assert_eq!(
-            blocking.y_h, got.y_h,
-            "{what}: blocking and async Y_h differ"
-        );
+        check_async_forward(&what, &mut gpu, &input, &got, &expected);
     }
 }
 
@@ -297,13 +308,6 @@ fn async_forward_splits_past_device_limits() {
         let got =
             pollster::block_on(gpu.forward_async(&input)).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert!(gpu.stats().split_forwards > 0, "{what}: not split");
-        check(&format!("{what}: Y"), &got.y, &expected.y);
-        check(&format!("{what}: Y_h"), &got.y_h, &expected.y_h);
-        let blocking = gpu.forward(&input).expect("blocking forward");
-        assert_eq!(blocking.y, got.y, "{what}: blocking and async Y differ");
-        assert_eq!(
-            blocking.y_h, got.y_h,
-            "{what}: blocking and async Y_h differ"
-        );
+        check_async_forward(&what, &mut gpu, &input, &got, &expected);
     }
 }

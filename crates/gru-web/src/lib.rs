@@ -105,15 +105,11 @@ async fn context() -> Result<GpuContext, GruError> {
     if let Some(ctx) = CONTEXT.with(|c| c.borrow().clone()) {
         return Ok(ctx);
     }
-    let ctx = if DEFAULT_LIMITS.with(|d| d.get()) {
-        GpuContext::with_options_async(&ContextOptions {
-            limits: Some(wgpu::Limits::default()),
-            ..ContextOptions::from_env()
-        })
-        .await?
-    } else {
-        GpuContext::new_async().await?
+    let options = ContextOptions {
+        limits: DEFAULT_LIMITS.with(|d| d.get()).then(wgpu::Limits::default),
+        ..ContextOptions::from_env()
     };
+    let ctx = GpuContext::with_options_async(&options).await?;
     // Two calls may have raced to create it: keep the first.
     Ok(CONTEXT.with(|c| c.borrow_mut().get_or_insert(ctx).clone()))
 }
